@@ -1,0 +1,4 @@
+//! Switchyard: a hybrid model-routing LLM gateway.
+
+pub mod canonical;
+pub mod dialects;

@@ -1,0 +1,1 @@
+//! Mock upstreams and test harness for end-to-end tests.

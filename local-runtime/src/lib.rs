@@ -1,0 +1,1 @@
+//! In-process open-model inference on ONNX Runtime.

@@ -1,0 +1,1 @@
+//! Policies: classifiers and the decision engine. Pure: no network, no clock, no globals.
