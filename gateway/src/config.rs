@@ -1,0 +1,324 @@
+//! Gateway configuration: a YAML file, or defaults from the standard provider
+//! environment variables when there is none.
+//!
+//! Loaded once at start-up into immutable values; the request path never reads files
+//! or the environment.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest accepted request body; larger ones get 413 in the client's dialect.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest single SSE event accepted from an upstream (bounds per-stream memory).
+    #[serde(default = "default_max_sse_event_bytes")]
+    pub max_sse_event_bytes: usize,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_max_sse_event_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// api.openai.com (or a proxy of it).
+    Openai,
+    /// api.anthropic.com (or a proxy of it).
+    Anthropic,
+    /// Anything that speaks OpenAI Chat Completions: vLLM, Ollama, Azure, Mistral…
+    OpenaiCompatible,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Unique name; `NAME/model` in a request routes to this provider.
+    pub name: String,
+    pub kind: ProviderKind,
+    /// OpenAI style includes `/v1` (`https://api.openai.com/v1`); Anthropic style does
+    /// not (`https://api.anthropic.com`), as in each SDK's `*_BASE_URL`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The key itself. Prefer `api_key_env` so secrets stay out of files.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Name of the environment variable holding the key (read once at start-up).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Whole-request deadline for non-streaming calls; for streams, the deadline for the
+    /// response head and for each gap between chunks.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Model names this provider serves: exact names or `*` globs. The first provider
+    /// (in file order) whose list matches a requested model serves it.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Extra headers sent on every upstream request (e.g. `OpenAI-Organization`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    600_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+
+impl ProviderConfig {
+    pub fn default_base_url(&self) -> &'static str {
+        match self.kind {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => "https://api.openai.com/v1",
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.base_url
+            .as_deref()
+            .unwrap_or_else(|| self.default_base_url())
+            .trim_end_matches('/')
+    }
+
+    /// The key, resolved from `api_key` or `api_key_env`. `None` is allowed: some
+    /// OpenAI-compatible servers (Ollama, vLLM) need no key.
+    pub fn resolve_api_key(&self) -> Option<String> {
+        if let Some(key) = &self.api_key {
+            return Some(key.clone());
+        }
+        self.api_key_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|k| !k.is_empty())
+    }
+}
+
+impl Config {
+    pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
+        Self::parse(yaml, "<config>")
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(yaml: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_yaml_ng::from_str(yaml).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.providers {
+            if p.name.is_empty() || p.name.contains('/') {
+                return Err(invalid(format!(
+                    "provider name {:?} must be non-empty and contain no '/'",
+                    p.name
+                )));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(invalid(format!("provider name {:?} is used twice", p.name)));
+            }
+            if let Some(url) = &p.base_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(format!(
+                        "provider {:?}: base_url {url:?} must start with http:// or https://",
+                        p.name
+                    )));
+                }
+            }
+            if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
+                return Err(invalid(format!(
+                    "provider {:?}: timeouts must be greater than 0",
+                    p.name
+                )));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes must be greater than 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The configuration used when no file is given: providers from the standard
+    /// environment variables (`OPENAI_API_KEY`/`OPENAI_BASE_URL`,
+    /// `ANTHROPIC_API_KEY`/`ANTHROPIC_BASE_URL`). A provider is configured when its key
+    /// or its base URL is set.
+    pub fn from_env() -> Config {
+        Self::from_env_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_env_vars(var: impl Fn(&str) -> Option<String>) -> Config {
+        let mut providers = Vec::new();
+        let openai_key = var("OPENAI_API_KEY");
+        let openai_base = var("OPENAI_BASE_URL");
+        if openai_key.is_some() || openai_base.is_some() {
+            providers.push(ProviderConfig {
+                name: "openai".into(),
+                kind: ProviderKind::Openai,
+                base_url: openai_base,
+                api_key: None,
+                api_key_env: Some("OPENAI_API_KEY".into()),
+                timeout_ms: default_timeout_ms(),
+                connect_timeout_ms: default_connect_timeout_ms(),
+                models: [
+                    "gpt-*",
+                    "o1*",
+                    "o3*",
+                    "o4*",
+                    "chatgpt-*",
+                    "ft:*",
+                ]
+                .map(String::from)
+                .to_vec(),
+                headers: Default::default(),
+            });
+        }
+        let anthropic_key = var("ANTHROPIC_API_KEY");
+        let anthropic_base = var("ANTHROPIC_BASE_URL");
+        if anthropic_key.is_some() || anthropic_base.is_some() {
+            providers.push(ProviderConfig {
+                name: "anthropic".into(),
+                kind: ProviderKind::Anthropic,
+                base_url: anthropic_base,
+                api_key: None,
+                api_key_env: Some("ANTHROPIC_API_KEY".into()),
+                timeout_ms: default_timeout_ms(),
+                connect_timeout_ms: default_connect_timeout_ms(),
+                models: vec!["claude-*".into()],
+                headers: Default::default(),
+            });
+        }
+        Config {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            max_sse_event_bytes: default_max_sse_event_bytes(),
+            providers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_config() {
+        let cfg = Config::from_yaml_str(
+            r#"
+listen: "127.0.0.1:0"
+providers:
+  - name: oai
+    kind: openai
+    base_url: "http://127.0.0.1:9/v1/"
+    api_key: sk-test
+    models: ["gpt-*"]
+  - name: claude
+    kind: anthropic
+    api_key_env: SOME_VAR
+    models: ["claude-*"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.providers.len(), 2);
+        assert_eq!(cfg.providers[0].base_url(), "http://127.0.0.1:9/v1");
+        assert_eq!(cfg.providers[1].base_url(), "https://api.anthropic.com");
+        assert_eq!(cfg.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_column() {
+        let err = Config::from_yaml_str("listen: x\nprovders: []\n").unwrap_err();
+        match err {
+            ConfigError::Parse { line, message, .. } => {
+                assert_eq!(line, 2);
+                assert!(message.contains("provders"), "{message}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn rejects_duplicate_provider_names_and_bad_urls() {
+        let dup = "providers:\n  - {name: a, kind: openai}\n  - {name: a, kind: anthropic}\n";
+        assert!(matches!(
+            Config::from_yaml_str(dup),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let url = "providers:\n  - {name: a, kind: openai, base_url: 'ftp://x'}\n";
+        assert!(matches!(
+            Config::from_yaml_str(url),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn env_defaults_configure_only_what_is_set() {
+        let cfg = Config::from_env_vars(|name| {
+            (name == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:9000/v1".to_string())
+        });
+        assert_eq!(cfg.providers.len(), 1);
+        assert_eq!(cfg.providers[0].kind, ProviderKind::Openai);
+        assert_eq!(cfg.providers[0].base_url(), "http://127.0.0.1:9000/v1");
+        assert!(Config::from_env_vars(|_| None).providers.is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! Anthropic Messages API backend.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+
+use crate::canonical::{ChatResponse, GatewayError};
+use crate::config::ProviderConfig;
+use crate::dialects::anthropic as wire;
+
+use super::http::{event_stream, read_body, send};
+use super::{Call, EventStream, Provider};
+
+/// The API version we speak when the client did not name one.
+const DEFAULT_VERSION: &str = "2023-06-01";
+
+pub struct AnthropicProvider {
+    name: String,
+    messages_url: String,
+    count_tokens_url: String,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_sse_event_bytes: usize,
+}
+
+impl AnthropicProvider {
+    pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = cfg.resolve_api_key() {
+            if let Ok(mut value) = HeaderValue::from_str(&key) {
+                value.set_sensitive(true);
+                headers.insert("x-api-key", value);
+            }
+        }
+        for (k, v) in &cfg.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+                headers.insert(k, v);
+            }
+        }
+        let base = cfg.base_url();
+        AnthropicProvider {
+            name: cfg.name.clone(),
+            messages_url: format!("{base}/v1/messages"),
+            count_tokens_url: format!("{base}/v1/messages/count_tokens"),
+            headers,
+            client,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            max_sse_event_bytes,
+        }
+    }
+
+    fn post(&self, url: &str, call: &Call<'_>, body: serde_json::Value) -> Result<reqwest::RequestBuilder, GatewayError> {
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
+        let mut headers = self.headers.clone();
+        let version = call
+            .headers
+            .anthropic_version
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or(HeaderValue::from_static(DEFAULT_VERSION));
+        headers.insert("anthropic-version", version);
+        if let Some(beta) = call
+            .headers
+            .anthropic_beta
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.insert("anthropic-beta", beta);
+        }
+        Ok(self.client.post(url).headers(headers).body(body))
+    }
+
+    fn message_body(call: &Call<'_>, stream: bool) -> serde_json::Value {
+        let mut body = wire::build_request(call.request, call.upstream_model);
+        body["stream"] = serde_json::Value::Bool(stream);
+        body
+    }
+}
+
+impl Provider for AnthropicProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        Box::pin(async move {
+            let body = Self::message_body(&call, false);
+            let request = self.post(&self.messages_url, &call, body)?;
+            let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
+            let body = read_body(&self.name, self.timeout, response).await?;
+            wire::parse_response(&body).map_err(|message| GatewayError::BadGateway {
+                provider: self.name.clone(),
+                message: format!("unreadable upstream response: {message}"),
+            })
+        })
+    }
+
+    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        Box::pin(async move {
+            let body = Self::message_body(&call, true);
+            let request = self.post(&self.messages_url, &call, body)?;
+            let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
+            Ok(event_stream(
+                &self.name,
+                self.timeout,
+                self.max_sse_event_bytes,
+                response,
+                wire::StreamDecoder::new(),
+            ))
+        })
+    }
+
+    fn count_tokens<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<u32, GatewayError>> {
+        Box::pin(async move {
+            let body = wire::build_count_tokens_request(call.request, call.upstream_model);
+            let request = self.post(&self.count_tokens_url, &call, body)?;
+            let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
+            let body = read_body(&self.name, self.timeout, response).await?;
+            #[derive(serde::Deserialize)]
+            struct Count {
+                input_tokens: u32,
+            }
+            serde_json::from_slice::<Count>(&body)
+                .map(|c| c.input_tokens)
+                .map_err(|e| GatewayError::BadGateway {
+                    provider: self.name.clone(),
+                    message: format!("unreadable count_tokens response: {e}"),
+                })
+        })
+    }
+}

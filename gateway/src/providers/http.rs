@@ -1,0 +1,227 @@
+//! HTTP plumbing shared by the HTTP providers: the pooled client, error mapping and
+//! turning an upstream SSE body into canonical events.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::canonical::{GatewayError, StreamEvent};
+use crate::config::ProviderConfig;
+use crate::dialects::sse::{SseEvent, SseParser};
+
+use super::EventStream;
+
+/// One pooled client per provider, created at start-up and shared by all requests.
+pub(crate) fn client(cfg: &ProviderConfig) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        // Without it every small response can wait ~40 ms on a delayed ACK.
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build()?)
+}
+
+/// Decodes one provider's streaming wire format into canonical events.
+pub(crate) trait SseDecoder: Send + 'static {
+    fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, String>;
+    /// Called at the end of the upstream body; errors when the stream was truncated.
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, String>;
+    /// The terminal event was seen; anything after it is ignored.
+    fn is_done(&self) -> bool;
+}
+
+impl SseDecoder for crate::dialects::openai::StreamDecoder {
+    fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::openai::StreamDecoder::decode(self, ev)
+    }
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::openai::StreamDecoder::finish(self)
+    }
+    fn is_done(&self) -> bool {
+        crate::dialects::openai::StreamDecoder::is_done(self)
+    }
+}
+
+impl SseDecoder for crate::dialects::anthropic::StreamDecoder {
+    fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::anthropic::StreamDecoder::decode(self, ev)
+    }
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::anthropic::StreamDecoder::finish(self)
+    }
+    fn is_done(&self) -> bool {
+        crate::dialects::anthropic::StreamDecoder::is_done(self)
+    }
+}
+
+pub(crate) type ErrorParser = fn(u16, &[u8], Option<String>, &str) -> GatewayError;
+
+fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> GatewayError {
+    if e.is_timeout() {
+        return GatewayError::Timeout {
+            provider: provider.to_string(),
+            after_ms: timeout.as_millis() as u64,
+        };
+    }
+    let message = if e.is_connect() {
+        "cannot connect to upstream".to_string()
+    } else {
+        // Strip the URL: it is config, but error text should not grow with it.
+        format!("upstream transport error: {}", e.without_url())
+    };
+    GatewayError::BadGateway {
+        provider: provider.to_string(),
+        message,
+    }
+}
+
+fn timed_out(provider: &str, timeout: Duration) -> GatewayError {
+    GatewayError::Timeout {
+        provider: provider.to_string(),
+        after_ms: timeout.as_millis() as u64,
+    }
+}
+
+/// Sends the request and waits for the response head; a non-2xx status becomes the
+/// provider's error in canonical form (status and `retry-after` kept).
+pub(crate) async fn send(
+    provider: &str,
+    timeout: Duration,
+    request: reqwest::RequestBuilder,
+    parse_error: ErrorParser,
+) -> Result<reqwest::Response, GatewayError> {
+    let response = tokio::time::timeout(timeout, request.send())
+        .await
+        .map_err(|_| timed_out(provider, timeout))?
+        .map_err(|e| transport_error(provider, timeout, e))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = read_body(provider, timeout, response)
+        .await
+        .unwrap_or_default();
+    Err(parse_error(status.as_u16(), &body, retry_after, provider))
+}
+
+pub(crate) async fn read_body(
+    provider: &str,
+    timeout: Duration,
+    response: reqwest::Response,
+) -> Result<Bytes, GatewayError> {
+    tokio::time::timeout(timeout, response.bytes())
+        .await
+        .map_err(|_| timed_out(provider, timeout))?
+        .map_err(|e| transport_error(provider, timeout, e))
+}
+
+struct StreamState<D> {
+    provider: String,
+    idle_timeout: Duration,
+    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    parser: SseParser,
+    decoder: D,
+    pending: VecDeque<Result<StreamEvent, GatewayError>>,
+    finished: bool,
+}
+
+impl<D: SseDecoder> StreamState<D> {
+    fn fail(&mut self, message: String) {
+        self.pending.push_back(Err(GatewayError::BadGateway {
+            provider: self.provider.clone(),
+            message,
+        }));
+        self.finished = true;
+    }
+
+    fn feed(&mut self, events: Vec<SseEvent>) {
+        for ev in events {
+            if self.decoder.is_done() {
+                break;
+            }
+            match self.decoder.decode(&ev) {
+                Ok(out) => self.pending.extend(out.into_iter().map(Ok)),
+                Err(message) => return self.fail(message),
+            }
+        }
+        if self.decoder.is_done() {
+            self.end();
+        }
+    }
+
+    fn end(&mut self) {
+        match self.decoder.finish() {
+            Ok(out) => {
+                self.pending.extend(out.into_iter().map(Ok));
+                self.finished = true;
+            }
+            Err(message) => self.fail(message),
+        }
+    }
+
+    async fn next_event(mut self) -> Option<(Result<StreamEvent, GatewayError>, Self)> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some((item, self));
+            }
+            if self.finished {
+                return None;
+            }
+            match tokio::time::timeout(self.idle_timeout, self.body.next()).await {
+                Err(_) => {
+                    let err = timed_out(&self.provider, self.idle_timeout);
+                    self.pending.push_back(Err(err));
+                    self.finished = true;
+                }
+                Ok(Some(Ok(chunk))) => match self.parser.push(&chunk) {
+                    Ok(events) => self.feed(events),
+                    Err(e) => self.fail(format!("invalid event stream: {e}")),
+                },
+                Ok(Some(Err(e))) => {
+                    let err = transport_error(&self.provider, self.idle_timeout, e);
+                    self.pending.push_back(Err(err));
+                    self.finished = true;
+                }
+                Ok(None) => match self.parser.finish() {
+                    Ok(last) => {
+                        self.feed(last.into_iter().collect());
+                        if !self.finished {
+                            self.end();
+                        }
+                    }
+                    Err(e) => self.fail(format!("invalid event stream: {e}")),
+                },
+            }
+        }
+    }
+}
+
+/// Turns an upstream SSE response into canonical events. Bounded memory: one parser
+/// buffer (capped at `max_event_bytes`) plus the events of one chunk.
+pub(crate) fn event_stream<D: SseDecoder>(
+    provider: &str,
+    idle_timeout: Duration,
+    max_event_bytes: usize,
+    response: reqwest::Response,
+    decoder: D,
+) -> EventStream {
+    let state = StreamState {
+        provider: provider.to_string(),
+        idle_timeout,
+        body: response.bytes_stream().boxed(),
+        parser: SseParser::new(max_event_bytes),
+        decoder,
+        pending: VecDeque::new(),
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(state, StreamState::next_event))
+}

@@ -1,0 +1,80 @@
+//! Backends behind one trait: one file per provider. The local model (a later stage)
+//! is just another implementation.
+
+pub mod anthropic;
+mod http;
+pub mod openai;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::Stream;
+
+use crate::canonical::{ChatRequest, ChatResponse, GatewayError, StreamEvent};
+use crate::config::{ProviderConfig, ProviderKind};
+
+/// A canonical answer arriving piece by piece. Dropping it cancels the upstream call.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, GatewayError>> + Send>>;
+
+/// Client headers that some providers need passed along (never credentials).
+#[derive(Debug, Clone, Default)]
+pub struct ForwardHeaders {
+    pub anthropic_version: Option<String>,
+    pub anthropic_beta: Option<String>,
+}
+
+/// One call to a backend: the canonical request plus what routing decided.
+pub struct Call<'a> {
+    pub request: &'a ChatRequest,
+    /// The model name the backend knows (routing may have rewritten the client's).
+    pub upstream_model: &'a str,
+    pub headers: &'a ForwardHeaders,
+}
+
+pub trait Provider: Send + Sync {
+    /// The configured name, as in `NAME/model`.
+    fn name(&self) -> &str;
+
+    /// The dialect family of the backend, for reporting.
+    fn kind(&self) -> &'static str;
+
+    /// Whether requests leave the organization (everything but the local model).
+    fn is_external(&self) -> bool {
+        true
+    }
+
+    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;
+
+    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>>;
+
+    /// Prompt tokens as the backend would count them. The default is an estimate for
+    /// backends without a counting endpoint.
+    fn count_tokens<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<u32, GatewayError>> {
+        let estimate = estimate_prompt_tokens(call.request);
+        Box::pin(async move { Ok(estimate) })
+    }
+}
+
+/// About four characters per token for English text, plus a few tokens of framing per
+/// message; good enough for budgets and reports, and marked as an estimate there.
+pub fn estimate_prompt_tokens(req: &ChatRequest) -> u32 {
+    let chars: usize = req.text_segments().map(|(_, t)| t.chars().count()).sum();
+    let framing = 4 * req.messages.len();
+    u32::try_from(chars.div_ceil(4) + framing).unwrap_or(u32::MAX)
+}
+
+/// Builds the provider for a config entry (one shared HTTP client per provider).
+pub fn build(cfg: &ProviderConfig, max_sse_event_bytes: usize) -> anyhow::Result<Arc<dyn Provider>> {
+    let client = http::client(cfg)?;
+    Ok(match cfg.kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => Arc::new(
+            openai::OpenAiProvider::new(cfg, client, max_sse_event_bytes),
+        ),
+        ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
+            cfg,
+            client,
+            max_sse_event_bytes,
+        )),
+    })
+}

@@ -1,0 +1,101 @@
+//! OpenAI and OpenAI-compatible backends (vLLM, Ollama, Azure OpenAI, Mistral…).
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+use crate::canonical::{ChatResponse, GatewayError};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::dialects::openai as wire;
+
+use super::http::{event_stream, read_body, send};
+use super::{Call, EventStream, Provider};
+
+pub struct OpenAiProvider {
+    name: String,
+    kind: &'static str,
+    chat_url: String,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_sse_event_bytes: usize,
+}
+
+impl OpenAiProvider {
+    pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = cfg.resolve_api_key() {
+            if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+            }
+        }
+        for (k, v) in &cfg.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+                headers.insert(k, v);
+            }
+        }
+        OpenAiProvider {
+            name: cfg.name.clone(),
+            kind: match cfg.kind {
+                ProviderKind::Openai => "openai",
+                _ => "openai_compatible",
+            },
+            chat_url: format!("{}/chat/completions", cfg.base_url()),
+            headers,
+            client,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            max_sse_event_bytes,
+        }
+    }
+
+    fn post(&self, call: &Call<'_>, stream: bool) -> Result<reqwest::RequestBuilder, GatewayError> {
+        let mut body = wire::build_request(call.request, call.upstream_model);
+        body["stream"] = serde_json::Value::Bool(stream);
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
+        Ok(self
+            .client
+            .post(&self.chat_url)
+            .headers(self.headers.clone())
+            .body(body))
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        Box::pin(async move {
+            let request = self.post(&call, false)?;
+            let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
+            let body = read_body(&self.name, self.timeout, response).await?;
+            wire::parse_response(&body).map_err(|message| GatewayError::BadGateway {
+                provider: self.name.clone(),
+                message: format!("unreadable upstream response: {message}"),
+            })
+        })
+    }
+
+    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        Box::pin(async move {
+            let request = self.post(&call, true)?;
+            let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
+            Ok(event_stream(
+                &self.name,
+                self.timeout,
+                self.max_sse_event_bytes,
+                response,
+                wire::StreamDecoder::new(),
+            ))
+        })
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: services, Python SDK venv, model cache,
+# then every Rust test (unit, property, end-to-end with the official SDKs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-services.sh
+bash scripts/setup-python.sh
+if [ -f scripts/setup-models.sh ]; then
+  bash scripts/setup-models.sh
+fi
+cargo test --workspace --all-targets "$@"
