@@ -1,1 +1,37 @@
-//! In-process open-model inference on ONNX Runtime.
+//! Switchyard's in-process local model runtime: open-weights decoders exported to ONNX,
+//! run through ONNX Runtime (`ort`, loaded dynamically) with `tokenizers`, chat templates,
+//! a KV cache, sampling, token streaming and continuous batching of concurrent requests.
+//!
+//! Models are prepared by `scripts/setup-models.sh` into [`default_cache_dir`]; see
+//! `docs/local-runtime.md`.
+
+mod chat;
+mod config;
+pub mod decoder;
+mod embed;
+mod env;
+mod error;
+mod files;
+mod model;
+mod sampling;
+mod text;
+
+pub use chat::ChatMessage;
+pub use config::{
+    default_cache_dir, default_model_dir, ExecutionProvider, LocalModelConfig, ModelCatalog,
+    RuntimeConfig, ORT_LIBRARY_FILE,
+};
+pub use embed::Embedder;
+pub use error::RuntimeError;
+pub use model::{FinishReason, GenerateEvent, GenerateRequest, LocalModel, RuntimeStats};
+pub use sampling::SamplingParams;
+
+/// Directory names the set-up script uses under `$CACHE/models/`.
+pub mod model_names {
+    /// SmolLM2-135M-Instruct, fp32 ONNX with KV cache (the default local model).
+    pub const SMOLLM2_135M: &str = "smollm2-135m-instruct";
+    /// all-MiniLM-L6-v2 sentence embeddings.
+    pub const MINILM_L6: &str = "all-minilm-l6-v2";
+    /// 2-layer random-weight llama with SmolLM2's tokenizer, for fast tests.
+    pub const TINY_LLAMA: &str = "tiny-llama";
+}

@@ -1,0 +1,610 @@
+//! `LocalModel`: a loaded decoder served by one scheduler thread with continuous batching.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
+use tokio::sync::mpsc;
+
+use crate::chat::{ChatMessage, ChatTemplate};
+use crate::config::{resolve_threads, LocalModelConfig, ModelCatalog, RuntimeConfig};
+use crate::decoder::{Decoder, KvCache};
+use crate::error::RuntimeError;
+use crate::files::{self, DecoderConfig, GenerationConfig, TokenizerConfig};
+use crate::sampling::{Sampler, SamplingParams};
+use crate::text::{Chunk, TextStream};
+
+/// A generation request: chat messages (rendered with the model's chat template) and sampling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub messages: Vec<ChatMessage>,
+    #[serde(default)]
+    pub params: SamplingParams,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// End-of-sequence token or a stop string.
+    Stop,
+    /// max_tokens or the context limit was reached.
+    Length,
+}
+
+/// Events of one generation, in order: `Started`, any number of `Text`, then `Done` or `Error`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum GenerateEvent {
+    Started {
+        prompt_tokens: u32,
+        /// Time spent waiting for a batch slot.
+        queue_ms: f64,
+    },
+    /// Incrementally decoded text: never a broken UTF-8 character; text that may begin a
+    /// stop string is withheld until disambiguated, and stop strings are never emitted.
+    Text(String),
+    Done {
+        finish: FinishReason,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        /// This sequence's share of compute time (prefill + its share of each batched step).
+        busy_ms: f64,
+    },
+    Error(String),
+}
+
+/// Counters of one model (monotonic except the gauges `queue_depth`, `active_sequences`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeStats {
+    /// Decode steps run (each over the whole running batch).
+    pub batches_run: u64,
+    /// Largest decode batch seen.
+    pub max_batch_seen: usize,
+    /// Prefills run.
+    pub prefills_run: u64,
+    pub sequences_completed: u64,
+    /// Sequences dropped because their receiver was dropped.
+    pub sequences_cancelled: u64,
+    pub tokens_generated: u64,
+    pub prompt_tokens: u64,
+    /// Requests waiting for a batch slot.
+    pub queue_depth: usize,
+    /// Sequences in the running batch.
+    pub active_sequences: usize,
+    /// Total compute time of the scheduler (prefill + decode), milliseconds.
+    pub busy_ms: f64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches_run: AtomicU64,
+    max_batch_seen: AtomicUsize,
+    prefills_run: AtomicU64,
+    sequences_completed: AtomicU64,
+    sequences_cancelled: AtomicU64,
+    tokens_generated: AtomicU64,
+    prompt_tokens: AtomicU64,
+    queue_depth: AtomicUsize,
+    active_sequences: AtomicUsize,
+    busy_us: AtomicU64,
+}
+
+struct Job {
+    prompt: Vec<u32>,
+    params: SamplingParams,
+    max_new: usize,
+    tx: mpsc::Sender<GenerateEvent>,
+    submitted: Instant,
+}
+
+struct Inner {
+    name: String,
+    catalog: ModelCatalog,
+    ep: &'static str,
+    tokenizer: Arc<Tokenizer>,
+    template: ChatTemplate,
+    max_context: usize,
+    max_queue: usize,
+    queue: SyncSender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// A loaded local model. Cheap to clone; the scheduler thread stops when the last clone
+/// is dropped and the running sequences have finished.
+#[derive(Clone)]
+pub struct LocalModel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LocalModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalModel")
+            .field("name", &self.inner.name)
+            .field("execution_provider", &self.inner.ep)
+            .finish()
+    }
+}
+
+impl LocalModel {
+    /// Loads the model from `cfg.dir` and starts its scheduler thread.
+    pub fn load(rt: &RuntimeConfig, cfg: LocalModelConfig) -> Result<LocalModel, RuntimeError> {
+        let dir = cfg.dir.as_path();
+        files::require_files(dir, &["model.onnx", "tokenizer.json", "config.json"])?;
+        files::check_manifest(dir)?;
+        if cfg.max_batch == 0 {
+            return Err(RuntimeError::InvalidRequest(
+                "max_batch must be at least 1".into(),
+            ));
+        }
+        let dcfg: DecoderConfig = files::read_json(&dir.join("config.json"))?;
+        let tcfg: TokenizerConfig = files::read_optional_json(dir.join("tokenizer_config.json"))?;
+        let gcfg: GenerationConfig = files::read_optional_json(dir.join("generation_config.json"))?;
+        let tokenizer = Arc::new(files::load_tokenizer(&dir.join("tokenizer.json"))?);
+        let template = ChatTemplate::new(
+            tcfg.chat_template.clone(),
+            tcfg.bos_token.clone(),
+            tcfg.eos_token.clone(),
+        )?;
+
+        let mut eos: Vec<u32> = gcfg.eos_token_id.to_vec();
+        eos.extend(dcfg.eos_token_id.to_vec());
+        if let Some(id) = tcfg
+            .eos_token
+            .as_deref()
+            .and_then(|t| tokenizer.token_to_id(t))
+        {
+            eos.push(id);
+        }
+        eos.sort_unstable();
+        eos.dedup();
+
+        let mut max_context = cfg.max_context.max(2);
+        if let Some(m) = dcfg.max_position_embeddings {
+            if max_context > m {
+                tracing::warn!(model = %cfg.name, max_context, limit = m, "max_context above the model's position limit; clamped");
+                max_context = m;
+            }
+        }
+
+        let threads = resolve_threads(cfg.intra_op_threads);
+        let t0 = Instant::now();
+        let decoder = Decoder::load(rt, dir, &cfg.execution_providers, threads)?;
+        let ep = decoder.execution_provider();
+        tracing::info!(
+            model = %cfg.name,
+            dir = %dir.display(),
+            execution_provider = ep,
+            threads,
+            load_ms = t0.elapsed().as_millis() as u64,
+            "local model loaded"
+        );
+
+        let (queue, rx) = sync_channel::<Job>(cfg.max_queue);
+        let counters = Arc::new(Counters::default());
+        let sched = Scheduler {
+            decoder,
+            rx,
+            counters: counters.clone(),
+            tokenizer: tokenizer.clone(),
+            eos,
+            max_batch: cfg.max_batch,
+            max_context,
+        };
+        std::thread::Builder::new()
+            .name(format!("local-model:{}", cfg.name))
+            .spawn(move || sched.run())
+            .map_err(|e| RuntimeError::Ort(format!("cannot start scheduler thread: {e}")))?;
+
+        Ok(LocalModel {
+            inner: Arc::new(Inner {
+                name: cfg.name,
+                catalog: cfg.catalog,
+                ep,
+                tokenizer,
+                template,
+                max_context,
+                max_queue: cfg.max_queue,
+                queue,
+                counters,
+            }),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn catalog(&self) -> &ModelCatalog {
+        &self.inner.catalog
+    }
+
+    /// "cpu" or "cuda".
+    pub fn execution_provider(&self) -> &str {
+        self.inner.ep
+    }
+
+    /// Effective context limit (prompt + completion tokens).
+    pub fn max_context(&self) -> usize {
+        self.inner.max_context
+    }
+
+    /// The prompt exactly as fed to the model (chat template applied).
+    pub fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, RuntimeError> {
+        self.inner.template.render(messages)
+    }
+
+    /// Prompt token ids after the chat template (what `generate` feeds the model).
+    pub fn prompt_token_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, RuntimeError> {
+        let text = self.render_prompt(messages)?;
+        let enc = self
+            .inner
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Number of prompt tokens after the chat template.
+    pub fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, RuntimeError> {
+        Ok(self.prompt_token_ids(messages)?.len())
+    }
+
+    /// Starts generation; events flow through the receiver as tokens are produced.
+    /// Dropping the receiver cancels the sequence and frees its batch slot.
+    pub fn generate(
+        &self,
+        req: GenerateRequest,
+    ) -> Result<mpsc::Receiver<GenerateEvent>, RuntimeError> {
+        let p = &req.params;
+        if !p.temperature.is_finite() || p.temperature < 0.0 {
+            return Err(RuntimeError::InvalidRequest(
+                "temperature must be >= 0".into(),
+            ));
+        }
+        if !p.top_p.is_finite() || p.top_p <= 0.0 || p.top_p > 1.0 {
+            return Err(RuntimeError::InvalidRequest(
+                "top_p must be in (0, 1]".into(),
+            ));
+        }
+        if !p.repetition_penalty.is_finite() || p.repetition_penalty <= 0.0 {
+            return Err(RuntimeError::InvalidRequest(
+                "repetition_penalty must be > 0".into(),
+            ));
+        }
+        if p.max_tokens == Some(0) {
+            return Err(RuntimeError::InvalidRequest(
+                "max_tokens must be at least 1".into(),
+            ));
+        }
+        let prompt = self.prompt_token_ids(&req.messages)?;
+        let max_context = self.inner.max_context;
+        let max_new = match p.max_tokens {
+            Some(m) => m as usize,
+            None => max_context.saturating_sub(prompt.len()),
+        };
+        if prompt.len() + max_new > max_context || max_new == 0 {
+            return Err(RuntimeError::ContextOverflow {
+                prompt_tokens: prompt.len(),
+                max_tokens: max_new.max(1),
+                max_context,
+            });
+        }
+        // Room for every event: Started, one Text per token, a final flush and Done.
+        let (tx, rx) = mpsc::channel(max_new + 4);
+        let job = Job {
+            prompt,
+            params: req.params,
+            max_new,
+            tx,
+            submitted: Instant::now(),
+        };
+        self.inner
+            .counters
+            .queue_depth
+            .fetch_add(1, Ordering::Relaxed);
+        match self.inner.queue.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.inner
+                    .counters
+                    .queue_depth
+                    .fetch_sub(1, Ordering::Relaxed);
+                Err(match e {
+                    TrySendError::Full(_) => RuntimeError::QueueFull {
+                        max_queue: self.inner.max_queue,
+                    },
+                    TrySendError::Disconnected(_) => RuntimeError::Stopped,
+                })
+            }
+        }
+    }
+
+    pub fn stats(&self) -> RuntimeStats {
+        let c = &self.inner.counters;
+        RuntimeStats {
+            batches_run: c.batches_run.load(Ordering::Relaxed),
+            max_batch_seen: c.max_batch_seen.load(Ordering::Relaxed),
+            prefills_run: c.prefills_run.load(Ordering::Relaxed),
+            sequences_completed: c.sequences_completed.load(Ordering::Relaxed),
+            sequences_cancelled: c.sequences_cancelled.load(Ordering::Relaxed),
+            tokens_generated: c.tokens_generated.load(Ordering::Relaxed),
+            prompt_tokens: c.prompt_tokens.load(Ordering::Relaxed),
+            queue_depth: c.queue_depth.load(Ordering::Relaxed),
+            active_sequences: c.active_sequences.load(Ordering::Relaxed),
+            busy_ms: c.busy_us.load(Ordering::Relaxed) as f64 / 1000.0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Scheduler
+// ---------------------------------------------------------------------------------------
+
+struct Seq {
+    tx: mpsc::Sender<GenerateEvent>,
+    sampler: Sampler,
+    text: TextStream,
+    prompt_tokens: usize,
+    completion: usize,
+    max_new: usize,
+    last: u32,
+    busy_ms: f64,
+}
+
+enum Outcome {
+    Continue,
+    Finished,
+}
+
+struct Scheduler {
+    decoder: Decoder,
+    rx: Receiver<Job>,
+    counters: Arc<Counters>,
+    tokenizer: Arc<Tokenizer>,
+    eos: Vec<u32>,
+    max_batch: usize,
+    max_context: usize,
+}
+
+impl Scheduler {
+    fn run(mut self) {
+        let mut cache = match self.decoder.empty_cache(0) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "local model scheduler cannot start");
+                return;
+            }
+        };
+        let mut seqs: Vec<Seq> = Vec::new();
+        let mut disconnected = false;
+        loop {
+            // 1. Admit waiting requests into free batch slots (prefill each individually).
+            while seqs.len() < self.max_batch && !disconnected {
+                let job = if seqs.is_empty() {
+                    match self.rx.recv() {
+                        Ok(j) => j,
+                        Err(_) => {
+                            disconnected = true;
+                            break;
+                        }
+                    }
+                } else {
+                    match self.rx.try_recv() {
+                        Ok(j) => j,
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            disconnected = true;
+                            break;
+                        }
+                    }
+                };
+                self.counters.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                if let Some(seq) = self.admit(job, &mut cache) {
+                    seqs.push(seq);
+                }
+            }
+            if seqs.is_empty() {
+                self.counters.active_sequences.store(0, Ordering::Relaxed);
+                if disconnected {
+                    return;
+                }
+                continue;
+            }
+            self.counters
+                .active_sequences
+                .store(seqs.len(), Ordering::Relaxed);
+
+            // 2. Drop cancelled sequences before spending compute on them.
+            let keep: Vec<bool> = seqs.iter().map(|s| !s.tx.is_closed()).collect();
+            if keep.iter().any(|k| !k) {
+                let n = keep.iter().filter(|k| !**k).count() as u64;
+                self.counters
+                    .sequences_cancelled
+                    .fetch_add(n, Ordering::Relaxed);
+                if !self.retain(&mut cache, &mut seqs, &keep) {
+                    continue;
+                }
+                if seqs.is_empty() {
+                    continue;
+                }
+            }
+
+            // 3. One decode step for the whole batch.
+            let tokens: Vec<[u32; 1]> = seqs.iter().map(|s| [s.last]).collect();
+            let refs: Vec<&[u32]> = tokens.iter().map(|t| &t[..]).collect();
+            let t0 = Instant::now();
+            let result = self.decoder.forward(&mut cache, &refs, false);
+            let dt = t0.elapsed();
+            self.counters
+                .busy_us
+                .fetch_add(dt.as_micros() as u64, Ordering::Relaxed);
+            let mut logits = match result {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "decode step failed");
+                    for s in seqs.drain(..) {
+                        let _ = s.tx.try_send(GenerateEvent::Error(e.to_string()));
+                    }
+                    cache = match self.decoder.empty_cache(0) {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    };
+                    continue;
+                }
+            };
+            self.counters.batches_run.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .max_batch_seen
+                .fetch_max(seqs.len(), Ordering::Relaxed);
+            let share = dt.as_secs_f64() * 1000.0 / seqs.len() as f64;
+            let vocab = self.decoder.vocab_size();
+            let mut keep = vec![true; seqs.len()];
+            for (i, seq) in seqs.iter_mut().enumerate() {
+                seq.busy_ms += share;
+                let row = &mut logits[i * vocab..(i + 1) * vocab];
+                let tok = seq.sampler.sample(row);
+                if let Outcome::Finished = self.on_token(seq, tok) {
+                    keep[i] = false;
+                }
+            }
+            if keep.iter().any(|k| !k) {
+                self.retain(&mut cache, &mut seqs, &keep);
+            }
+        }
+    }
+
+    /// Removes rows; on failure errors out every sequence (returns false).
+    fn retain(&self, cache: &mut KvCache, seqs: &mut Vec<Seq>, keep: &[bool]) -> bool {
+        let mut it = keep.iter();
+        seqs.retain(|_| *it.next().unwrap_or(&false));
+        if let Err(e) = self.decoder.retain(cache, keep) {
+            tracing::error!(error = %e, "kv cache repack failed");
+            for s in seqs.drain(..) {
+                let _ = s.tx.try_send(GenerateEvent::Error(e.to_string()));
+            }
+            if let Ok(c) = self.decoder.empty_cache(0) {
+                *cache = c;
+            }
+            return false;
+        }
+        self.counters
+            .active_sequences
+            .store(seqs.len(), Ordering::Relaxed);
+        true
+    }
+
+    fn admit(&mut self, job: Job, cache: &mut KvCache) -> Option<Seq> {
+        if job.tx.is_closed() {
+            self.counters
+                .sequences_cancelled
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let queue_ms = job.submitted.elapsed().as_secs_f64() * 1000.0;
+        let _ = job.tx.try_send(GenerateEvent::Started {
+            prompt_tokens: job.prompt.len() as u32,
+            queue_ms,
+        });
+        self.counters
+            .prompt_tokens
+            .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
+        let t0 = Instant::now();
+        let prefill = self.decoder.empty_cache(1).and_then(|mut c| {
+            let logits = self.decoder.forward(&mut c, &[&job.prompt], false)?;
+            Ok((c, logits))
+        });
+        let dt = t0.elapsed();
+        self.counters
+            .busy_us
+            .fetch_add(dt.as_micros() as u64, Ordering::Relaxed);
+        self.counters.prefills_run.fetch_add(1, Ordering::Relaxed);
+        let (seq_cache, mut logits) = match prefill {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = job.tx.try_send(GenerateEvent::Error(e.to_string()));
+                return None;
+            }
+        };
+        let mut seq = Seq {
+            sampler: Sampler::new(job.params.clone(), self.decoder.vocab_size(), &job.prompt),
+            text: TextStream::new(job.params.stop.clone()),
+            tx: job.tx,
+            prompt_tokens: job.prompt.len(),
+            completion: 0,
+            max_new: job.max_new,
+            last: 0,
+            busy_ms: dt.as_secs_f64() * 1000.0,
+        };
+        let tok = seq.sampler.sample(&mut logits);
+        if let Outcome::Finished = self.on_token(&mut seq, tok) {
+            return None;
+        }
+        if let Err(e) = self.decoder.append(cache, &seq_cache) {
+            let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));
+            return None;
+        }
+        Some(seq)
+    }
+
+    fn finish(&self, seq: &mut Seq, finish: FinishReason, flush: bool) -> Outcome {
+        if flush {
+            let rest = seq.text.finish();
+            if !rest.is_empty() {
+                let _ = seq.tx.try_send(GenerateEvent::Text(rest));
+            }
+        }
+        let sent = seq.tx.try_send(GenerateEvent::Done {
+            finish,
+            prompt_tokens: seq.prompt_tokens as u32,
+            completion_tokens: seq.completion as u32,
+            busy_ms: seq.busy_ms,
+        });
+        if sent.is_ok() {
+            self.counters
+                .sequences_completed
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters
+                .sequences_cancelled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Outcome::Finished
+    }
+
+    fn on_token(&self, seq: &mut Seq, tok: u32) -> Outcome {
+        seq.completion += 1;
+        seq.last = tok;
+        self.counters
+            .tokens_generated
+            .fetch_add(1, Ordering::Relaxed);
+        if self.eos.contains(&tok) {
+            return self.finish(seq, FinishReason::Stop, true);
+        }
+        match seq.text.push(&self.tokenizer, tok) {
+            Ok(Chunk::Text(t)) => {
+                if !t.is_empty() && seq.tx.try_send(GenerateEvent::Text(t)).is_err() {
+                    self.counters
+                        .sequences_cancelled
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Outcome::Finished;
+                }
+            }
+            Ok(Chunk::Stop(t)) => {
+                if !t.is_empty() {
+                    let _ = seq.tx.try_send(GenerateEvent::Text(t));
+                }
+                return self.finish(seq, FinishReason::Stop, false);
+            }
+            Err(e) => {
+                let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));
+                return Outcome::Finished;
+            }
+        }
+        if seq.completion >= seq.max_new || seq.prompt_tokens + seq.completion >= self.max_context {
+            return self.finish(seq, FinishReason::Length, true);
+        }
+        Outcome::Continue
+    }
+}

@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Convert a llama-architecture GGUF (e.g. SmolLM2-135M-Instruct Q4_1) into an fp32 ONNX
+decoder with KV cache, in the standard HF/optimum layout:
+
+  inputs : input_ids [B,S] i64, attention_mask [B,P+S] i64, position_ids [B,S] i64,
+           past_key_values.{i}.key / .value [B,KVH,P,D] f32
+  outputs: logits [B,S,V] f32, present.{i}.key / .value [B,KVH,P+S,D] f32
+
+The attention mask is a per-sequence mask over the whole (past + new) key range, so a
+batch may be left-padded. Next to model.onnx the converter writes tokenizer.json (byte-level
+BPE rebuilt from the GGUF vocabulary and merges), tokenizer_config.json (chat template),
+config.json, generation_config.json and manifest.json (sha256 of every file).
+
+`--tiny` writes a small random-weight model of the same architecture (same tokenizer)
+for fast unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+CONVERTER_VERSION = 1
+OPSET = 17
+
+
+def log(msg: str) -> None:
+    print(f"[convert] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# GGUF reading
+# ---------------------------------------------------------------------------------------
+
+
+def field(reader, key, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    return f.contents()
+
+
+def unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo llama.cpp's Q/K row permutation (interleaved RoPE -> HF rotate-half order)."""
+    out_dim = w.shape[0]
+    head_dim = out_dim // n_head
+    return (
+        w.reshape(n_head, head_dim // 2, 2, *w.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(w.shape)
+    )
+
+
+def load_gguf(path: str):
+    import gguf
+    from gguf.quants import dequantize
+
+    reader = gguf.GGUFReader(path)
+    arch = field(reader, "general.architecture")
+    if arch != "llama":
+        raise SystemExit(f"unsupported architecture {arch!r} (only llama)")
+    cfg = {
+        "n_layer": int(field(reader, "llama.block_count")),
+        "hidden": int(field(reader, "llama.embedding_length")),
+        "ffn": int(field(reader, "llama.feed_forward_length")),
+        "n_head": int(field(reader, "llama.attention.head_count")),
+        "n_kv_head": int(field(reader, "llama.attention.head_count_kv")),
+        "rope_theta": float(field(reader, "llama.rope.freq_base", 10000.0)),
+        "eps": float(field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
+        "ctx": int(field(reader, "llama.context_length", 2048)),
+        "name": field(reader, "general.name", ""),
+        "license": field(reader, "general.license", ""),
+    }
+    tensors = {}
+    for t in reader.tensors:
+        arr = dequantize(t.data, t.tensor_type).astype(np.float32)
+        # GGUF dims are innermost-first; numpy data is already [rows, cols] = torch layout.
+        shape = tuple(int(x) for x in reversed(t.shape))
+        tensors[t.name] = arr.reshape(shape)
+    cfg["vocab"] = tensors["token_embd.weight"].shape[0]
+    cfg["head_dim"] = cfg["hidden"] // cfg["n_head"]
+    for i in range(cfg["n_layer"]):
+        q = f"blk.{i}.attn_q.weight"
+        k = f"blk.{i}.attn_k.weight"
+        tensors[q] = unpermute(tensors[q], cfg["n_head"])
+        tensors[k] = unpermute(tensors[k], cfg["n_kv_head"])
+    tok = {
+        "tokens": list(field(reader, "tokenizer.ggml.tokens")),
+        "types": [int(x) for x in field(reader, "tokenizer.ggml.token_type")],
+        "merges": list(field(reader, "tokenizer.ggml.merges")),
+        "model": field(reader, "tokenizer.ggml.model"),
+        "pre": field(reader, "tokenizer.ggml.pre"),
+        "bos": field(reader, "tokenizer.ggml.bos_token_id"),
+        "eos": field(reader, "tokenizer.ggml.eos_token_id"),
+        "chat_template": field(reader, "tokenizer.chat_template"),
+    }
+    return cfg, tensors, tok
+
+
+# ---------------------------------------------------------------------------------------
+# Tokenizer
+# ---------------------------------------------------------------------------------------
+
+
+def build_tokenizer_json(tok) -> dict:
+    if tok["model"] != "gpt2":
+        raise SystemExit(f"unsupported tokenizer model {tok['model']!r} (only gpt2 byte-level BPE)")
+    vocab = {t: i for i, t in enumerate(tok["tokens"])}
+    added = []
+    for i, (t, ty) in enumerate(zip(tok["tokens"], tok["types"])):
+        if ty == 3:  # CONTROL
+            added.append(
+                {
+                    "id": i,
+                    "content": t,
+                    "single_word": False,
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": False,
+                    "special": True,
+                }
+            )
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Digits", "individual_digits": True},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            ],
+        },
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": tok["merges"],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Graph
+# ---------------------------------------------------------------------------------------
+
+
+class G:
+    def __init__(self):
+        self.nodes = []
+        self.inits = []
+        self.n = 0
+
+    def name(self, p):
+        self.n += 1
+        return f"{p}_{self.n}"
+
+    def init(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.asarray(arr, order="C"), name))
+        return name
+
+    def const(self, arr, p="c"):
+        return self.init(self.name(p), np.asarray(arr))
+
+    def op(self, op, inputs, p=None, outputs=None, **attrs):
+        if outputs is None:
+            outputs = [self.name(p or op.lower())]
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=self.name("n_" + op), **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+
+def build_decoder(cfg, W) -> onnx.ModelProto:
+    H, nh, kvh, hd = cfg["hidden"], cfg["n_head"], cfg["n_kv_head"], cfg["head_dim"]
+    L, V, eps = cfg["n_layer"], cfg["vocab"], cfg["eps"]
+    group = nh // kvh
+    g = G()
+
+    # rope tables [max_pos, hd] in rotate-half layout
+    max_pos = cfg["ctx"]
+    inv = 1.0 / (cfg["rope_theta"] ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    freqs = np.outer(np.arange(max_pos, dtype=np.float64), inv)
+    emb = np.concatenate([freqs, freqs], axis=-1)
+    cos_t = g.init("rope_cos", np.cos(emb).astype(np.float32))
+    sin_t = g.init("rope_sin", np.sin(emb).astype(np.float32))
+
+    embed = g.init("model.embed_tokens.weight", W["token_embd.weight"])
+    c_eps = g.const(np.array(eps, np.float32), "eps")
+    c_two = g.const(np.array(2.0, np.float32), "two")
+    c_scale = g.const(np.array(1.0 / np.sqrt(hd), np.float32), "scale")
+    c_neg = g.const(np.array(-1e9, np.float32), "neg")
+    c_zero_f = g.const(np.array(0.0, np.float32), "zf")
+    c0 = g.const(np.array(0, np.int64), "i0")
+    c1 = g.const(np.array(1, np.int64), "i1")
+    c2 = g.const(np.array(2, np.int64), "i2")
+
+    def rms(x, w_name, w):
+        wn = g.init(w_name, w)
+        p = g.op("Pow", [x, c_two])
+        m = g.op("ReduceMean", [p], axes=[-1], keepdims=1)
+        a = g.op("Add", [m, c_eps])
+        s = g.op("Sqrt", [a])
+        d = g.op("Div", [x, s])
+        return g.op("Mul", [d, wn])
+
+    def linear(x, name, w):  # w is torch layout [out, in]
+        wn = g.init(name, np.ascontiguousarray(w.T))
+        return g.op("MatMul", [x, wn])
+
+    # shapes
+    ids_shape = g.op("Shape", ["input_ids"])
+    B = g.op("Gather", [ids_shape, c0], axis=0)
+    S = g.op("Gather", [ids_shape, c1], axis=0)
+    past_shape = g.op("Shape", ["past_key_values.0.key"])
+    P = g.op("Gather", [past_shape, c2], axis=0)
+    T = g.op("Add", [P, S])
+    B1 = g.op("Unsqueeze", [B, g.const(np.array([0], np.int64))])
+    S1 = g.op("Unsqueeze", [S, g.const(np.array([0], np.int64))])
+
+    # mask bias [B,1,S,T]: key j visible to query i iff j <= P+i and attention_mask[b,j]
+    kpos = g.op("Range", [c0, T, c1])  # [T]
+    qpos = g.op("Range", [P, T, c1])  # [S]
+    kpos2 = g.op("Unsqueeze", [kpos, g.const(np.array([0], np.int64))])  # [1,T]
+    qpos2 = g.op("Unsqueeze", [qpos, g.const(np.array([1], np.int64))])  # [S,1]
+    causal = g.op("LessOrEqual", [kpos2, qpos2])  # [S,T]
+    am = g.op("Cast", ["attention_mask"], to=TensorProto.BOOL)
+    am4 = g.op("Unsqueeze", [am, g.const(np.array([1, 2], np.int64))])  # [B,1,1,T]
+    allowed = g.op("And", [causal, am4])  # [B,1,S,T]
+    bias = g.op("Where", [allowed, c_zero_f, c_neg])
+
+    # rope cos/sin for positions [B,1,S,hd]
+    cos = g.op("Unsqueeze", [g.op("Gather", [cos_t, "position_ids"], axis=0), g.const(np.array([1], np.int64))])
+    sin = g.op("Unsqueeze", [g.op("Gather", [sin_t, "position_ids"], axis=0), g.const(np.array([1], np.int64))])
+    half = g.const(np.array([hd // 2, hd // 2], np.int64), "half")
+
+    def rope(x):  # x [B,h,S,hd]
+        x1, x2 = g.op("Split", [x, half], axis=-1, outputs=[g.name("x1"), g.name("x2")])
+        rot = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
+        return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rot, sin])])
+
+    shp_bshd = lambda h: g.op(  # noqa: E731
+        "Concat", [B1, S1, g.const(np.array([h, hd], np.int64))], axis=0
+    )
+    shp_q = shp_bshd(nh)
+    shp_kv = shp_bshd(kvh)
+    # Q grouped per KV head: [B, kvh, group*S, hd]
+    neg1 = g.const(np.array([-1], np.int64))
+    shp_qg = g.op("Concat", [B1, g.const(np.array([kvh], np.int64)), neg1, g.const(np.array([hd], np.int64))], axis=0)
+    T1 = g.op("Unsqueeze", [T, g.const(np.array([0], np.int64))])
+    shp_scores = g.op("Concat", [B1, g.const(np.array([nh], np.int64)), S1, T1], axis=0)
+    shp_scores_g = g.op("Concat", [B1, g.const(np.array([kvh], np.int64)), neg1, T1], axis=0)
+    shp_ctx = g.op("Concat", [B1, g.const(np.array([nh], np.int64)), S1, g.const(np.array([hd], np.int64))], axis=0)
+    shp_bsh = g.op("Concat", [B1, S1, g.const(np.array([H], np.int64))], axis=0)
+
+    x = g.op("Gather", [embed, "input_ids"], axis=0)
+    for i in range(L):
+        pre = f"model.layers.{i}"
+        h = rms(x, f"{pre}.input_layernorm.weight", W[f"blk.{i}.attn_norm.weight"])
+        q = linear(h, f"{pre}.self_attn.q_proj.weight", W[f"blk.{i}.attn_q.weight"])
+        k = linear(h, f"{pre}.self_attn.k_proj.weight", W[f"blk.{i}.attn_k.weight"])
+        v = linear(h, f"{pre}.self_attn.v_proj.weight", W[f"blk.{i}.attn_v.weight"])
+        q = g.op("Transpose", [g.op("Reshape", [q, shp_q])], perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [g.op("Reshape", [k, shp_kv])], perm=[0, 2, 1, 3])
+        v = g.op("Transpose", [g.op("Reshape", [v, shp_kv])], perm=[0, 2, 1, 3])
+        q = g.op("Mul", [rope(q), c_scale])
+        k = rope(k)
+        pk = g.op("Concat", [f"past_key_values.{i}.key", k], axis=2, outputs=[f"present.{i}.key"])
+        pv = g.op("Concat", [f"past_key_values.{i}.value", v], axis=2, outputs=[f"present.{i}.value"])
+        qg = g.op("Reshape", [q, shp_qg])  # [B,kvh,group*S,hd]
+        kt = g.op("Transpose", [pk], perm=[0, 1, 3, 2])  # [B,kvh,hd,T]
+        sc = g.op("MatMul", [qg, kt])  # [B,kvh,group*S,T]
+        sc = g.op("Add", [g.op("Reshape", [sc, shp_scores]), bias])  # [B,nh,S,T]
+        pr = g.op("Softmax", [sc], axis=-1)
+        pr = g.op("Reshape", [pr, shp_scores_g])
+        ctx = g.op("MatMul", [pr, pv])  # [B,kvh,group*S,hd]
+        ctx = g.op("Transpose", [g.op("Reshape", [ctx, shp_ctx])], perm=[0, 2, 1, 3])
+        ctx = g.op("Reshape", [ctx, shp_bsh])
+        o = linear(ctx, f"{pre}.self_attn.o_proj.weight", W[f"blk.{i}.attn_output.weight"])
+        x = g.op("Add", [x, o])
+        h = rms(x, f"{pre}.post_attention_layernorm.weight", W[f"blk.{i}.ffn_norm.weight"])
+        gate = linear(h, f"{pre}.mlp.gate_proj.weight", W[f"blk.{i}.ffn_gate.weight"])
+        up = linear(h, f"{pre}.mlp.up_proj.weight", W[f"blk.{i}.ffn_up.weight"])
+        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
+        down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"blk.{i}.ffn_down.weight"])
+        x = g.op("Add", [x, down])
+    x = rms(x, "model.norm.weight", W["output_norm.weight"])
+    flat = g.op("Reshape", [x, g.const(np.array([-1, H], np.int64))])
+    if "output.weight" in W:
+        lm = g.init("lm_head.weight", W["output.weight"])
+    else:
+        lm = embed  # tied embeddings
+    logits2 = g.op("Gemm", [flat, lm], transB=1)
+    shp_logits = g.op("Concat", [B1, S1, g.const(np.array([V], np.int64))], axis=0)
+    g.op("Reshape", [logits2, shp_logits], outputs=["logits"])
+
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    inputs = [
+        helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
+        helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
+        helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", f32, ["batch", "seq", V])]
+    for i in range(L):
+        for kv in ("key", "value"):
+            inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", f32, ["batch", kvh, "past", hd]))
+            outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", f32, ["batch", kvh, "total", hd]))
+    graph = helper.make_graph(g.nodes, "decoder", inputs, outputs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="switchyard-convert")
+    model.ir_version = 8
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# Tiny random model
+# ---------------------------------------------------------------------------------------
+
+
+def tiny_weights(vocab: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    cfg = {
+        "n_layer": 2,
+        "hidden": 64,
+        "ffn": 128,
+        "n_head": 4,
+        "n_kv_head": 2,
+        "rope_theta": 10000.0,
+        "eps": 1e-5,
+        "ctx": 2048,
+        "name": "tiny-random-llama",
+        "license": "apache-2.0",
+        "vocab": vocab,
+    }
+    cfg["head_dim"] = cfg["hidden"] // cfg["n_head"]
+    H, F, hd = cfg["hidden"], cfg["ffn"], cfg["head_dim"]
+
+    def r(*shape, scale=0.08):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    W = {"token_embd.weight": r(vocab, H, scale=0.5), "output_norm.weight": 1.0 + r(H, scale=0.1)}
+    for i in range(cfg["n_layer"]):
+        W[f"blk.{i}.attn_norm.weight"] = 1.0 + r(H, scale=0.1)
+        W[f"blk.{i}.ffn_norm.weight"] = 1.0 + r(H, scale=0.1)
+        W[f"blk.{i}.attn_q.weight"] = r(cfg["n_head"] * hd, H, scale=0.3)
+        W[f"blk.{i}.attn_k.weight"] = r(cfg["n_kv_head"] * hd, H, scale=0.3)
+        W[f"blk.{i}.attn_v.weight"] = r(cfg["n_kv_head"] * hd, H, scale=0.3)
+        W[f"blk.{i}.attn_output.weight"] = r(H, H)
+        W[f"blk.{i}.ffn_gate.weight"] = r(F, H)
+        W[f"blk.{i}.ffn_up.weight"] = r(F, H)
+        W[f"blk.{i}.ffn_down.weight"] = r(H, F)
+    return cfg, W
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
+def write_manifest(out_dir: str, files, source: dict):
+    manifest = {
+        "converter_version": CONVERTER_VERSION,
+        "source": source,
+        "files": {name: {"sha256": sha256(os.path.join(out_dir, name)), "bytes": os.path.getsize(os.path.join(out_dir, name))} for name in files},
+    }
+    write_json(os.path.join(out_dir, "manifest.json"), manifest)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gguf", required=True, help="source GGUF file (also the tokenizer source for --tiny)")
+    ap.add_argument("--out", required=True, help="output directory")
+    ap.add_argument("--tiny", action="store_true", help="emit a 2-layer random-weight model instead")
+    ap.add_argument("--source-id", default="", help="provenance string recorded in manifest.json")
+    args = ap.parse_args()
+
+    t0 = time.time()
+    log(f"reading {args.gguf}")
+    cfg, W, tok = load_gguf(args.gguf)
+    if args.tiny:
+        cfg, W = tiny_weights(cfg["vocab"])
+    log(f"config: {json.dumps({k: v for k, v in cfg.items() if k not in ('name',)})}")
+
+    os.makedirs(args.out, exist_ok=True)
+    tmp = os.path.join(args.out, "model.onnx.tmp")
+    log("building ONNX graph")
+    model = build_decoder(cfg, W)
+    del W
+    onnx.checker.check_model(model, full_check=False) if model.ByteSize() < 2**31 - 1 else None
+    log(f"writing model.onnx ({model.ByteSize() / 1e6:.0f} MB)")
+    onnx.save(model, tmp)
+    os.replace(tmp, os.path.join(args.out, "model.onnx"))
+
+    tj = build_tokenizer_json(tok)
+    write_json(os.path.join(args.out, "tokenizer.json"), tj)
+    vocab = tj["model"]["vocab"]
+
+    def tid(t):
+        return vocab.get(t)
+
+    bos = tok["bos"]
+    eos_ids = []
+    # ChatML models end a turn with <|im_end|>; also honour the GGUF eos and <|endoftext|>.
+    for t in ("<|im_end|>", "<|endoftext|>"):
+        if tid(t) is not None:
+            eos_ids.append(tid(t))
+    if tok["eos"] is not None and tok["eos"] not in eos_ids and tok["eos"] != bos:
+        eos_ids.append(int(tok["eos"]))
+    write_json(
+        os.path.join(args.out, "tokenizer_config.json"),
+        {
+            "add_bos_token": False,
+            "bos_token": tok["tokens"][bos] if bos is not None else None,
+            "eos_token": tok["tokens"][eos_ids[0]] if eos_ids else None,
+            "chat_template": tok["chat_template"],
+        },
+    )
+    write_json(
+        os.path.join(args.out, "config.json"),
+        {
+            "model_type": "llama",
+            "name": cfg["name"],
+            "num_hidden_layers": cfg["n_layer"],
+            "hidden_size": cfg["hidden"],
+            "intermediate_size": cfg["ffn"],
+            "num_attention_heads": cfg["n_head"],
+            "num_key_value_heads": cfg["n_kv_head"],
+            "head_dim": cfg["head_dim"],
+            "vocab_size": cfg["vocab"],
+            "max_position_embeddings": cfg["ctx"],
+            "rms_norm_eps": cfg["eps"],
+            "rope_theta": cfg["rope_theta"],
+            "tie_word_embeddings": True,
+            "bos_token_id": bos,
+            "eos_token_id": eos_ids,
+            "torch_dtype": "float32",
+        },
+    )
+    write_json(
+        os.path.join(args.out, "generation_config.json"),
+        {"bos_token_id": bos, "eos_token_id": eos_ids, "do_sample": False},
+    )
+    files = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"]
+    write_manifest(args.out, files, {"gguf": os.path.basename(args.gguf), "id": args.source_id, "tiny": args.tiny})
+    log(f"done in {time.time() - t0:.1f}s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

