@@ -1,1 +1,9 @@
 //! Policies: classifiers and the decision engine. Pure: no network, no clock, no globals.
+
+pub mod classify;
+pub mod policy;
+
+pub use classify::{
+    classify, classify_jsonl, joined_text, Category, Classification, Classifier, ClassifierError,
+    ClassifyInput, ClassifyJsonlError, Finding, OrgRules, Segment, SegmentRole,
+};
