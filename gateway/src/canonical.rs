@@ -130,7 +130,9 @@ pub enum ToolChoice {
     /// The model must call some tool (OpenAI `required`, Anthropic `any`).
     Required,
     /// The model must call this tool.
-    Tool { name: String },
+    Tool {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -43,6 +43,43 @@ pub struct Config {
     pub max_sse_event_bytes: usize,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// Open models served in-process (see docs/local-runtime.md).
+    #[serde(default)]
+    pub local_models: Vec<local_runtime::LocalModelConfig>,
+    /// Sentence-embedding model directory (all-MiniLM-L6-v2 export) for `/v1/embeddings`.
+    #[serde(default)]
+    pub embedding_model: Option<EmbeddingModelConfig>,
+    /// ONNX Runtime shared library; default `$SWITCHYARD_ORT_LIB` or the set-up cache.
+    #[serde(default)]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// Directory of policy YAML files. Without one, the built-in policy applies: the
+    /// requested model, except that privacy-critical requests stay local.
+    #[serde(default)]
+    pub policy_dir: Option<PathBuf>,
+    /// How often the policy directory is checked for changes (hot reload).
+    #[serde(default = "default_policy_reload_ms")]
+    pub policy_reload_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingModelConfig {
+    /// Name clients use in `/v1/embeddings`.
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl EmbeddingModelConfig {
+    pub fn default_minilm() -> Self {
+        EmbeddingModelConfig {
+            name: "local/all-minilm-l6-v2".into(),
+            dir: local_runtime::default_model_dir("all-minilm-l6-v2"),
+        }
+    }
+}
+
+fn default_policy_reload_ms() -> u64 {
+    1000
 }
 
 fn default_listen() -> String {
@@ -95,6 +132,15 @@ pub struct ProviderConfig {
     /// Extra headers sent on every upstream request (e.g. `OpenAI-Organization`).
     #[serde(default)]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// Whether requests to this provider leave the organization. Default true; set it
+    /// to false only for an endpoint you run inside your own network (e.g. a vLLM box),
+    /// since policies then treat it like the in-process model for privacy.
+    #[serde(default = "default_external")]
+    pub external: bool,
+}
+
+fn default_external() -> bool {
+    true
 }
 
 fn default_timeout_ms() -> u64 {
@@ -193,6 +239,14 @@ impl Config {
                 )));
             }
         }
+        for m in &self.local_models {
+            if !m.name.starts_with("local/") {
+                return Err(invalid(format!(
+                    "local model {:?}: names of local models start with `local/`",
+                    m.name
+                )));
+            }
+        }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes must be greater than 0".into()));
         }
@@ -220,17 +274,11 @@ impl Config {
                 api_key_env: Some("OPENAI_API_KEY".into()),
                 timeout_ms: default_timeout_ms(),
                 connect_timeout_ms: default_connect_timeout_ms(),
-                models: [
-                    "gpt-*",
-                    "o1*",
-                    "o3*",
-                    "o4*",
-                    "chatgpt-*",
-                    "ft:*",
-                ]
-                .map(String::from)
-                .to_vec(),
+                models: ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "ft:*"]
+                    .map(String::from)
+                    .to_vec(),
                 headers: Default::default(),
+                external: true,
             });
         }
         let anthropic_key = var("ANTHROPIC_API_KEY");
@@ -246,13 +294,32 @@ impl Config {
                 connect_timeout_ms: default_connect_timeout_ms(),
                 models: vec!["claude-*".into()],
                 headers: Default::default(),
+                external: true,
             });
         }
+        // The set-up cache's models, when `scripts/setup-models.sh` has prepared them.
+        let smollm2 = local_runtime::LocalModelConfig::default_smollm2();
+        let local_models = if smollm2.dir.join("model.onnx").exists() {
+            vec![smollm2]
+        } else {
+            tracing::warn!(
+                dir = %smollm2.dir.display(),
+                "default local model not found; run scripts/setup-models.sh to prepare it"
+            );
+            Vec::new()
+        };
+        let minilm = EmbeddingModelConfig::default_minilm();
+        let embedding_model = minilm.dir.join("model.onnx").exists().then_some(minilm);
         Config {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
             max_sse_event_bytes: default_max_sse_event_bytes(),
             providers,
+            local_models,
+            embedding_model,
+            onnxruntime_library: None,
+            policy_dir: var("SWITCHYARD_POLICY_DIR").map(PathBuf::from),
+            policy_reload_ms: default_policy_reload_ms(),
         }
     }
 }

@@ -10,7 +10,11 @@ use switchyard::config::Config;
 use switchyard::server;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Hybrid model-routing LLM gateway")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Hybrid model-routing LLM gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +36,50 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Classify prompts: JSONL `{"id","prompt"}` or `{"id","messages"}` on stdin, one
+    /// result per line on stdout.
+    Classify {
+        /// Policy directory whose `classifier:` rules (org detectors, terms, allow-list) apply.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Policy tools: check, test, explain.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy directory; prints every error with file:line:column and exits 1.
+    Check {
+        dir: PathBuf,
+        /// Gateway config whose providers and local models make up the model catalog.
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the `*.test.yaml` cases of a policy directory; exits 1 when one fails.
+    Test {
+        dir: PathBuf,
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Explain the routing of one request (OpenAI or Anthropic JSON on stdin) without
+    /// calling any model.
+    Explain {
+        /// Policy directory (default: the built-in policy).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Dialect of the request on stdin: openai or anthropic.
+        #[arg(long, default_value = "openai")]
+        dialect: String,
+        /// Team, as the x-switchyard-team header would give it.
+        #[arg(long)]
+        team: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +88,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Classify { policy } => classify(policy),
+        Command::Policy { command } => policy_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,18 +126,30 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let state = Arc::new(server::AppState::from_config(&config)?);
+        let cfg = config.clone();
+        let state = Arc::new(tokio::task::spawn_blocking(move || server::AppState::from_config(&cfg)).await??);
+        if config.policy_dir.is_none() {
+            tracing::info!("no policy_dir: built-in policy (requested model; privacy-critical requests stay local)");
+        }
         for p in &config.providers {
             tracing::info!(provider = %p.name, kind = ?p.kind, base_url = %p.base_url(), models = ?p.models, "provider configured");
         }
         if config.providers.is_empty() {
             tracing::warn!("no providers configured: set OPENAI_API_KEY/OPENAI_BASE_URL or ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, or pass --config");
         }
+        let watcher = state
+            .router
+            .policy
+            .spawn_watcher(std::time::Duration::from_millis(config.policy_reload_ms.max(50)));
+        spawn_sighup_reload(state.clone());
         let listener = server::bind(&config.listen).await?;
         let addr = listener.local_addr()?;
         // Printed on stdout so scripts and tests can find a port chosen with :0.
         println!("switchyard listening on http://{addr}");
         server::serve_on(listener, state, shutdown_signal()).await?;
+        if let Some(w) = watcher {
+            w.abort();
+        }
         tracing::info!("shut down cleanly");
         Ok(())
     })
@@ -117,9 +179,179 @@ async fn shutdown_signal() {
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    println!("{}: ok, listen {}, {} provider(s)", path.display(), config.listen, config.providers.len());
+    println!(
+        "{}: ok, listen {}, {} provider(s)",
+        path.display(),
+        config.listen,
+        config.providers.len()
+    );
     for p in &config.providers {
-        println!("  {} ({:?}) {} models={:?}", p.name, p.kind, p.base_url(), p.models);
+        println!(
+            "  {} ({:?}) {} models={:?}",
+            p.name,
+            p.kind,
+            p.base_url(),
+            p.models
+        );
     }
     Ok(())
+}
+
+/// SIGHUP re-reads the policy directory (the file watcher does too).
+fn spawn_sighup_reload(state: Arc<server::AppState>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading policy");
+            let _ = state.router.policy.reload();
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+fn classify(policy: Option<PathBuf>) -> anyhow::Result<()> {
+    let classifier = match policy {
+        Some(dir) => {
+            let catalog = catalog_for(None)?;
+            switchyard::policy_runtime::compile_policy(Some(&dir), &catalog)
+                .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?
+                .1
+        }
+        None => policies::Classifier::new(policies::OrgRules::default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let stdin = std::io::stdin().lock();
+    let stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let n = policies::classify_jsonl(&classifier, stdin, stdout)?;
+    eprintln!("classified {n} request(s)");
+    Ok(())
+}
+
+/// The model catalog policies are checked against: the config's providers and local
+/// models (without loading them), plus the well-known model names of the shipped
+/// examples so a policy can be checked before the gateway is configured.
+fn catalog_for(config: Option<PathBuf>) -> anyhow::Result<CliCatalog> {
+    let config = load_config(config)?;
+    Ok(CliCatalog {
+        config,
+        builtin: policies::policy::StaticCatalog::builtin(),
+    })
+}
+
+struct CliCatalog {
+    config: Config,
+    builtin: policies::policy::StaticCatalog,
+}
+
+impl policies::policy::TargetCatalog for CliCatalog {
+    fn lookup(&self, model: &str) -> Option<policies::policy::TargetInfo> {
+        if let Some(m) = self.config.local_models.iter().find(|m| m.name == model) {
+            return Some(policies::policy::TargetInfo {
+                external: false,
+                commercial_use: m.catalog.commercial_use,
+                license: m.catalog.license.clone(),
+            });
+        }
+        for p in &self.config.providers {
+            let prefixed = model
+                .split_once('/')
+                .is_some_and(|(prefix, rest)| prefix == p.name && !rest.is_empty());
+            if prefixed
+                || p.models
+                    .iter()
+                    .any(|pat| switchyard::routing::glob_match(pat, model))
+            {
+                return Some(policies::policy::TargetInfo {
+                    external: p.external,
+                    commercial_use: true,
+                    license: "proprietary-api".into(),
+                });
+            }
+        }
+        self.builtin.lookup(model)
+    }
+
+    fn models(&self) -> Vec<String> {
+        let mut names = self.builtin.models();
+        names.extend(self.config.local_models.iter().map(|m| m.name.clone()));
+        names
+    }
+}
+
+fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { dir, config } => {
+            let catalog = catalog_for(config)?;
+            match policies::policy::check(&dir, &catalog) {
+                Ok(p) => {
+                    println!(
+                        "{}: ok ({} file(s), {} rule(s))",
+                        dir.display(),
+                        p.files().len(),
+                        p.rule_ids().len()
+                    );
+                    Ok(())
+                }
+                Err(errs) => {
+                    eprint!("{}", policies::policy::format_errors(&errs));
+                    anyhow::bail!("{} error(s) in {}", errs.len(), dir.display())
+                }
+            }
+        }
+        PolicyCommand::Test { dir, config } => {
+            let catalog = catalog_for(config)?;
+            let loaded = policies::policy::load_dir(&dir)
+                .map_err(|errs| anyhow::anyhow!("{}", policies::policy::format_errors(&errs)))?;
+            let policy = policies::policy::compile(&loaded.policies, &catalog)
+                .map_err(|errs| anyhow::anyhow!("{}", policies::policy::format_errors(&errs)))?;
+            let cases = policies::policy::parse_tests(&loaded.tests)
+                .map_err(|errs| anyhow::anyhow!("{}", policies::policy::format_errors(&errs)))?;
+            let classifier = policy.classifier().map_err(|e| anyhow::anyhow!(e))?;
+            let report = policies::policy::run_tests(&policy, &classifier, &cases);
+            println!("{report}");
+            if report.ok() {
+                Ok(())
+            } else {
+                anyhow::bail!("policy tests failed")
+            }
+        }
+        PolicyCommand::Explain {
+            policy,
+            config,
+            dialect,
+            team,
+        } => {
+            use std::io::Read;
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body)?;
+            let request = match dialect.as_str() {
+                "openai" => switchyard::dialects::openai::parse_request(&body),
+                "anthropic" => switchyard::dialects::anthropic::parse_count_tokens_request(&body),
+                other => anyhow::bail!("unknown dialect {other:?}: use openai or anthropic"),
+            }
+            .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
+            let catalog = Arc::new(catalog_for(config)?);
+            let handle = switchyard::policy_runtime::PolicyHandle::load(policy, catalog.clone())
+                .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
+            let models = Arc::new(switchyard::routing::ModelMap::offline(&catalog.config)?);
+            let router = switchyard::routing::PolicyRouter {
+                models,
+                policy: handle,
+            };
+            let facts = policies::policy::Facts {
+                team,
+                dialect: Some(dialect),
+                stream: request.stream,
+                ..Default::default()
+            };
+            let out = server::explain_json(&router, request, facts);
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+    }
 }

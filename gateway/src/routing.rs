@@ -1,17 +1,25 @@
-//! The routing seam: canonical request in, route out. Today a model-name map from
-//! config; the policy engine replaces the inside of `Router::route`, not its callers.
+//! The routing seam: canonical request in, route plan out. The policy engine
+//! (`policies::policy`) decides; this module turns its decision into providers to call.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use policies::policy::{Decision, Facts, TargetCatalog, TargetInfo};
+use policies::{Classification, Classifier};
+
 use crate::canonical::{ChatRequest, GatewayError};
+use crate::policy_runtime::{ActivePolicy, PolicyHandle};
+use crate::privacy::{self, Redaction};
 use crate::providers::Provider;
 
-/// Where one request goes.
+/// Where one request may go: a provider and the model name it knows.
 #[derive(Clone)]
 pub struct Route {
     pub provider: Arc<dyn Provider>,
     /// The model name sent to the backend.
     pub upstream_model: String,
+    /// The model name as the policy named it.
+    pub model: String,
 }
 
 impl std::fmt::Debug for Route {
@@ -24,38 +32,85 @@ impl std::fmt::Debug for Route {
 }
 
 /// A model a client can ask for, as listed by `GET /v1/models`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     pub id: String,
     pub owned_by: String,
+    /// Catalog metadata (licence, family, size…) for local models.
+    pub metadata: Option<serde_json::Value>,
 }
 
-pub trait Router: Send + Sync {
-    fn route(&self, request: &ChatRequest) -> Result<Route, GatewayError>;
-    fn models(&self) -> Vec<ModelInfo>;
+/// Facts about a local model that policies need.
+#[derive(Debug, Clone)]
+pub struct LocalModelInfo {
+    pub commercial_use: bool,
+    pub license: String,
+    pub metadata: serde_json::Value,
 }
 
-/// Routes by model name: `provider/model` picks that provider; otherwise the first
+/// Model name → provider: `provider/model` picks that provider; otherwise the first
 /// provider (in config order) whose model list (exact names or `*` globs) matches.
+/// Also the policy engine's catalog of what is local or external.
 pub struct ModelMap {
     entries: Vec<(Arc<dyn Provider>, Vec<String>)>,
+    local: HashMap<String, LocalModelInfo>,
 }
+
+/// The default local model is always known to policies, loaded or not: a policy that
+/// names it compiles, and routing to it while it is not loaded fails closed.
+pub const DEFAULT_LOCAL_MODEL: &str = "local/smollm2-135m-instruct";
 
 impl ModelMap {
-    pub fn new(entries: Vec<(Arc<dyn Provider>, Vec<String>)>) -> Self {
-        ModelMap { entries }
+    pub fn new(
+        entries: Vec<(Arc<dyn Provider>, Vec<String>)>,
+        local: HashMap<String, LocalModelInfo>,
+    ) -> Self {
+        ModelMap { entries, local }
     }
-}
 
-impl Router for ModelMap {
-    fn route(&self, request: &ChatRequest) -> Result<Route, GatewayError> {
-        let model = request.model.as_str();
+    /// The map a config describes, without loading local models (offline tools).
+    pub fn offline(config: &crate::config::Config) -> anyhow::Result<ModelMap> {
+        let mut entries: Vec<(Arc<dyn Provider>, Vec<String>)> = Vec::new();
+        let mut local = HashMap::new();
+        let mut names: Vec<String> = config.local_models.iter().map(|m| m.name.clone()).collect();
+        if !names.iter().any(|n| n == DEFAULT_LOCAL_MODEL) {
+            names.push(DEFAULT_LOCAL_MODEL.to_string());
+        }
+        for name in names {
+            let cfg = config.local_models.iter().find(|m| m.name == name);
+            local.insert(
+                name.clone(),
+                LocalModelInfo {
+                    commercial_use: cfg.is_none_or(|m| m.catalog.commercial_use),
+                    license: cfg
+                        .map_or_else(|| "Apache-2.0".to_string(), |m| m.catalog.license.clone()),
+                    metadata: serde_json::json!({"in_process": true, "loaded": false}),
+                },
+            );
+            entries.push((
+                Arc::new(crate::providers::local::UnloadedLocal {
+                    model: name.clone(),
+                }),
+                vec![name],
+            ));
+        }
+        for p in &config.providers {
+            entries.push((
+                crate::providers::build(p, config.max_sse_event_bytes)?,
+                p.models.clone(),
+            ));
+        }
+        Ok(ModelMap::new(entries, local))
+    }
+
+    pub fn resolve(&self, model: &str) -> Result<Route, GatewayError> {
         if let Some((prefix, rest)) = model.split_once('/') {
             if let Some((provider, _)) = self.entries.iter().find(|(p, _)| p.name() == prefix) {
-                if !rest.is_empty() {
+                if !rest.is_empty() && !provider.name().eq("local") {
                     return Ok(Route {
                         provider: provider.clone(),
                         upstream_model: rest.to_string(),
+                        model: model.to_string(),
                     });
                 }
             }
@@ -66,6 +121,7 @@ impl Router for ModelMap {
             .map(|(provider, _)| Route {
                 provider: provider.clone(),
                 upstream_model: model.to_string(),
+                model: model.to_string(),
             })
             .ok_or_else(|| {
                 GatewayError::NotFound(format!(
@@ -74,7 +130,13 @@ impl Router for ModelMap {
             })
     }
 
-    fn models(&self) -> Vec<ModelInfo> {
+    pub fn is_local(&self, model: &str) -> bool {
+        self.resolve(model)
+            .map(|r| !r.provider.is_external())
+            .unwrap_or(self.local.contains_key(model))
+    }
+
+    pub fn models(&self) -> Vec<ModelInfo> {
         self.entries
             .iter()
             .flat_map(|(provider, patterns)| {
@@ -84,10 +146,174 @@ impl Router for ModelMap {
                     .map(|p| ModelInfo {
                         id: p.clone(),
                         owned_by: provider.name().to_string(),
+                        metadata: self.local.get(p).map(|l| l.metadata.clone()),
                     })
             })
             .collect()
     }
+}
+
+impl TargetCatalog for ModelMap {
+    fn lookup(&self, model: &str) -> Option<TargetInfo> {
+        if let Some(local) = self.local.get(model) {
+            return Some(TargetInfo {
+                external: false,
+                commercial_use: local.commercial_use,
+                license: local.license.clone(),
+            });
+        }
+        if model == DEFAULT_LOCAL_MODEL {
+            return Some(TargetInfo {
+                external: false,
+                commercial_use: true,
+                license: "Apache-2.0".into(),
+            });
+        }
+        let route = self.resolve(model).ok()?;
+        Some(TargetInfo {
+            external: route.provider.is_external(),
+            commercial_use: true,
+            license: if route.provider.is_external() {
+                "proprietary-api".into()
+            } else {
+                "self-hosted".into()
+            },
+        })
+    }
+
+    fn models(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.models().into_iter().map(|m| m.id).collect();
+        names.push(DEFAULT_LOCAL_MODEL.to_string());
+        names
+    }
+}
+
+/// What routing decided for one request.
+pub struct RoutePlan {
+    pub decision: Decision,
+    pub classification: Classification,
+    /// Targets to try in order (fallback chain), resolved to providers.
+    pub routes: Vec<Route>,
+    /// Targets of the chain that no provider serves (reported when nothing is left).
+    pub unavailable: Vec<String>,
+    /// Present when the policy redacted the request before dispatch.
+    pub redaction: Option<Redaction>,
+}
+
+/// The policy engine behind the routing seam.
+pub struct PolicyRouter {
+    pub models: Arc<ModelMap>,
+    pub policy: PolicyHandle,
+}
+
+impl PolicyRouter {
+    /// Classify → decide → (redact). Rewrites `request` in place when the policy redacts,
+    /// so nothing downstream (providers, cache) ever sees the original values.
+    pub fn plan(
+        &self,
+        request: &mut ChatRequest,
+        facts: Facts,
+        explain: bool,
+    ) -> Result<RoutePlan, GatewayError> {
+        let (classification, decision, _) = self.decide(request, facts, explain);
+        if let Some(message) = &decision.blocked {
+            return Err(GatewayError::PermissionDenied(format!(
+                "blocked by policy rule `{}`: {message}",
+                decision.rule
+            )));
+        }
+        let redaction = if decision.redact.is_empty() {
+            None
+        } else {
+            privacy::redact_request(request, &classification.findings, &decision.redact)
+        };
+        // Defence in depth: the engine already removed external targets that would see
+        // unredacted privacy-critical content; check again against the live providers.
+        let covered = decision
+            .critical_categories
+            .iter()
+            .all(|c| decision.redact.contains(c));
+        let mut routes = Vec::with_capacity(decision.chain.len());
+        let mut unavailable = Vec::new();
+        for target in &decision.chain {
+            match self.models.resolve(&target.model) {
+                Ok(route)
+                    if route.provider.is_external() && decision.privacy_critical && !covered =>
+                {
+                    unavailable.push(format!(
+                        "{} (external; privacy-critical content)",
+                        target.model
+                    ));
+                }
+                Ok(route) => routes.push(route),
+                Err(_) => {
+                    unavailable.push(format!("{} (not served by this gateway)", target.model))
+                }
+            }
+        }
+        if routes.is_empty() {
+            let message = if decision.privacy_critical {
+                format!(
+                    "privacy-critical content cannot leave the organization and no local target of rule `{}` is available: {}",
+                    decision.rule,
+                    unavailable.join(", ")
+                )
+            } else {
+                format!(
+                    "no target of rule `{}` is available: {}",
+                    decision.rule,
+                    unavailable.join(", ")
+                )
+            };
+            return Err(
+                if decision.target.as_deref() == Some("requested") && !decision.privacy_critical {
+                    GatewayError::NotFound(format!(
+                    "The model `{}` does not exist or is not served by this gateway (see GET /v1/models)",
+                    request.model
+                ))
+                } else {
+                    GatewayError::Overloaded(message)
+                },
+            );
+        }
+        Ok(RoutePlan {
+            decision,
+            classification,
+            routes,
+            unavailable,
+            redaction,
+        })
+    }
+}
+
+impl PolicyRouter {
+    /// Classify and decide, without acting on the decision (explain uses this too).
+    pub fn decide(
+        &self,
+        request: &ChatRequest,
+        mut facts: Facts,
+        explain: bool,
+    ) -> (Classification, Decision, Arc<ActivePolicy>) {
+        let active = self.policy.current();
+        facts.requested_is_local = self.models.is_local(&request.model);
+        facts.model = Some(request.model.clone());
+        let classification = classify(&active.classifier, request);
+        let decision = active.policy.decide(&facts, &classification, explain);
+        (classification, decision, active)
+    }
+}
+
+/// Runs the classifier over every text a model would read.
+pub fn classify(classifier: &Classifier, request: &ChatRequest) -> Classification {
+    let texts = privacy::text_segments(request);
+    let segments: Vec<policies::Segment<'_>> = texts
+        .iter()
+        .map(|(role, text, _)| policies::Segment { role: *role, text })
+        .collect();
+    classifier.classify(&policies::ClassifyInput {
+        segments: &segments,
+        embedding: None,
+    })
 }
 
 /// `*` matches any run of characters, `?` exactly one; everything else is literal.

@@ -23,6 +23,7 @@ pub struct AnthropicProvider {
     client: reqwest::Client,
     timeout: Duration,
     max_sse_event_bytes: usize,
+    external: bool,
 }
 
 impl AnthropicProvider {
@@ -49,10 +50,16 @@ impl AnthropicProvider {
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
+            external: cfg.external,
         }
     }
 
-    fn post(&self, url: &str, call: &Call<'_>, body: serde_json::Value) -> Result<reqwest::RequestBuilder, GatewayError> {
+    fn post(
+        &self,
+        url: &str,
+        call: &Call<'_>,
+        body: serde_json::Value,
+    ) -> Result<reqwest::RequestBuilder, GatewayError> {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
         let mut headers = self.headers.clone();
@@ -71,6 +78,9 @@ impl AnthropicProvider {
         {
             headers.insert("anthropic-beta", beta);
         }
+        for (k, v) in &call.headers.extra {
+            headers.insert(k.clone(), v.clone());
+        }
         Ok(self.client.post(url).headers(headers).body(body))
     }
 
@@ -88,6 +98,10 @@ impl Provider for AnthropicProvider {
 
     fn kind(&self) -> &'static str {
         "anthropic"
+    }
+
+    fn is_external(&self) -> bool {
+        self.external
     }
 
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 mod http;
+pub mod local;
 pub mod openai;
 
 use std::pin::Pin;
@@ -22,6 +23,8 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, GatewayErro
 pub struct ForwardHeaders {
     pub anthropic_version: Option<String>,
     pub anthropic_beta: Option<String>,
+    /// Headers a policy rule adds to the upstream request.
+    pub extra: Vec<(::http::HeaderName, ::http::HeaderValue)>,
 }
 
 /// One call to a backend: the canonical request plus what routing decided.
@@ -65,7 +68,10 @@ pub fn estimate_prompt_tokens(req: &ChatRequest) -> u32 {
 }
 
 /// Builds the provider for a config entry (one shared HTTP client per provider).
-pub fn build(cfg: &ProviderConfig, max_sse_event_bytes: usize) -> anyhow::Result<Arc<dyn Provider>> {
+pub fn build(
+    cfg: &ProviderConfig,
+    max_sse_event_bytes: usize,
+) -> anyhow::Result<Arc<dyn Provider>> {
     let client = http::client(cfg)?;
     Ok(match cfg.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => Arc::new(

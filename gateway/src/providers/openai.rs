@@ -20,6 +20,7 @@ pub struct OpenAiProvider {
     client: reqwest::Client,
     timeout: Duration,
     max_sse_event_bytes: usize,
+    external: bool,
 }
 
 impl OpenAiProvider {
@@ -48,6 +49,7 @@ impl OpenAiProvider {
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
+            external: cfg.external,
         }
     }
 
@@ -56,11 +58,11 @@ impl OpenAiProvider {
         body["stream"] = serde_json::Value::Bool(stream);
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
-        Ok(self
-            .client
-            .post(&self.chat_url)
-            .headers(self.headers.clone())
-            .body(body))
+        let mut headers = self.headers.clone();
+        for (k, v) in &call.headers.extra {
+            headers.insert(k.clone(), v.clone());
+        }
+        Ok(self.client.post(&self.chat_url).headers(headers).body(body))
     }
 }
 
@@ -71,6 +73,10 @@ impl Provider for OpenAiProvider {
 
     fn kind(&self) -> &'static str {
         self.kind
+    }
+
+    fn is_external(&self) -> bool {
+        self.external
     }
 
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {

@@ -393,7 +393,7 @@ impl ResolvedTarget {
         Some(ResolvedTarget {
             model: model.to_string(),
             external: !facts.requested_is_local,
-            commercial_use: facts.requested_is_local,
+            commercial_use: true,
             license: if facts.requested_is_local {
                 "local"
             } else {
