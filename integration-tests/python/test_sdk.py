@@ -1,0 +1,254 @@
+"""The official OpenAI and Anthropic Python SDKs, unchanged except for base_url, against
+Switchyard in front of the mock upstream (see integration-tests/src/mock.rs for its
+deterministic behaviour: "Echo: <text>", usage in words, model-name triggers).
+
+Run by integration-tests/tests/sdk_python.rs, which starts the stack and sets
+SWITCHYARD_OPENAI_BASE_URL (http://GATEWAY/v1) and SWITCHYARD_ANTHROPIC_BASE_URL
+(http://GATEWAY).
+"""
+
+import json
+import os
+
+import anthropic
+import openai
+import pytest
+
+OPENAI_BASE = os.environ.get("SWITCHYARD_OPENAI_BASE_URL")
+ANTHROPIC_BASE = os.environ.get("SWITCHYARD_ANTHROPIC_BASE_URL")
+if not OPENAI_BASE or not ANTHROPIC_BASE:
+    raise RuntimeError(
+        "set SWITCHYARD_OPENAI_BASE_URL and SWITCHYARD_ANTHROPIC_BASE_URL "
+        "(cargo test -p switchyard-integration-tests --test sdk_python does it)"
+    )
+
+# The gateway ignores client keys (no virtual keys yet); these must not reach the upstream.
+CLIENT_KEY = "sk-client-python"
+GPT = "gpt-4o-mini"
+CLAUDE = "claude-echo"
+BACKENDS = [GPT, CLAUDE]  # OpenAI backend, Anthropic backend
+SYSTEM = "You are terse."
+TEXT = "hello from the test"
+ECHO = "Echo: hello from the test"
+PARIS = {"location": "Paris", "unit": "celsius"}
+SCHEMA = {
+    "type": "object",
+    "properties": {"location": {"type": "string"}, "unit": {"type": "string"}},
+    "required": ["location"],
+}
+
+
+def trigger(model: str, trig: str) -> str:
+    """Model name reaching the same backend as `model` with a mock trigger."""
+    return f"claude-{trig}" if model.startswith("claude") else trig
+
+
+@pytest.fixture(scope="module")
+def oai():
+    return openai.OpenAI(base_url=OPENAI_BASE, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def ant():
+    return anthropic.Anthropic(base_url=ANTHROPIC_BASE, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+# --------------------------------------------------------------------------------------
+# OpenAI SDK
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_chat(oai, model):
+    r = oai.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": TEXT}],
+    )
+    assert r.object == "chat.completion"
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content == ECHO
+    assert r.choices[0].finish_reason == "stop"
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.total_tokens) == (7, 5, 12)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_stream(oai, model):
+    stream = oai.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": TEXT}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, finish, usage = "", None, None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == ECHO
+    assert finish == "stop"
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (7, 5)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_stream_helper_final_completion(oai, model):
+    with oai.chat.completions.stream(
+        model=model, messages=[{"role": "user", "content": TEXT}]
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.content == ECHO
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_tools_round_trip(oai, model):
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": SCHEMA}}]
+    msgs = [{"role": "user", "content": "weather? TOOL_CALL"}]
+    r = oai.chat.completions.create(model=model, messages=msgs, tools=tools)
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == PARIS
+    msgs.append(choice.message.model_dump(exclude_none=True))
+    msgs.append({"role": "tool", "tool_call_id": call.id, "content": "22 degrees"})
+    r2 = oai.chat.completions.create(model=model, messages=msgs, tools=tools)
+    assert r2.choices[0].message.content == "Tool result: 22 degrees"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_stream_tools(oai, model):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}]
+    with oai.chat.completions.stream(
+        model=model, messages=[{"role": "user", "content": "TOOL_CALL"}], tools=tools
+    ) as stream:
+        final = stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == PARIS
+    assert final.choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_errors_are_typed(oai, model):
+    with pytest.raises(openai.RateLimitError) as e:
+        oai.chat.completions.create(model=trigger(model, "mock-429"), messages=[{"role": "user", "content": "x"}])
+    assert e.value.response.headers.get("retry-after") == "7"
+    with pytest.raises(openai.InternalServerError):
+        oai.chat.completions.create(model=trigger(model, "mock-500"), messages=[{"role": "user", "content": "x"}])
+
+
+def test_openai_unknown_model_is_not_found(oai):
+    with pytest.raises(openai.NotFoundError):
+        oai.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_stream_error_mid_stream_raises(oai, model):
+    with pytest.raises(openai.APIError):
+        for _ in oai.chat.completions.create(
+            model=trigger(model, "mock-stream-error"), messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            pass
+
+
+def test_openai_models_list(oai):
+    ids = {m.id for m in oai.models.list()}
+    assert {GPT, CLAUDE} <= ids
+
+
+# --------------------------------------------------------------------------------------
+# Anthropic SDK
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_messages(ant, model):
+    r = ant.messages.create(model=model, max_tokens=100, system=SYSTEM, messages=[{"role": "user", "content": TEXT}])
+    assert r.type == "message"
+    assert r.role == "assistant"
+    assert [b.type for b in r.content] == ["text"]
+    assert r.content[0].text == ECHO
+    assert r.stop_reason == "end_turn"
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (7, 5)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_stream(ant, model):
+    with ant.messages.stream(
+        model=model, max_tokens=100, system=SYSTEM, messages=[{"role": "user", "content": TEXT}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == ECHO
+    assert final.content[0].text == ECHO
+    assert final.stop_reason == "end_turn"
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (7, 5)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_raw_stream_events(ant, model):
+    stream = ant.messages.create(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": TEXT}], stream=True
+    )
+    types = [ev.type for ev in stream]
+    assert types[0] == "message_start"
+    assert types[-1] == "message_stop"
+    assert "message_delta" in types
+    assert "content_block_delta" in types
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_tools_round_trip(ant, model):
+    tools = [{"name": "get_weather", "description": "Weather", "input_schema": SCHEMA}]
+    msgs = [{"role": "user", "content": "weather? TOOL_CALL"}]
+    r = ant.messages.create(model=model, max_tokens=100, messages=msgs, tools=tools)
+    assert r.stop_reason == "tool_use"
+    uses = [b for b in r.content if b.type == "tool_use"]
+    assert len(uses) == 1
+    assert uses[0].name == "get_weather"
+    assert uses[0].input == PARIS
+    msgs.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in r.content]})
+    msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "22 degrees"}]})
+    r2 = ant.messages.create(model=model, max_tokens=100, messages=msgs, tools=tools)
+    assert r2.content[0].text == "Tool result: 22 degrees"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_stream_tools(ant, model):
+    tools = [{"name": "get_weather", "input_schema": SCHEMA}]
+    with ant.messages.stream(
+        model=model, max_tokens=100, messages=[{"role": "user", "content": "TOOL_CALL"}], tools=tools
+    ) as stream:
+        final = stream.get_final_message()
+    uses = [b for b in final.content if b.type == "tool_use"]
+    assert len(uses) == 1 and uses[0].name == "get_weather"
+    assert uses[0].input == PARIS
+    assert final.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_errors_are_typed(ant, model):
+    with pytest.raises(anthropic.RateLimitError) as e:
+        ant.messages.create(model=trigger(model, "mock-429"), max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert e.value.response.headers.get("retry-after") == "7"
+    with pytest.raises(anthropic.InternalServerError):
+        ant.messages.create(model=trigger(model, "mock-500"), max_tokens=10, messages=[{"role": "user", "content": "x"}])
+
+
+def test_anthropic_unknown_model_is_not_found(ant):
+    with pytest.raises(anthropic.NotFoundError):
+        ant.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_anthropic_stream_error_mid_stream_raises(ant, model):
+    with pytest.raises(anthropic.APIError):
+        with ant.messages.stream(
+            model=trigger(model, "mock-stream-error"), max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+def test_anthropic_count_tokens(ant):
+    r = ant.messages.count_tokens(model=CLAUDE, system=SYSTEM, messages=[{"role": "user", "content": TEXT}])
+    assert r.input_tokens == 7
