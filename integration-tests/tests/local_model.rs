@@ -1,0 +1,229 @@
+//! The in-process local model (SmolLM2-135M on ONNX Runtime) served through the gateway:
+//! both dialects, streaming or not, batching of concurrent requests, clean errors, the
+//! official SDKs. Needs the model cache from `scripts/setup-models.sh` (CI runs it
+//! first); without it these tests FAIL with that instruction rather than skipping.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use switchyard_it::client::{http_client, post_json, post_sse, Dialect};
+use switchyard_it::harness::start_gateway;
+
+const MODEL: &str = "local/smollm2-135m-instruct";
+const ANSWER: &str = "The capital of France is Paris.";
+
+fn model_dir() -> PathBuf {
+    let dir = local_runtime::default_model_dir("smollm2-135m-instruct");
+    assert!(
+        dir.join("model.onnx").exists(),
+        "{} is missing: run scripts/setup-models.sh first",
+        dir.display()
+    );
+    dir
+}
+
+fn gateway_yaml() -> String {
+    format!(
+        r#"listen: "127.0.0.1:0"
+local_models:
+  - name: {MODEL}
+    dir: {:?}
+    max_batch: 8
+    max_queue: 4
+    max_context: 256
+    catalog: {{ family: SmolLM2, parameters: 135M, license: Apache-2.0, commercial_use: true }}
+"#,
+        model_dir().display().to_string()
+    )
+}
+
+fn question(dialect: Dialect, extra: Value) -> Value {
+    let mut body = json!({"model": MODEL, "temperature": 0,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+    if dialect == Dialect::Anthropic {
+        body["max_tokens"] = json!(64);
+    }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
+    let gw = start_gateway(&gateway_yaml())
+        .await
+        .expect("gateway with a local model starts");
+    let client = http_client();
+    let url = |d: Dialect| format!("http://{}{}", gw.addr, d.path());
+
+    // Non-streaming, both dialects: the greedy answer, usage from the model's tokenizer.
+    let r = post_json(
+        &client,
+        &url(Dialect::OpenAi),
+        Dialect::OpenAi,
+        &question(Dialect::OpenAi, json!({})),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(r.json["choices"][0]["message"]["content"], ANSWER);
+    assert_eq!(r.json["choices"][0]["finish_reason"], "stop");
+    assert_eq!(r.json["usage"]["completion_tokens"], 8);
+    let r = post_json(
+        &client,
+        &url(Dialect::Anthropic),
+        Dialect::Anthropic,
+        &question(Dialect::Anthropic, json!({})),
+    )
+    .await;
+    assert_eq!(r.json["content"][0]["text"], ANSWER, "{}", r.text);
+    assert_eq!(r.json["stop_reason"], "end_turn");
+
+    // Streaming, both dialects.
+    let s = post_sse(
+        &client,
+        &url(Dialect::OpenAi),
+        Dialect::OpenAi,
+        &question(Dialect::OpenAi, json!({"stream": true})),
+    )
+    .await;
+    assert_eq!(s.openai_text(), ANSWER);
+    assert!(s.has_done());
+    let s = post_sse(
+        &client,
+        &url(Dialect::Anthropic),
+        Dialect::Anthropic,
+        &question(Dialect::Anthropic, json!({"stream": true})),
+    )
+    .await;
+    assert_eq!(s.anthropic_text(), ANSWER);
+
+    // max_tokens → length / max_tokens.
+    let r = post_json(
+        &client,
+        &url(Dialect::Anthropic),
+        Dialect::Anthropic,
+        &question(Dialect::Anthropic, json!({"max_tokens": 2})),
+    )
+    .await;
+    assert_eq!(r.json["stop_reason"], "max_tokens", "{}", r.text);
+    assert_eq!(r.json["usage"]["output_tokens"], 2);
+
+    // Concurrent requests share decode steps and each gets its own correct answer.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let client = client.clone();
+        let url = url(Dialect::OpenAi);
+        tasks.push(tokio::spawn(async move {
+            let body = if i % 2 == 0 {
+                question(Dialect::OpenAi, json!({}))
+            } else {
+                json!({"model": MODEL, "temperature": 0, "max_tokens": 12,
+                       "messages": [{"role": "user", "content": "What is 2 + 2?"}]})
+            };
+            post_json(&client, &url, Dialect::OpenAi, &body).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+        answers.push(
+            r.json["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(answers[0], ANSWER);
+    assert_eq!(answers[2], ANSWER);
+    assert_eq!(answers[1], answers[3], "same prompt, same greedy answer");
+    let ready: Value = client
+        .get(format!("http://{}/readyz", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let batch = ready["local_models"][0]["max_batch_seen"].as_u64().unwrap();
+    assert!(batch > 1, "concurrent requests were not batched: {ready}");
+
+    // Context overflow: a clear 400 in the client's dialect.
+    let long = "word ".repeat(400);
+    let r = post_json(
+        &client,
+        &url(Dialect::Anthropic),
+        Dialect::Anthropic,
+        &json!({"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.text);
+    assert_eq!(r.json["type"], "error");
+    assert!(r.text.contains("context"), "{}", r.text);
+
+    // Official SDKs against the local model.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-python.sh first",
+        python.display()
+    );
+    let child = tokio::process::Command::new(&python)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "integration-tests/python_local",
+        ])
+        .current_dir(&root)
+        .env(
+            "SWITCHYARD_OPENAI_BASE_URL",
+            format!("http://{}/v1", gw.addr),
+        )
+        .env(
+            "SWITCHYARD_ANTHROPIC_BASE_URL",
+            format!("http://{}", gw.addr),
+        )
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot start .venv/bin/python");
+    let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .expect("pytest took more than 300 s")
+        .expect("pytest failed to run");
+    assert!(
+        out.status.success(),
+        "pytest failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_model_directory_is_a_clear_startup_error() {
+    let yaml = format!(
+        "listen: \"127.0.0.1:0\"\nlocal_models:\n  - name: {MODEL}\n    dir: /nonexistent/switchyard-model\n    catalog: {{ family: x, parameters: 1M, license: MIT, commercial_use: true }}\n"
+    );
+    let err = match start_gateway(&yaml).await {
+        Ok(_) => panic!("a missing model directory must fail start-up"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("/nonexistent/switchyard-model"), "{err}");
+    assert!(err.contains("setup-models.sh"), "{err}");
+}
