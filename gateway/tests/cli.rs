@@ -1,0 +1,149 @@
+//! The `switchyard` command line: policy check / test / explain and batch classification.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    // Offline tools must not depend on the caller's provider environment.
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "SWITCHYARD_CONFIG",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("RUST_LOG", "error");
+    c
+}
+
+fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("switchyard runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn examples(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../policies/examples")
+        .join(name)
+}
+
+#[test]
+fn policy_check_reports_file_line_column_and_exits_non_zero() {
+    let dir = std::env::temp_dir().join(format!("sy-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "version: 1\ntargets:\n  local: { model: local/smollm2-135m-instruct }\nrules:\n  - id: a\n    when: { dificulty: { gte: 0.5 } }\n    route: nowhere\ndefault: { route: local }\n",
+    )
+    .unwrap();
+    let out = bin().args(["policy", "check"]).arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("policy.yaml:6:"), "{stderr}");
+    assert!(stderr.contains("did you mean `difficulty`"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let ok = bin()
+        .args(["policy", "check"])
+        .arg(examples("default"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn policy_test_runs_the_shipped_cases() {
+    for name in ["builtin", "default", "healthcare", "cost-saver"] {
+        let out = bin()
+            .args(["policy", "test"])
+            .arg(examples(name))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(" passed, 0 failed"), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn policy_explain_prints_the_decision_without_calling_models() {
+    let mut cmd = bin();
+    cmd.args(["policy", "explain", "--policy"])
+        .arg(examples("default"));
+    let out = run_with_stdin(
+        cmd,
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Email me at dana.whitfield@corpmail.org"}]}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"]["rule"], "privacy-local");
+    assert!(v["decision"]["trace"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("dana.whitfield"));
+}
+
+#[test]
+fn classify_reads_jsonl_and_writes_one_result_per_line() {
+    let input = concat!(
+        r#"{"id":"a","prompt":"My card number is 4242 4242 4242 4242"}"#,
+        "\n",
+        r#"{"id":"b","messages":[{"role":"user","content":"Write a haiku about autumn"}]}"#,
+        "\n"
+    );
+    let mut cmd = bin();
+    cmd.arg("classify");
+    let out = run_with_stdin(cmd, input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "a");
+    assert_eq!(lines[0]["sensitive"], true);
+    assert_eq!(lines[0]["categories"], serde_json::json!(["financial"]));
+    assert_eq!(lines[1]["sensitive"], false);
+    assert!(lines[1]["difficulty"].as_f64().unwrap() < 0.5);
+
+    let mut cmd = bin();
+    cmd.arg("classify");
+    let bad = run_with_stdin(cmd, "{\"id\": 1, \"prompt\": \"ok\"}\nnot json\n");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
