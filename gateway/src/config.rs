@@ -59,6 +59,8 @@ pub struct Config {
     /// How often the policy directory is checked for changes (hot reload).
     #[serde(default = "default_policy_reload_ms")]
     pub policy_reload_ms: u64,
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -137,6 +139,56 @@ pub struct ProviderConfig {
     /// since policies then treat it like the in-process model for privacy.
     #[serde(default = "default_external")]
     pub external: bool,
+    /// Retries of a failed call (connect error, timeout, 429, 5xx) before anything
+    /// reached the client, with jittered exponential backoff; then the next target.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// A `retry-after` longer than this is not waited for.
+    #[serde(default = "default_max_retry_after_ms")]
+    pub max_retry_after_ms: u64,
+}
+
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_retry_base_ms() -> u64 {
+    100
+}
+fn default_retry_max_ms() -> u64 {
+    2_000
+}
+fn default_max_retry_after_ms() -> u64 {
+    2_000
+}
+
+/// Per provider and model: consecutive retryable failures open the circuit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_cooldown_ms")]
+    pub cooldown_ms: u64,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            failure_threshold: default_failure_threshold(),
+            cooldown_ms: default_cooldown_ms(),
+        }
+    }
+}
+
+fn default_failure_threshold() -> u32 {
+    5
+}
+fn default_cooldown_ms() -> u64 {
+    30_000
 }
 
 fn default_external() -> bool {
@@ -151,6 +203,16 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 impl ProviderConfig {
+    pub fn retry_policy(&self) -> crate::providers::resilience::RetryPolicy {
+        use std::time::Duration;
+        crate::providers::resilience::RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: Duration::from_millis(self.retry_base_ms),
+            max_delay: Duration::from_millis(self.retry_max_ms),
+            max_retry_after: Duration::from_millis(self.max_retry_after_ms),
+        }
+    }
+
     pub fn default_base_url(&self) -> &'static str {
         match self.kind {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => "https://api.openai.com/v1",
@@ -279,6 +341,10 @@ impl Config {
                     .to_vec(),
                 headers: Default::default(),
                 external: true,
+                max_retries: default_max_retries(),
+                retry_base_ms: default_retry_base_ms(),
+                retry_max_ms: default_retry_max_ms(),
+                max_retry_after_ms: default_max_retry_after_ms(),
             });
         }
         let anthropic_key = var("ANTHROPIC_API_KEY");
@@ -295,6 +361,10 @@ impl Config {
                 models: vec!["claude-*".into()],
                 headers: Default::default(),
                 external: true,
+                max_retries: default_max_retries(),
+                retry_base_ms: default_retry_base_ms(),
+                retry_max_ms: default_retry_max_ms(),
+                max_retry_after_ms: default_max_retry_after_ms(),
             });
         }
         // The set-up cache's models, when `scripts/setup-models.sh` has prepared them.
@@ -320,6 +390,7 @@ impl Config {
             onnxruntime_library: None,
             policy_dir: var("SWITCHYARD_POLICY_DIR").map(PathBuf::from),
             policy_reload_ms: default_policy_reload_ms(),
+            circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::canonical::{ChatRequest, ChatResponse, Dialect, GatewayError, StreamE
 use crate::config::Config;
 use crate::dialects::{anthropic, openai};
 use crate::policy_runtime::PolicyHandle;
+use crate::providers::resilience::{is_retryable, Breakers};
 use crate::providers::{self, local::LocalProvider, Call, EventStream, ForwardHeaders};
 use crate::routing::{LocalModelInfo, ModelMap, PolicyRouter, RoutePlan};
 use crate::volume::VolumeMeter;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub local_models: Vec<LocalModel>,
     pub embedder: Option<(String, Arc<Embedder>)>,
     pub volume: VolumeMeter,
+    pub breakers: Breakers,
 }
 
 impl AppState {
@@ -97,6 +99,10 @@ impl AppState {
             local_models,
             embedder,
             volume: VolumeMeter::default(),
+            breakers: Breakers::new(
+                config.circuit_breaker.failure_threshold,
+                Duration::from_millis(config.circuit_breaker.cooldown_ms),
+            ),
         })
     }
 }
@@ -223,15 +229,17 @@ async fn handle_chat(
         let facts = facts_for(state, headers, &request, dialect);
         let plan = state.router.plan(&mut request, facts, false)?;
         let forward = forward_headers(headers, &plan);
-        dispatch(dialect, &request, &plan, &forward).await
+        dispatch(state, dialect, &request, &plan, &forward).await
     }
     .await;
     result.unwrap_or_else(|err| error_response(dialect, &err))
 }
 
 /// Tries the plan's targets in order. A target that fails before anything reached the
-/// client (connect errors, timeouts, 429, 5xx) hands over to the next one.
+/// client (connect errors, timeouts, 429, 5xx) is retried with backoff per its provider's
+/// policy, then hands over to the next target; open circuits are skipped.
 async fn dispatch(
+    state: &AppState,
     dialect: Dialect,
     request: &ChatRequest,
     plan: &RoutePlan,
@@ -239,29 +247,47 @@ async fn dispatch(
 ) -> Result<Response, GatewayError> {
     let mut last_error = None;
     for (i, route) in plan.routes.iter().enumerate() {
-        let call = Call {
-            request,
-            upstream_model: &route.upstream_model,
-            headers: forward,
-        };
-        let result = if request.stream {
-            match route.provider.stream(call).await {
-                Ok(events) => {
-                    let events = match &plan.redaction {
-                        Some(r) => r.restore_stream(events),
-                        None => events,
+        let circuit = format!("{}/{}", route.provider.name(), route.upstream_model);
+        let retry = route.provider.retry_policy();
+        let mut attempt = 0;
+        let result = loop {
+            // Checked before every attempt: another request may have opened the circuit.
+            let probe = match state.breakers.admit(&circuit) {
+                Some(probe) => probe,
+                None => {
+                    break Err(GatewayError::Overloaded(format!(
+                        "{}: circuit open after repeated failures; retry later",
+                        route.model
+                    )))
+                }
+            };
+            let result = call_once(dialect, request, plan, forward, route).await;
+            match result {
+                Err(e) => {
+                    attempt += 1;
+                    // A half-open circuit's probe is one call, not a burst of retries.
+                    let delay = if probe {
+                        None
+                    } else {
+                        retry.delay(attempt, &e)
                     };
-                    stream_response(dialect, request, events).await
+                    match delay {
+                        Some(delay) => {
+                            tracing::info!(model = %route.model, attempt, ?delay, error = %e, "retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            // One request's outcome counts once, however often it was retried.
+                            state.breakers.record(&circuit, Err(&e));
+                            break Err(e);
+                        }
+                    }
                 }
-                Err(e) => Err(e),
+                ok => {
+                    state.breakers.record(&circuit, Ok(()));
+                    break ok;
+                }
             }
-        } else {
-            route.provider.chat(call).await.map(|mut response| {
-                if let Some(r) = &plan.redaction {
-                    r.restore_response(&mut response);
-                }
-                json_response(StatusCode::OK, render_response(dialect, &response))
-            })
         };
         match result {
             Ok(mut response) => {
@@ -278,13 +304,36 @@ async fn dispatch(
     Err(last_error.unwrap_or_else(|| GatewayError::Internal("empty route plan".into())))
 }
 
-fn is_retryable(e: &GatewayError) -> bool {
-    match e {
-        GatewayError::Upstream { status, .. } => *status == 429 || *status >= 500,
-        GatewayError::BadGateway { .. }
-        | GatewayError::Timeout { .. }
-        | GatewayError::Overloaded(_) => true,
-        _ => false,
+/// One call to one target; a stream is committed (and no longer retryable) only once
+/// its first event arrived.
+async fn call_once(
+    dialect: Dialect,
+    request: &ChatRequest,
+    plan: &RoutePlan,
+    forward: &ForwardHeaders,
+    route: &crate::routing::Route,
+) -> Result<Response, GatewayError> {
+    let call = Call {
+        request,
+        upstream_model: &route.upstream_model,
+        headers: forward,
+    };
+    if request.stream {
+        let events = route.provider.stream(call).await?;
+        let events = match &plan.redaction {
+            Some(r) => r.restore_stream(events),
+            None => events,
+        };
+        stream_response(dialect, request, events).await
+    } else {
+        let mut response = route.provider.chat(call).await?;
+        if let Some(r) = &plan.redaction {
+            r.restore_response(&mut response);
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            render_response(dialect, &response),
+        ))
     }
 }
 
@@ -628,7 +677,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let policy = state.router.policy.status();
     json_response(
         StatusCode::OK,
-        json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local,
+        json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local, "circuits": state.breakers.report(),
                "policy": {"source": policy.source, "version": policy.version, "last_error": policy.last_error}}),
     )
 }

@@ -55,33 +55,40 @@ pub fn gateway_yaml(mock_addr: SocketAddr, opts: &StackOptions) -> String {
         timeout_ms,
         ..
     } = opts;
+    // No retries and no circuit breaking here: these tests pin the error mapping of a
+    // single upstream call; tests/resilience.rs covers retries and breakers.
     format!(
         r#"listen: "127.0.0.1:0"
 max_body_bytes: {max_body_bytes}
+circuit_breaker: {{ failure_threshold: 1000000 }}
 providers:
   - name: short-openai
     kind: openai
     base_url: "http://{mock_addr}/v1"
     api_key: "{OPENAI_PROVIDER_KEY}"
     timeout_ms: {short_timeout_ms}
+    max_retries: 0
     models: ["short-*"]
   - name: short-anthropic
     kind: anthropic
     base_url: "http://{mock_addr}"
     api_key: "{ANTHROPIC_PROVIDER_KEY}"
     timeout_ms: {short_timeout_ms}
+    max_retries: 0
     models: ["claude-short-*"]
   - name: mock-openai
     kind: openai
     base_url: "http://{mock_addr}/v1"
     api_key: "{OPENAI_PROVIDER_KEY}"
     timeout_ms: {timeout_ms}
+    max_retries: 0
     models: ["gpt-4o-mini", "gpt-*", "mock-*"]
   - name: mock-anthropic
     kind: anthropic
     base_url: "http://{mock_addr}"
     api_key: "{ANTHROPIC_PROVIDER_KEY}"
     timeout_ms: {timeout_ms}
+    max_retries: 0
     models: ["claude-echo", "claude-*"]
 "#
     )

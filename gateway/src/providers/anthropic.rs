@@ -24,6 +24,7 @@ pub struct AnthropicProvider {
     timeout: Duration,
     max_sse_event_bytes: usize,
     external: bool,
+    retry: super::resilience::RetryPolicy,
 }
 
 impl AnthropicProvider {
@@ -51,6 +52,7 @@ impl AnthropicProvider {
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
             external: cfg.external,
+            retry: cfg.retry_policy(),
         }
     }
 
@@ -102,6 +104,10 @@ impl Provider for AnthropicProvider {
 
     fn is_external(&self) -> bool {
         self.external
+    }
+
+    fn retry_policy(&self) -> super::resilience::RetryPolicy {
+        self.retry
     }
 
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {

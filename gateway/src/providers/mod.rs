@@ -5,6 +5,7 @@ pub mod anthropic;
 mod http;
 pub mod local;
 pub mod openai;
+pub mod resilience;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,6 +46,11 @@ pub trait Provider: Send + Sync {
     /// Whether requests leave the organization (everything but the local model).
     fn is_external(&self) -> bool {
         true
+    }
+
+    /// How failed calls to this backend are retried (before anything reached the client).
+    fn retry_policy(&self) -> resilience::RetryPolicy {
+        resilience::RetryPolicy::NONE
     }
 
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;

@@ -21,6 +21,7 @@ pub struct OpenAiProvider {
     timeout: Duration,
     max_sse_event_bytes: usize,
     external: bool,
+    retry: super::resilience::RetryPolicy,
 }
 
 impl OpenAiProvider {
@@ -50,6 +51,7 @@ impl OpenAiProvider {
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
             external: cfg.external,
+            retry: cfg.retry_policy(),
         }
     }
 
@@ -77,6 +79,10 @@ impl Provider for OpenAiProvider {
 
     fn is_external(&self) -> bool {
         self.external
+    }
+
+    fn retry_policy(&self) -> super::resilience::RetryPolicy {
+        self.retry
     }
 
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
