@@ -309,6 +309,8 @@ pub enum GatewayError {
     PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -342,6 +344,7 @@ impl GatewayError {
             GatewayError::Authentication(_) => 401,
             GatewayError::PermissionDenied(_) => 403,
             GatewayError::NotFound(_) => 404,
+            GatewayError::RequestTimeout(_) => 408,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Upstream { status, .. } => *status,

@@ -41,6 +41,16 @@ pub struct Config {
     /// Largest single SSE event accepted from an upstream (bounds per-stream memory).
     #[serde(default = "default_max_sse_event_bytes")]
     pub max_sse_event_bytes: usize,
+    /// Model requests served at once; beyond it, 503 in the client's dialect (load
+    /// shedding instead of unbounded queues).
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// A client must send its whole request body within this time (slow senders get 408).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// On SIGTERM, in-flight requests and streams get this long to finish.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
     /// Open models served in-process (see docs/local-runtime.md).
@@ -92,6 +102,15 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_max_sse_event_bytes() -> usize {
     4 * 1024 * 1024
+}
+fn default_max_concurrent_requests() -> usize {
+    4096
+}
+fn default_body_read_timeout_ms() -> u64 {
+    60_000
+}
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -384,6 +403,9 @@ impl Config {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
             max_sse_event_bytes: default_max_sse_event_bytes(),
+            max_concurrent_requests: default_max_concurrent_requests(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
             providers,
             local_models,
             embedding_model,

@@ -146,7 +146,26 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         let addr = listener.local_addr()?;
         // Printed on stdout so scripts and tests can find a port chosen with :0.
         println!("switchyard listening on http://{addr}");
-        server::serve_on(listener, state, shutdown_signal()).await?;
+        // Stop accepting on SIGTERM/Ctrl-C, let in-flight requests and streams finish,
+        // but only for `shutdown_grace_ms`: a stuck stream must not block a deploy.
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = server::serve_on(listener, state.clone(), async move {
+            shutdown_signal().await;
+            let _ = stopping_tx.send(());
+        });
+        let grace = std::time::Duration::from_millis(config.shutdown_grace_ms);
+        tokio::select! {
+            result = serve => result?,
+            _ = async move {
+                if stopping_rx.await.is_ok() {
+                    tokio::time::sleep(grace).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!(?grace, "grace period over; closing the connections still open");
+            }
+        }
         if let Some(w) = watcher {
             w.abort();
         }

@@ -34,6 +34,9 @@ use crate::volume::VolumeMeter;
 pub struct AppState {
     pub router: PolicyRouter,
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+    /// Bounds the model requests in flight (load shedding).
+    pub inflight: Arc<tokio::sync::Semaphore>,
     pub local_models: Vec<LocalModel>,
     pub embedder: Option<(String, Arc<Embedder>)>,
     pub volume: VolumeMeter,
@@ -96,6 +99,10 @@ impl AppState {
         Ok(AppState {
             router: PolicyRouter { models, policy },
             max_body_bytes: config.max_body_bytes,
+            body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+            inflight: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_requests.max(1),
+            )),
             local_models,
             embedder,
             volume: VolumeMeter::default(),
@@ -224,7 +231,12 @@ async fn handle_chat(
     body: Body,
 ) -> Response {
     let result = async {
-        let body = read_body(body, headers, state.max_body_bytes).await?;
+        let _permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
+            GatewayError::Overloaded(
+                "the gateway is at its concurrency limit; retry shortly".into(),
+            )
+        })?;
+        let body = read_body_timed(state, body, headers).await?;
         let mut request = parse_request(dialect, &body)?;
         let facts = facts_for(state, headers, &request, dialect);
         let plan = state.router.plan(&mut request, facts, false)?;
@@ -405,7 +417,7 @@ async fn count_tokens(
     body: Body,
 ) -> Response {
     let result = async {
-        let body = read_body(body, &headers, state.max_body_bytes).await?;
+        let body = read_body_timed(&state, body, &headers).await?;
         let mut request = anthropic::parse_count_tokens_request(&body)?;
         let facts = facts_for(&state, &headers, &request, Dialect::Anthropic);
         // Counting sends the prompt upstream too, so it obeys the same policy.
@@ -448,7 +460,7 @@ async fn explain(
         _ => Dialect::OpenAi,
     };
     let result = async {
-        let body = read_body(body, &headers, state.max_body_bytes).await?;
+        let body = read_body_timed(&state, body, &headers).await?;
         let request = match dialect {
             Dialect::OpenAi => openai::parse_request(&body)?,
             Dialect::Anthropic => anthropic::parse_count_tokens_request(&body)?,
@@ -506,7 +518,7 @@ pub fn classification_json(c: &policies::Classification) -> serde_json::Value {
 /// `{"prompt": "..."}` or an OpenAI-style `{"messages": [...]}`.
 async fn classify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let body = read_body(body, &headers, state.max_body_bytes).await?;
+        let body = read_body_timed(&state, body, &headers).await?;
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             GatewayError::InvalidRequest(format!("request body is not valid JSON: {e}"))
         })?;
@@ -541,7 +553,7 @@ async fn embeddings(
     body: Body,
 ) -> Response {
     let result = async {
-        let body = read_body(body, &headers, state.max_body_bytes).await?;
+        let body = read_body_timed(&state, body, &headers).await?;
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
         enum Input {
@@ -692,6 +704,19 @@ async fn not_found(headers: HeaderMap, uri: axum::http::Uri) -> Response {
         dialect,
         &GatewayError::NotFound(format!("no route for {}", uri.path())),
     )
+}
+
+async fn read_body_timed(
+    state: &AppState,
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Bytes, GatewayError> {
+    tokio::time::timeout(
+        state.body_read_timeout,
+        read_body(body, headers, state.max_body_bytes),
+    )
+    .await
+    .map_err(|_| GatewayError::RequestTimeout("the request body did not arrive in time".into()))?
 }
 
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {

@@ -464,6 +464,7 @@ fn error_type(err: &GatewayError) -> &'static str {
         GatewayError::PermissionDenied(_) => "permission_error",
         GatewayError::NotFound(_) => "not_found_error",
         GatewayError::PayloadTooLarge { .. } => "request_too_large",
+        GatewayError::RequestTimeout(_) => "timeout_error",
         GatewayError::RateLimited { .. } => "rate_limit_error",
         GatewayError::Upstream { status, .. } => match status {
             401 => "authentication_error",

@@ -735,6 +735,7 @@ fn error_kind(err: &GatewayError) -> (&'static str, Option<&'static str>) {
             ("invalid_request_error", Some("request_too_large"))
         }
         GatewayError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit_exceeded")),
+        GatewayError::RequestTimeout(_) => ("invalid_request_error", Some("request_timeout")),
         GatewayError::Upstream { status, .. } => match status {
             401 => ("authentication_error", None),
             403 => ("permission_error", None),
