@@ -5,16 +5,59 @@
 //! Prints load time, time to first token, single-stream decode tokens/s, aggregate tokens/s
 //! at 1/4/8/16 concurrent streams, next to a plain Python onnxruntime greedy loop on the same
 //! ONNX file (scripts/convert/bench_python_loop.py), and bytes read per token.
-//! Env: BENCH_TOKENS (default 64), BENCH_STREAMS (default "1,4,8,16").
+//! Env: BENCH_TOKENS (default 64), BENCH_STREAMS (default "1,4,8,16"),
+//! BENCH_MODEL_DIR (default: the set-up cache's SmolLM2), BENCH_EP ("cpu" (default) or
+//! "cuda": execution providers [cuda, cpu]), BENCH_PYTHON=0 (skip the Python baseline).
+//! Warnings (e.g. a CUDA fallback and its reason) are printed to stderr; the last line is
+//! `BENCH_JSON {...}` with the figures, for scripts (local-runtime/scripts/gpu-check.sh).
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use local_runtime::{
-    default_cache_dir, model_names, ChatMessage, GenerateEvent, GenerateRequest, LocalModel,
-    LocalModelConfig, ModelCatalog, RuntimeConfig, SamplingParams,
+    default_cache_dir, model_names, ChatMessage, ExecutionProvider, GenerateEvent, GenerateRequest,
+    LocalModel, LocalModelConfig, ModelCatalog, RuntimeConfig, SamplingParams,
 };
+
+/// Minimal tracing subscriber: prints INFO and above (target, message, fields) to stderr, so
+/// the runtime's "falling back to CPU" warning and its reason are visible in bench logs.
+struct StderrLog;
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?} "));
+        } else {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+    }
+}
+
+impl tracing::Subscriber for StderrLog {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        *m.level() <= tracing::Level::INFO
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        let mut f = Fields(String::new());
+        e.record(&mut f);
+        eprintln!(
+            "[{} {}] {}",
+            e.metadata().level(),
+            e.metadata().target(),
+            f.0.trim_end()
+        );
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
 
 const PROMPTS: &[&str] = &[
     "Write a long story about a dragon who learns to fly.",
@@ -108,6 +151,7 @@ fn python_loop(dir: &std::path::Path, ids: &[u32], tokens: u32) -> Option<serde_
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let _ = tracing::subscriber::set_global_default(StderrLog);
     let tokens: u32 = std::env::var("BENCH_TOKENS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -117,9 +161,16 @@ async fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let dir = default_cache_dir()
-        .join("models")
-        .join(model_names::SMOLLM2_135M);
+    let dir = std::env::var_os("BENCH_MODEL_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            default_cache_dir()
+                .join("models")
+                .join(model_names::SMOLLM2_135M)
+        });
+    let want_cuda = std::env::var("BENCH_EP").is_ok_and(|v| v.eq_ignore_ascii_case("cuda"));
+    let run_python = std::env::var("BENCH_PYTHON").map_or(true, |v| v != "0");
     if !dir.join("model.onnx").is_file() {
         eprintln!(
             "{} missing: run scripts/setup-models.sh first",
@@ -138,6 +189,9 @@ async fn main() {
     );
     cfg.max_batch = streams.iter().copied().max().unwrap_or(16).max(1);
     cfg.max_context = 1024;
+    if want_cuda {
+        cfg.execution_providers = vec![ExecutionProvider::Cuda, ExecutionProvider::Cpu];
+    }
     let t = Instant::now();
     let m = LocalModel::load(&RuntimeConfig::default(), cfg).expect("load");
     let load = t.elapsed();
@@ -180,7 +234,11 @@ async fn main() {
     let ids = m
         .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
         .expect("tokenize");
-    let py = python_loop(&dir, &ids, tokens);
+    let py = if run_python {
+        python_loop(&dir, &ids, tokens)
+    } else {
+        None
+    };
     let py_tps = py.as_ref().and_then(|v| v["decode_tokens_per_s"].as_f64());
     let py_ttft = py.as_ref().and_then(|v| v["ttft_ms"].as_f64());
     let py_load = py.as_ref().and_then(|v| v["load_ms"].as_f64());
@@ -195,7 +253,8 @@ async fn main() {
             .unwrap_or_else(|| "n/a".into())
     };
     println!(
-        "\nSmolLM2-135M-Instruct fp32 ONNX, {} ({} threads), {tokens} new tokens, greedy",
+        "\n{} fp32 ONNX, {} ({} threads), {tokens} new tokens, greedy",
+        dir.display(),
         m.execution_provider(),
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -231,4 +290,29 @@ async fn main() {
          single-stream {:.1} GB/s effective vs ~{bw:.1} GB/s measured single-thread read bandwidth (rough)",
         mb * single_tps / 1e3
     );
+    let json = serde_json::json!({
+        "model_dir": dir.display().to_string(),
+        "execution_provider": m.execution_provider(),
+        "requested": if want_cuda { "cuda" } else { "cpu" },
+        "tokens": tokens,
+        "load_ms": load.as_secs_f64() * 1e3,
+        "ttft_ms": ttft.as_secs_f64() * 1e3,
+        "single_tok_s": single_tps,
+        "single_completion_tokens": r.tokens,
+        "aggregate": agg.iter().map(|(n, tps, maxb, steps)| serde_json::json!({
+            "streams": n, "tok_s": tps, "max_batch_seen": maxb, "steps": steps,
+        })).collect::<Vec<_>>(),
+        "python_tok_s": py_tps,
+    });
+    println!("BENCH_JSON {json}");
+    // Let the scheduler thread drop its ONNX session before the process exits: on the CUDA
+    // EP, a session destroyed while exit() tears down the CUDA runtime segfaults (seen on an
+    // H200, exit status 139 after all output). BENCH_EXIT_WAIT_MS=0 reproduces it.
+    let wait_ms: u64 = std::env::var("BENCH_EXIT_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    drop(m);
+    std::thread::sleep(Duration::from_millis(wait_ms));
+    eprintln!("bench: exiting after {wait_ms} ms wait");
 }

@@ -12,7 +12,14 @@ BPE rebuilt from the GGUF vocabulary and merges), tokenizer_config.json (chat te
 config.json, generation_config.json and manifest.json (sha256 of every file).
 
 `--tiny` writes a small random-weight model of the same architecture (same tokenizer)
-for fast unit tests.
+for fast unit tests. `--random-full` writes a random-weight model with SmolLM2-135M's full
+shape (30 layers, hidden 576, 9/3 heads, vocab 49152: same compute and memory traffic as the
+real model) for speed measurements; the end-of-sequence rows of its tied embedding / LM head
+are zeroed so greedy decoding never stops early. With `--tokenizer-dir DIR` (a directory
+this converter wrote before) the tokenizer files are copied from there and no GGUF (nor the
+`gguf` package) is needed, e.g. on a GPU machine with only numpy and onnx:
+
+  python3 gguf_llama_to_onnx.py --random-full --tokenizer-dir tiny-llama/ --out smollm2-random/
 """
 
 from __future__ import annotations
@@ -332,25 +339,40 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
 # ---------------------------------------------------------------------------------------
 
 
-def tiny_weights(vocab: int, seed: int = 0):
+def tiny_weights(vocab: int, seed: int = 0, full: bool = False):
     rng = np.random.default_rng(seed)
-    cfg = {
-        "n_layer": 2,
-        "hidden": 64,
-        "ffn": 128,
-        "n_head": 4,
-        "n_kv_head": 2,
-        "rope_theta": 10000.0,
-        "eps": 1e-5,
-        "ctx": 2048,
-        "name": "tiny-random-llama",
-        "license": "apache-2.0",
-        "vocab": vocab,
-    }
+    if full:  # SmolLM2-135M's shape
+        cfg = {
+            "n_layer": 30,
+            "hidden": 576,
+            "ffn": 1536,
+            "n_head": 9,
+            "n_kv_head": 3,
+            "rope_theta": 100000.0,
+            "eps": 1e-5,
+            "ctx": 8192,
+            "name": "random-smollm2-135m-shape",
+        }
+    else:
+        cfg = {
+            "n_layer": 2,
+            "hidden": 64,
+            "ffn": 128,
+            "n_head": 4,
+            "n_kv_head": 2,
+            "rope_theta": 10000.0,
+            "eps": 1e-5,
+            "ctx": 2048,
+            "name": "tiny-random-llama",
+        }
+    cfg["license"] = "apache-2.0"
+    cfg["vocab"] = vocab
     cfg["head_dim"] = cfg["hidden"] // cfg["n_head"]
     H, F, hd = cfg["hidden"], cfg["ffn"], cfg["head_dim"]
 
     def r(*shape, scale=0.08):
+        if full:  # float32 draws: ~135M values, keep it fast and small
+            return rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
     W = {"token_embd.weight": r(vocab, H, scale=0.5), "output_norm.weight": 1.0 + r(H, scale=0.1)}
@@ -395,19 +417,67 @@ def write_manifest(out_dir: str, files, source: dict):
     write_json(os.path.join(out_dir, "manifest.json"), manifest)
 
 
+def read_tokenizer_dir(d: str) -> dict:
+    """Tokenizer files and special ids of a model directory this converter wrote before."""
+
+    def rd(name):
+        with open(os.path.join(d, name), encoding="utf-8") as f:
+            return json.load(f)
+
+    tj, tc, c = rd("tokenizer.json"), rd("tokenizer_config.json"), rd("config.json")
+    eos = c.get("eos_token_id") or []
+    return {
+        "tokenizer_json": tj,
+        "tokenizer_config": tc,
+        "bos": c.get("bos_token_id"),
+        "eos_ids": [int(x) for x in (eos if isinstance(eos, list) else [eos])],
+        "vocab": int(c["vocab_size"]),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gguf", required=True, help="source GGUF file (also the tokenizer source for --tiny)")
+    ap.add_argument("--gguf", help="source GGUF file (also the tokenizer source for --tiny)")
     ap.add_argument("--out", required=True, help="output directory")
     ap.add_argument("--tiny", action="store_true", help="emit a 2-layer random-weight model instead")
+    ap.add_argument(
+        "--random-full", action="store_true", help="emit a random-weight model with SmolLM2-135M's full shape (speed tests)"
+    )
+    ap.add_argument(
+        "--tokenizer-dir",
+        help="with --tiny/--random-full: copy the tokenizer from this converted model directory instead of reading --gguf",
+    )
     ap.add_argument("--source-id", default="", help="provenance string recorded in manifest.json")
     args = ap.parse_args()
+    random = args.tiny or args.random_full
+    if args.tiny and args.random_full:
+        ap.error("--tiny and --random-full are exclusive")
+    if args.tokenizer_dir and not random:
+        ap.error("--tokenizer-dir needs --tiny or --random-full")
+    if not args.gguf and not args.tokenizer_dir:
+        ap.error("--gguf is required (or --tokenizer-dir with --tiny/--random-full)")
 
     t0 = time.time()
-    log(f"reading {args.gguf}")
-    cfg, W, tok = load_gguf(args.gguf)
-    if args.tiny:
-        cfg, W = tiny_weights(cfg["vocab"])
+    if args.tokenizer_dir:
+        log(f"tokenizer from {args.tokenizer_dir}")
+        tdir = read_tokenizer_dir(args.tokenizer_dir)
+        vocab_n, tok = tdir["vocab"], None
+    else:
+        log(f"reading {args.gguf}")
+        cfg, W, tok = load_gguf(args.gguf)
+        vocab_n = cfg["vocab"]
+    if random:
+        cfg, W = tiny_weights(vocab_n, full=args.random_full)
+    if args.random_full:
+        # Zero the end-of-sequence rows of the tied embedding/LM head: their logit is exactly
+        # 0, below the maximum of the other ~49k random logits, so greedy never stops early.
+        if tok is not None:
+            tj0 = build_tokenizer_json(tok)["model"]["vocab"]
+            stop = [tj0.get("<|im_end|>"), tj0.get("<|endoftext|>"), tok["eos"]]
+        else:
+            stop = tdir["eos_ids"]
+        for i in {int(x) for x in stop if x is not None}:
+            W["token_embd.weight"][i] = 0.0
     log(f"config: {json.dumps({k: v for k, v in cfg.items() if k not in ('name',)})}")
 
     os.makedirs(args.out, exist_ok=True)
@@ -420,30 +490,35 @@ def main():
     onnx.save(model, tmp)
     os.replace(tmp, os.path.join(args.out, "model.onnx"))
 
-    tj = build_tokenizer_json(tok)
-    write_json(os.path.join(args.out, "tokenizer.json"), tj)
-    vocab = tj["model"]["vocab"]
+    if tok is None:
+        write_json(os.path.join(args.out, "tokenizer.json"), tdir["tokenizer_json"])
+        write_json(os.path.join(args.out, "tokenizer_config.json"), tdir["tokenizer_config"])
+        bos, eos_ids = tdir["bos"], tdir["eos_ids"]
+    else:
+        tj = build_tokenizer_json(tok)
+        write_json(os.path.join(args.out, "tokenizer.json"), tj)
+        vocab = tj["model"]["vocab"]
 
-    def tid(t):
-        return vocab.get(t)
+        def tid(t):
+            return vocab.get(t)
 
-    bos = tok["bos"]
-    eos_ids = []
-    # ChatML models end a turn with <|im_end|>; also honour the GGUF eos and <|endoftext|>.
-    for t in ("<|im_end|>", "<|endoftext|>"):
-        if tid(t) is not None:
-            eos_ids.append(tid(t))
-    if tok["eos"] is not None and tok["eos"] not in eos_ids and tok["eos"] != bos:
-        eos_ids.append(int(tok["eos"]))
-    write_json(
-        os.path.join(args.out, "tokenizer_config.json"),
-        {
-            "add_bos_token": False,
-            "bos_token": tok["tokens"][bos] if bos is not None else None,
-            "eos_token": tok["tokens"][eos_ids[0]] if eos_ids else None,
-            "chat_template": tok["chat_template"],
-        },
-    )
+        bos = tok["bos"]
+        eos_ids = []
+        # ChatML models end a turn with <|im_end|>; also honour the GGUF eos and <|endoftext|>.
+        for t in ("<|im_end|>", "<|endoftext|>"):
+            if tid(t) is not None:
+                eos_ids.append(tid(t))
+        if tok["eos"] is not None and tok["eos"] not in eos_ids and tok["eos"] != bos:
+            eos_ids.append(int(tok["eos"]))
+        write_json(
+            os.path.join(args.out, "tokenizer_config.json"),
+            {
+                "add_bos_token": False,
+                "bos_token": tok["tokens"][bos] if bos is not None else None,
+                "eos_token": tok["tokens"][eos_ids[0]] if eos_ids else None,
+                "chat_template": tok["chat_template"],
+            },
+        )
     write_json(
         os.path.join(args.out, "config.json"),
         {
@@ -470,7 +545,12 @@ def main():
         {"bos_token_id": bos, "eos_token_id": eos_ids, "do_sample": False},
     )
     files = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"]
-    write_manifest(args.out, files, {"gguf": os.path.basename(args.gguf), "id": args.source_id, "tiny": args.tiny})
+    source = {"gguf": os.path.basename(args.gguf) if args.gguf else None, "id": args.source_id, "tiny": args.tiny}
+    if args.random_full:
+        source["random_full"] = True
+    if args.tokenizer_dir:
+        source["tokenizer_dir"] = os.path.basename(os.path.normpath(args.tokenizer_dir))
+    write_manifest(args.out, files, source)
     log(f"done in {time.time() - t0:.1f}s -> {args.out}")
 
 
