@@ -169,6 +169,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         if let Some(w) = watcher {
             w.abort();
         }
+        state.shutdown().await;
         tracing::info!("shut down cleanly");
         Ok(())
     })

@@ -114,6 +114,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Releases what must not outlive the server: local model sessions are dropped on
+    /// their own threads before the process exits (CUDA teardown otherwise races them).
+    pub async fn shutdown(&self) {
+        let models = self.local_models.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for m in &models {
+                m.shutdown();
+            }
+        })
+        .await;
+    }
+}
+
 pub fn app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -151,6 +165,7 @@ impl RunningServer {
             w.abort();
         }
         let _ = (&mut self.task).await;
+        self.state.shutdown().await;
     }
 }
 

@@ -107,8 +107,10 @@ struct Inner {
     template: ChatTemplate,
     max_context: usize,
     max_queue: usize,
-    queue: SyncSender<Job>,
+    /// `None` asks the scheduler to stop (see `LocalModel::shutdown`).
+    queue: SyncSender<Option<Job>>,
     counters: Arc<Counters>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// A loaded local model. Cheap to clone; the scheduler thread stops when the last clone
@@ -181,7 +183,7 @@ impl LocalModel {
             "local model loaded"
         );
 
-        let (queue, rx) = sync_channel::<Job>(cfg.max_queue);
+        let (queue, rx) = sync_channel::<Option<Job>>(cfg.max_queue);
         let counters = Arc::new(Counters::default());
         let sched = Scheduler {
             decoder,
@@ -192,7 +194,7 @@ impl LocalModel {
             max_batch: cfg.max_batch,
             max_context,
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("local-model:{}", cfg.name))
             .spawn(move || sched.run())
             .map_err(|e| RuntimeError::Ort(format!("cannot start scheduler thread: {e}")))?;
@@ -208,8 +210,22 @@ impl LocalModel {
                 max_queue: cfg.max_queue,
                 queue,
                 counters,
+                thread: std::sync::Mutex::new(Some(thread)),
             }),
         })
+    }
+
+    /// Stops the scheduler thread and waits until its ONNX Runtime session is dropped.
+    /// Call it before the process exits: tearing CUDA down while the session is still
+    /// being dropped on another thread crashes the process at exit. Requests still
+    /// running get an error; later `generate` calls get `RuntimeError::Stopped`.
+    pub fn shutdown(&self) {
+        let handle = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            // Blocks only while the queue is full; the scheduler keeps draining it.
+            let _ = self.inner.queue.send(None);
+            let _ = handle.join();
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -304,7 +320,7 @@ impl LocalModel {
             .counters
             .queue_depth
             .fetch_add(1, Ordering::Relaxed);
-        match self.inner.queue.try_send(job) {
+        match self.inner.queue.try_send(Some(job)) {
             Ok(()) => Ok(rx),
             Err(e) => {
                 self.inner
@@ -360,7 +376,7 @@ enum Outcome {
 
 struct Scheduler {
     decoder: Decoder,
-    rx: Receiver<Job>,
+    rx: Receiver<Option<Job>>,
     counters: Arc<Counters>,
     tokenizer: Arc<Tokenizer>,
     eos: Vec<u32>,
@@ -369,6 +385,17 @@ struct Scheduler {
 }
 
 impl Scheduler {
+    /// Ends every running sequence with an error and returns, dropping the ONNX
+    /// session on this thread before `shutdown` joins it.
+    fn stop(self, seqs: Vec<Seq>) {
+        for s in seqs {
+            let _ = s.tx.try_send(GenerateEvent::Error(
+                "the local model is shutting down".into(),
+            ));
+        }
+        tracing::debug!("local model scheduler stopped");
+    }
+
     fn run(mut self) {
         let mut cache = match self.decoder.empty_cache(0) {
             Ok(c) => c,
@@ -384,7 +411,8 @@ impl Scheduler {
             while seqs.len() < self.max_batch && !disconnected {
                 let job = if seqs.is_empty() {
                     match self.rx.recv() {
-                        Ok(j) => j,
+                        Ok(Some(j)) => j,
+                        Ok(None) => return self.stop(seqs),
                         Err(_) => {
                             disconnected = true;
                             break;
@@ -392,7 +420,8 @@ impl Scheduler {
                     }
                 } else {
                     match self.rx.try_recv() {
-                        Ok(j) => j,
+                        Ok(Some(j)) => j,
+                        Ok(None) => return self.stop(seqs),
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             disconnected = true;

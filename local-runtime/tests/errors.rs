@@ -167,3 +167,21 @@ catalog:
         serde_yaml_ng::from_str("ort_library: /opt/ort/lib/libonnxruntime.so").unwrap();
     assert!(rt.ort_library.is_some());
 }
+
+#[tokio::test]
+async fn shutdown_joins_the_scheduler_and_later_requests_are_refused() {
+    let model = tiny(2, 4, 256);
+    let mut rx = model.generate(req(4)).expect("accepted before shutdown");
+    while let Some(ev) = rx.recv().await {
+        if matches!(ev, GenerateEvent::Done { .. } | GenerateEvent::Error(_)) {
+            break;
+        }
+    }
+    let clone = model.clone();
+    tokio::task::spawn_blocking(move || clone.shutdown())
+        .await
+        .unwrap();
+    assert!(matches!(model.generate(req(4)), Err(RuntimeError::Stopped)));
+    // Idempotent.
+    model.shutdown();
+}
