@@ -91,6 +91,7 @@ fn main() {
         now_unix_s: Some(1_738_450_800),
         team_rpm: Some(40),
         key_rpm: Some(4),
+        requested_is_local: false,
     };
     let email = cls(vec![finding(Category::Pii, "email")], 0.7);
     let phi = cls(

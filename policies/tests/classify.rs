@@ -274,3 +274,84 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&r.difficulty));
     }
 }
+
+#[test]
+fn contextual_and_name_heuristics() {
+    let c = clf();
+    for (text, cat) in [
+        (
+            "Please resend the address I mentioned yesterday.",
+            Category::Pii,
+        ),
+        (
+            "My voice assistant history shows 'order pizza at 9'.",
+            Category::Pii,
+        ),
+        ("Yesterday Marta Kowalczyk's car was towed.", Category::Pii),
+        ("Oksana, could you call me back tonight?", Category::Pii),
+        ("Keep the filter on for my kids under ten.", Category::Pii),
+        ("My ins plcy is P O L 9 8 7 6 5 4.", Category::Financial),
+    ] {
+        assert!(cats(&run(&c, text)).contains(&cat), "{text}");
+    }
+    for text in [
+        "Mr. Ortiz has 31 pencils and gives away 7. How many are left?",
+        "What if Albert Einstein had never left Germany?",
+        "List the CEO Jane Parker's three priorities from the memo.",
+    ] {
+        assert!(!run(&c, text).sensitive, "{text}");
+    }
+}
+
+#[test]
+fn formats_and_lookalikes() {
+    let c = clf();
+    for (text, cat) in [
+        (
+            "Reach Tomasz on 020 7946 0958 x104 after lunch.",
+            Category::Pii,
+        ),
+        (
+            "my phone is four one five, five five five, zero one nine nine",
+            Category::Pii,
+        ),
+        ("She lives at 18 Rue des Lilas, 75019 Paris.", Category::Pii),
+        (
+            "Customer account no. 7730219 keeps getting locked.",
+            Category::Pii,
+        ),
+        (
+            "My annual income is about 85k and I want a quote.",
+            Category::Financial,
+        ),
+        (
+            "Policy number HX-449120-B covers the water damage.",
+            Category::Financial,
+        ),
+        (
+            "my backup codes are 4821-9931 and 7720-1184",
+            Category::Secret,
+        ),
+        (
+            "The answer to my security question (first pet) is Biscuit.",
+            Category::Secret,
+        ),
+        (
+            "Authorization: Bearer 9f8a7c6b5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a",
+            Category::Secret,
+        ),
+        (
+            "My A1C came back at 8.2 and my doctor wants to start metformin.",
+            Category::Phi,
+        ),
+    ] {
+        assert!(cats(&run(&c, text)).contains(&cat), "{text}");
+    }
+    for text in [
+        "The password field should be at least 12 characters.",
+        "List three famous works by Leonardo da Vinci.",
+        "Chest x-ray shows prominent pulmonary vascular markings.",
+    ] {
+        assert!(!run(&c, text).sensitive, "{text}");
+    }
+}

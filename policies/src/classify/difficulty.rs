@@ -28,7 +28,7 @@ pub const DENSE_NAMES: &[&str] = &[
 
 pub const HASH_BITS: u32 = 11;
 
-const HARD_VERBS: &[&str] = &[
+pub const HARD_VERBS: &[&str] = &[
     "prove",
     "derive",
     "implement",
@@ -58,7 +58,7 @@ const HARD_VERBS: &[&str] = &[
     "python",
     "code",
 ];
-const EASY_VERBS: &[&str] = &[
+pub const EASY_VERBS: &[&str] = &[
     "rewrite",
     "summarize",
     "classify",
@@ -89,7 +89,7 @@ const EASY_VERBS: &[&str] = &[
     "best",
     "tips",
 ];
-const CONSTRAINTS: &[&str] = &[
+pub const CONSTRAINTS: &[&str] = &[
     "must",
     "exactly",
     "least",
@@ -106,12 +106,35 @@ const CONSTRAINTS: &[&str] = &[
 ];
 
 fn fnv(s: &str) -> u32 {
-    let mut h: u32 = 0x811c9dc5;
+    fnv_from(0x811c9dc5, s)
+}
+
+/// FNV-1a continued from state `h` (so `fnv_from(fnv(a), b) == fnv(a + b)`).
+fn fnv_from(mut h: u32, s: &str) -> u32 {
     for b in s.bytes() {
         h ^= b as u32;
         h = h.wrapping_mul(0x01000193);
     }
     h
+}
+
+/// Bit 1: in `HARD_VERBS`, bit 2: `EASY_VERBS`, bit 4: `CONSTRAINTS` (one match instead
+/// of three linear list scans per word; a test keeps it in sync with the lists).
+fn word_class(w: &str) -> u8 {
+    match w {
+        "algorithm" | "calculate" | "code" | "complexity" | "compute" | "debug" | "def"
+        | "derive" | "determine" | "equation" | "estimate" | "evaluate" | "explain" | "find"
+        | "function" | "implement" | "integral" | "optimize" | "probability" | "program"
+        | "prove" | "python" | "reasoning" | "remainder" | "return" | "solve" | "step-by-step"
+        | "theorem" => 1,
+        "best" | "classify" | "compose" | "describe" | "draft" | "email" | "favorite" | "feel"
+        | "generate" | "give" | "imagine" | "list" | "name" | "opinion" | "paraphrase" | "poem"
+        | "pretend" | "proofread" | "recommend" | "rewrite" | "roleplay" | "sentence" | "story"
+        | "suggest" | "summarize" | "tell" | "tips" | "translate" | "tweet" => 2,
+        "constraint" | "constraints" | "each" | "ensure" | "every" | "exactly" | "given"
+        | "least" | "most" | "must" | "only" | "such" | "without" => 4,
+        _ => 0,
+    }
 }
 
 /// Dense features and hashed word/bigram bucket indices for a prompt.
@@ -138,13 +161,36 @@ pub fn features(text: &str, n_segments: usize) -> (Vec<f32>, Vec<u32>) {
             }
         }
     }
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-        .collect();
+    let is_sep = |c: char| !c.is_alphanumeric() && c != '-' && c != '_';
+    // ASCII text: lowercase once and slice words out of it (same result as lowercasing
+    // each word); otherwise lowercase per word as at training time.
+    let ascii = text.is_ascii();
+    let lower = if ascii {
+        text.to_ascii_lowercase()
+    } else {
+        text.to_lowercase()
+    };
+    let owned: Vec<String> = if ascii {
+        Vec::new()
+    } else {
+        text.split(is_sep)
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_lowercase())
+            .collect()
+    };
+    let words: Vec<&str> = if ascii {
+        lower.split(is_sep).filter(|w| !w.is_empty()).collect()
+    } else {
+        owned.iter().map(String::as_str).collect()
+    };
     let nw = words.len() as f32;
-    let count = |list: &[&str]| words.iter().filter(|w| list.contains(&w.as_str())).count() as f32;
+    let (mut n_hard, mut n_easy, mut n_constraints) = (0f32, 0f32, 0f32);
+    for w in &words {
+        let c = word_class(w);
+        n_hard += (c & 1) as f32;
+        n_easy += ((c >> 1) & 1) as f32;
+        n_constraints += ((c >> 2) & 1) as f32;
+    }
     let numbers = text
         .split(|c: char| !c.is_ascii_digit() && c != '.')
         .filter(|s| s.chars().any(|c| c.is_ascii_digit()))
@@ -166,7 +212,6 @@ pub fn features(text: &str, n_segments: usize) -> (Vec<f32>, Vec<u32>) {
     let latex = (text.matches('$').count()
         + text.matches("\\frac").count()
         + text.matches("\\sqrt").count()) as f32;
-    let lower = text.to_lowercase();
     let qty = [
         "how many",
         "how much",
@@ -191,11 +236,11 @@ pub fn features(text: &str, n_segments: usize) -> (Vec<f32>, Vec<u32>) {
         (1.0 + code).ln(),
         (1.0 + text.matches('?').count() as f32).ln(),
         mc.min(5.0),
-        (1.0 + count(HARD_VERBS)).ln(),
-        (1.0 + count(EASY_VERBS)).ln(),
+        (1.0 + n_hard).ln(),
+        (1.0 + n_easy).ln(),
         (1.0 + numbers).ln(),
         (1.0 + latex).ln(),
-        (1.0 + count(CONSTRAINTS)).ln(),
+        (1.0 + n_constraints).ln(),
         (n_segments.max(1) as f32).ln(),
         (1.0 + text.matches('\n').count() as f32).ln(),
         if nw > 0.0 {
@@ -209,20 +254,20 @@ pub fn features(text: &str, n_segments: usize) -> (Vec<f32>, Vec<u32>) {
     ];
     let mask = (1u32 << HASH_BITS) - 1;
     let mut hashed: Vec<u32> = Vec::with_capacity(words.len() * 2);
-    for (i, w) in words.iter().enumerate() {
+    for (i, &w) in words.iter().enumerate() {
         let w = if w.chars().all(|c| c.is_ascii_digit()) {
             "<num>"
         } else {
-            w.as_str()
+            w
         };
         hashed.push(fnv(w) & mask);
         if let Some(n) = words.get(i + 1) {
             let n = if n.chars().all(|c| c.is_ascii_digit()) {
                 "<num>"
             } else {
-                n.as_str()
+                n
             };
-            hashed.push(fnv(&format!("{w} {n}")) & mask);
+            hashed.push(fnv_from(fnv_from(fnv(w), " "), n) & mask);
         }
     }
     hashed.sort_unstable();
@@ -302,5 +347,25 @@ impl EmbeddingHead {
     pub fn logit(&self, v: &[f32]) -> Option<f32> {
         (v.len() == self.dim)
             .then(|| self.bias + self.w.iter().zip(v).map(|(a, b)| a * b).sum::<f32>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_class_matches_lists() {
+        for (list, bit) in [(HARD_VERBS, 1u8), (EASY_VERBS, 2), (CONSTRAINTS, 4)] {
+            for w in list {
+                assert!(word_class(w) & bit != 0, "{w}");
+            }
+        }
+        for w in ["the", "prover", "lists", ""] {
+            let expect = u8::from(HARD_VERBS.contains(&w))
+                | (u8::from(EASY_VERBS.contains(&w)) << 1)
+                | (u8::from(CONSTRAINTS.contains(&w)) << 2);
+            assert_eq!(word_class(w), expect, "{w}");
+        }
     }
 }

@@ -816,7 +816,7 @@ fn compile_targets(cx: &mut Ctx2, defs: &[(String, TargetDef, Loc)]) -> BTreeMap
                 }
                 let mut good = true;
                 for (i, t) in chain.iter().enumerate() {
-                    if !by_name.contains_key(t) && !(builtin_requested && t == REQUESTED_TARGET) {
+                    if !(by_name.contains_key(t) || (builtin_requested && t == REQUESTED_TARGET)) {
                         good = false;
                         let l = Loc {
                             file: loc.file,

@@ -33,6 +33,10 @@ pub static NOUNS: &[Noun] = &[
     n("acct id", Pii, "account_id", false),
     n("user id", Pii, "account_id", false),
     n("customer id", Pii, "account_id", false),
+    n("customer account", Pii, "account_id", false),
+    n("member number", Pii, "account_id", false),
+    n("loyalty number", Pii, "account_id", false),
+    n("employee number", Pii, "employee_id", false),
     n("customer number", Pii, "account_id", false),
     n("member id", Pii, "account_id", false),
     n("employee id", Pii, "employee_id", false),
@@ -204,6 +208,27 @@ pub static HEALTH: &[&str] = &[
     "ekg",
     "spo2",
     "yoga",
+];
+
+/// Lab and imaging terms: personal health only with a first-person/family anchor
+/// (clinical vignettes say "chest x-ray shows ...").
+pub static HEALTH_STRICT: &[&str] = &[
+    "a1c",
+    "hba1c",
+    "ldl",
+    "hdl",
+    "lab results",
+    "blood test",
+    "blood work",
+    "biopsy",
+    "mri",
+    "ct scan",
+    "x-ray",
+    "psa",
+    "tsh",
+    "creatinine",
+    "platelets",
+    "hemoglobin",
 ];
 
 /// Personal anchors that tie a health term to a specific person or their data.

@@ -7,15 +7,44 @@ pub mod patterns;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
 use super::entropy::{is_placeholder, shannon};
 use super::rules::CompiledOrgRules;
 use super::text::{despace, sentence_at, skeleton, tokens, Token};
 use super::{validate, Category, ClassifierError};
-use lexicon::{Noun, HEALTH, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS};
+use lexicon::{
+    Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
+};
 use patterns::{Spec, Validator, SPECS};
+
+/// FNV-1a: the word maps hash short strings, where SipHash dominates lookup cost.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
 
 /// A finding inside one segment (byte offsets into the segment text).
 #[derive(Debug, Clone)]
@@ -34,27 +63,69 @@ struct Compiled {
     needs_digit: bool,
 }
 
-/// Phrase index keyed by first word (exact and vowel-skeleton).
+/// Vocabulary of phrase first words (exact and vowel-skeleton), shared by every phrase
+/// table so each token is hashed once per view.
+#[derive(Default)]
+struct Lex {
+    exact: FastMap<String, u32>,
+    skel: FastMap<String, u32>,
+}
+
+const NO_ID: u32 = u32::MAX;
+
+impl Lex {
+    fn add<'a>(&mut self, phrases: impl Iterator<Item = &'a str>) {
+        for ph in phrases {
+            let w0 = ph.split(' ').next().unwrap_or("");
+            let n = self.exact.len() as u32;
+            self.exact.entry(w0.to_string()).or_insert(n);
+            for k in first_word_skels(w0) {
+                let n = self.skel.len() as u32;
+                self.skel.entry(k).or_insert(n);
+            }
+        }
+    }
+}
+
+/// Skeleton keys of a phrase's first word: the skeleton and, if it ends in `y`, the
+/// skeleton without it (`policy` -> `plcy`, `plc`); keys shorter than 3 are not indexed.
+fn first_word_skels(w0: &str) -> Vec<String> {
+    let sk = skeleton(w0);
+    let trimmed = sk.trim_end_matches('y');
+    let mut out = Vec::new();
+    if trimmed.len() >= 3 && trimmed.len() < sk.len() {
+        out.push(trimmed.to_string());
+    }
+    if sk.len() >= 3 {
+        out.push(sk);
+    }
+    out
+}
+
+/// Phrase index keyed by first word (exact and vowel-skeleton ids from [`Lex`]).
 struct Phrases {
     words: Vec<Vec<String>>,
-    exact: HashMap<String, Vec<usize>>,
-    skel: HashMap<String, Vec<usize>>,
+    /// Skeleton of each phrase word, for fuzzy matching of later words.
+    skels: Vec<Vec<String>>,
+    exact: Vec<Vec<usize>>,
+    skel: Vec<Vec<usize>>,
 }
 
 impl Phrases {
-    fn new<'a>(phrases: impl Iterator<Item = &'a str>) -> Phrases {
+    fn new<'a>(phrases: impl Iterator<Item = &'a str>, lex: &Lex) -> Phrases {
         let mut p = Phrases {
             words: Vec::new(),
-            exact: HashMap::new(),
-            skel: HashMap::new(),
+            skels: Vec::new(),
+            exact: vec![Vec::new(); lex.exact.len()],
+            skel: vec![Vec::new(); lex.skel.len()],
         };
         for (i, ph) in phrases.enumerate() {
             let ws: Vec<String> = ph.split(' ').map(|w| w.to_string()).collect();
-            p.exact.entry(ws[0].clone()).or_default().push(i);
-            let sk = skeleton(&ws[0]);
-            if sk.len() >= 3 {
-                p.skel.entry(sk).or_default().push(i);
+            p.exact[lex.exact[ws[0].as_str()] as usize].push(i);
+            for k in first_word_skels(&ws[0]) {
+                p.skel[lex.skel[k.as_str()] as usize].push(i);
             }
+            p.skels.push(ws.iter().map(|w| skeleton(w)).collect());
             p.words.push(ws);
         }
         p
@@ -62,30 +133,27 @@ impl Phrases {
 
     /// Longest phrase starting at token `i`; returns (phrase index, token index after it).
     fn longest(&self, toks: &[Tok], i: usize, fuzzy: bool) -> Option<(usize, usize)> {
+        let t = &toks[i];
+        if t.wid == NO_ID && (!fuzzy || t.sid == NO_ID) {
+            return None;
+        }
         let mut best: Option<(usize, usize)> = None;
-        let cands = self
-            .exact
-            .get(toks[i].word.as_str())
-            .into_iter()
-            .flatten()
-            .chain(
-                if fuzzy {
-                    self.skel.get(toks[i].skel.as_str())
-                } else {
-                    None
-                }
-                .into_iter()
-                .flatten(),
-            );
-        for &pi in cands {
+        let exact = self.exact.get(t.wid as usize).into_iter().flatten();
+        let skel = if fuzzy {
+            self.skel.get(t.sid as usize)
+        } else {
+            None
+        };
+        for &pi in exact.chain(skel.into_iter().flatten()) {
             let ws = &self.words[pi];
             if i + ws.len() > toks.len() {
                 continue;
             }
             if ws
                 .iter()
+                .zip(&self.skels[pi])
                 .enumerate()
-                .all(|(k, w)| word_eq(&toks[i + k], w, fuzzy, k == 0))
+                .all(|(k, (w, sw))| word_eq(&toks[i + k], w, sw, fuzzy, k == 0))
                 && best.is_none_or(|(b, _)| self.words[b].len() < ws.len())
             {
                 best = Some((pi, i + ws.len()));
@@ -95,7 +163,7 @@ impl Phrases {
     }
 }
 
-fn word_eq(t: &Tok, w: &str, fuzzy: bool, first: bool) -> bool {
+fn word_eq(t: &Tok, w: &str, sw: &str, fuzzy: bool, first: bool) -> bool {
     if t.word == w {
         return true;
     }
@@ -103,7 +171,6 @@ fn word_eq(t: &Tok, w: &str, fuzzy: bool, first: bool) -> bool {
         return false;
     }
     let min = if first { 3 } else { 2 };
-    let sw = skeleton(w);
     t.skel.len() >= min && (t.skel == sw || t.skel == sw.trim_end_matches('y'))
 }
 
@@ -113,30 +180,133 @@ struct Tok {
     end: usize,
     word: String,
     skel: String,
+    /// Ids of `word` / `skel` in the phrase vocabulary, or `NO_ID`.
+    wid: u32,
+    sid: u32,
 }
 
-fn prep_tokens(text: &str) -> Vec<Tok> {
+fn prep_tokens(text: &str, lex: &Lex) -> Vec<Tok> {
     tokens(text)
         .into_iter()
         .map(|Token { start, end, lower }| {
-            let word = lower
+            let mut word = lower;
+            let cut = word
                 .strip_suffix("'s")
-                .or_else(|| lower.strip_suffix("’s"))
-                .unwrap_or(&lower)
-                .to_string();
+                .or_else(|| word.strip_suffix("’s"))
+                .map(str::len);
+            if let Some(n) = cut {
+                word.truncate(n);
+            }
             let skel = skeleton(&word);
+            let wid = lex.exact.get(word.as_str()).copied().unwrap_or(NO_ID);
+            let sid = lex.skel.get(skel.as_str()).copied().unwrap_or(NO_ID);
             Tok {
                 start,
                 end,
                 word,
                 skel,
+                wid,
+                sid,
             }
         })
         .collect()
 }
 
+/// Gate bits beyond the specs (one per non-spec rule).
+const G_DESCRIBED: u32 = 0;
+const G_KID: u32 = 1;
+const G_URL: u32 = 2;
+const G_STREET: u32 = 3;
+const G_CONF: u32 = 4;
+const G_WORD_PROBLEM: u32 = 5;
+const G_NAME_CONTEXT: u32 = 7;
+const G_CONTEXT: u32 = 8; // one bit per context rule from here
+const EXTRA_GATES: &[(u32, &[&str])] = &[
+    (
+        G_DESCRIBED,
+        &[
+            "start",
+            "begin",
+            "end",
+            "digit",
+            "letter",
+            "character",
+            " one",
+            "last",
+        ],
+    ),
+    (G_KID, &["kid", "child", "son", "daughter", "minor"]),
+    (G_URL, &["/"]),
+    (
+        G_STREET,
+        &["st", "ave", "rd", "road", "blvd", "lane", "ln", "drive"],
+    ),
+    (
+        G_CONF,
+        &[
+            "role",
+            "job",
+            "position",
+            "employee",
+            "headcount",
+            "people",
+            "layoff",
+            "reduction",
+            "revenue",
+            "earning",
+            "ebitda",
+            "arr",
+            "margin",
+            "booking",
+            "acqui",
+            "merger",
+            "takeover",
+            "exfiltrat",
+            "breach",
+            "unpatched",
+            "exposure",
+        ],
+    ),
+    (G_WORD_PROBLEM, &["how", "what is the"]),
+    (G_NAME_CONTEXT, &[",", "lives", "born", "works", "from"]),
+    (G_CONTEXT, &[" i ", " we "]),
+    (G_CONTEXT + 1, &[" i ", " we "]),
+    (G_CONTEXT + 2, &[" i ", " we "]),
+    (G_CONTEXT + 3, &["log", "history"]),
+    (
+        G_CONTEXT + 4,
+        &["visit", "vstd", "vistd", "browsed", "frequent"],
+    ),
+    (G_CONTEXT + 5, &["under", "below", "age"]),
+    (
+        G_CONTEXT + 6,
+        &[
+            "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+        ],
+    ),
+    (G_CONTEXT + 7, &["degree", "diploma", "graduat", "alumn"]),
+];
+
+/// Which rules can match a text: spec `i` is bit `i` of `specs`; extra rules are bits of
+/// `extra`.
+#[derive(Clone, Copy, Default)]
+struct Gates {
+    specs: u128,
+    extra: u64,
+    digits: usize,
+    max_run: usize,
+}
+
 pub struct Sensitivity {
     compiled: Vec<Compiled>,
+    /// One ASCII-case-insensitive automaton over every trigger literal.
+    gate_ac: AhoCorasick,
+    /// For each automaton pattern: (spec bits, extra bits) it enables.
+    gate_bits: Vec<(u128, u64)>,
+    /// Single-byte triggers: (byte, spec bits, extra bits).
+    byte_bits: Vec<(u8, u128, u64)>,
+    /// Specs without a literal trigger (always candidates).
+    ungated: u128,
     test_markers: Regex,
     described: Regex,
     kid_age: Regex,
@@ -146,16 +316,40 @@ pub struct Sensitivity {
     medical: Regex,
     confidential_content: Regex,
     negation: Regex,
+    /// Context rules: (regex, category, kind, confidence); the span is group 1 or 0.
+    context: Vec<(Regex, Category, &'static str, f32)>,
+    /// A capitalised word used like a person: vocative ("Ann, can you"), subject of a
+    /// personal verb ("X lives in", "X is from Acme LLC").
+    name_context: Regex,
+    /// Sentence opens with a quantity question: names are characters of a word problem.
+    word_problem: Regex,
+    /// Requirements/specs ("at least 12 characters") describe formats, not a value.
+    requirement: Regex,
+    lex: Lex,
     nouns: Phrases,
     health: Phrases,
     triggers: Phrases,
-    first_names: HashSet<&'static str>,
-    personal: HashSet<&'static str>,
-    not_name: HashSet<&'static str>,
-    strong: HashSet<&'static str>,
+    first_names: FastSet<&'static str>,
+    famous: FastSet<&'static str>,
+    personal: FastSet<&'static str>,
+    not_name: FastSet<&'static str>,
+    strong: FastSet<&'static str>,
 }
 
 const FIRST_NAMES: &str = include_str!("../../../data/first_names.txt");
+const FAMOUS: &str = include_str!("../../../data/famous_surnames.txt");
+
+/// A name inside a code example line (`f("Hi, my name is Ann") == [...]`, `>>> ...`).
+/// `in_code`: the text contains code markers (computed once per text).
+fn code_example(text: &str, pos: usize, in_code: bool) -> bool {
+    if !in_code {
+        return false;
+    }
+    let ls = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let le = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+    let line = &text[ls..le];
+    line.contains("==") || line.trim_start().starts_with(">>>")
+}
 
 /// Names that are also ordinary words; they count only mid-sentence.
 const AMBIGUOUS_NAMES: &[&str] = &[
@@ -276,6 +470,62 @@ impl Sensitivity {
                 needs_digit,
             });
         }
+        assert!(SPECS.len() <= 128, "gate mask holds 128 specs");
+        let mut lits: Vec<String> = Vec::new();
+        let mut gate_bits: Vec<(u128, u64)> = Vec::new();
+        let mut add = |lit: &str, sb: u128, eb: u64| {
+            let l = lit.to_ascii_lowercase();
+            match lits.iter().position(|x| *x == l) {
+                Some(p) => {
+                    gate_bits[p].0 |= sb;
+                    gate_bits[p].1 |= eb;
+                }
+                None => {
+                    lits.push(l);
+                    gate_bits.push((sb, eb));
+                }
+            }
+        };
+        let mut ungated = 0u128;
+        for (i, spec) in SPECS.iter().enumerate() {
+            if spec.triggers.is_empty() {
+                ungated |= 1 << i;
+            }
+            for t in spec.triggers {
+                add(t, 1 << i, 0);
+            }
+        }
+        for (bit, ts) in EXTRA_GATES {
+            for t in *ts {
+                add(t, 0, 1 << bit);
+            }
+        }
+        // Single-byte triggers are checked in the byte pass, not by the automaton.
+        let mut byte_bits = Vec::new();
+        let mut k = 0;
+        while k < lits.len() {
+            if lits[k].len() == 1 {
+                byte_bits.push((lits[k].as_bytes()[0], gate_bits[k].0, gate_bits[k].1));
+                lits.remove(k);
+                gate_bits.remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        let gate_ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&lits)
+            .map_err(|e| ClassifierError::Regex {
+                name: "gate".into(),
+                message: e.to_string(),
+            })?;
+        let trigger_phrases = || NAME_TRIGGERS.iter().map(|t| t.trim_end_matches([':', ',']));
+        let mut lex = Lex::default();
+        lex.add(NOUNS.iter().map(|n| n.phrase));
+        lex.add(HEALTH.iter().chain(HEALTH_STRICT).copied());
+        lex.add(trigger_phrases());
         let first_names = FIRST_NAMES
             .lines()
             .filter(|l| !l.starts_with('#'))
@@ -283,6 +533,10 @@ impl Sensitivity {
             .collect();
         Ok(Sensitivity {
             compiled,
+            gate_ac,
+            gate_bits,
+            byte_bits,
+            ungated,
             test_markers: rx(lexicon::TEST_MARKERS)?,
             described: rx(
                 r"(?i)\b(?:starting|beginning|starts|begins|ending|ends|ended)\s+(?:with|in)\s+(?:the\s+)?(?:letters?\s+|digits?\s+)?(?-i:[A-Z0-9]{1,6})\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})[- ](?:digits?|letters?|characters?)\b|\bthe\s+\d{2,6}\s+one\b|\blast\s+(?:four|4)\s+(?:digits|are|is)\b",
@@ -294,40 +548,94 @@ impl Sensitivity {
                 r"(?i)\b((?:[\w-]+\.)+[a-z]{2,}/(?:user|users|u|profile|people|in|~)[/=][\w.%-]+)",
             )?,
             street_short: rx(
-                r"(?i:\b(?:at|on|to|live|lives|living)\s+)(\d{1,5}\s?(?:st|street|ave|avenue|rd|road|blvd|lane|ln|drive)\b)",
+                r"(?i)\b(?:at|on|to|live|lives|living)\s+(\d{1,5}\s?(?:st|street|ave|avenue|rd|road|blvd|lane|ln|drive)\b)",
             )?,
             security_ctx: rx(
                 r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|scrty",
             )?,
             medical: rx(
-                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi\w*|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b",
+                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|biopsy|doctor)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b",
             )?,
             confidential_content: rx(
                 r"(?i)\b(?:roles?|jobs?|positions?|employees|headcount|people)\b[^.\n]{0,40}\b(?:will\s+be|to\s+be|are\s+being|being)\s+(?:cut|eliminated|laid\s+off|reduced)\b|\b(?:layoffs?|reduction\s+in\s+force)\b[^.\n]{0,60}\b(?:planned|next\s+(?:week|month|quarter)|will|upcoming|unannounced)\b|\b(?:revenue|earnings|ebitda|arr|margin|bookings)\b[^.\n]{0,60}\b(?:below|above|miss(?:ed)?|beat)\s+(?:plan|guidance|forecast|consensus)\b|\b(?:our|we)\b[^.\n]{0,50}\b(?:acquisition|acquire|merger|takeover)\b[^.\n]{0,80}\$\d|\b(?:exfiltrat\w+|breach(?:ed)?)\b[^.\n]{0,80}\b(?:customer|records|employee)\b|\bstill\s+unpatched\b|\bexposure\b[^.\n]{0,60}\$\d[^.\n]{0,60}\bsettl",
             )?,
             negation: rx(r"(?i)\b(?:without|no|not|never|isn't|don't|doesn't|can't|cannot)\b")?,
-            nouns: Phrases::new(NOUNS.iter().map(|n| n.phrase)),
-            health: Phrases::new(HEALTH.iter().copied()),
-            triggers: Phrases::new(NAME_TRIGGERS.iter().map(|t| t.trim_end_matches([':', ',']))),
+            context: context_rules()?,
+            name_context: rx(
+                r"(?m)(?:^|[.!?]\s+|\n)(\p{Lu}\p{Ll}{2,}),\s+(?:can|could|would|will|please|i|we|you|do|did|are|is|have|let's|thanks|thank)\b|,\s+(\p{Lu}\p{Ll}{2,})\s*[!?]|(?:^|[.!?]\s+|\n)(\p{Lu}\p{Ll}{2,})\s+(?:lives\s+in|was\s+born\s+in|works\s+(?:at|for)|(?:is|was)\s+from\s+(?:\p{Lu}[\w&'.-]*\s+){1,4}(?:LLC|Inc|Ltd|Corp|GmbH|Co|Group|Company|Corporation)\b)",
+            )?,
+            requirement: rx(
+                r"(?i)\b(?:at\s+least|at\s+most|minimum|maximum|must|should|up\s+to|no\s+more\s+than|between|requires?|allowed)\b",
+            )?,
+            word_problem: rx(
+                r"(?i)\bhow\s+(?:many|much|far|long|old|fast|tall)\b|\bwhat\s+is\s+the\s+(?:total|sum|probability|average|difference)\b",
+            )?,
+            nouns: Phrases::new(NOUNS.iter().map(|n| n.phrase), &lex),
+            health: Phrases::new(HEALTH.iter().chain(HEALTH_STRICT).copied(), &lex),
+            triggers: Phrases::new(trigger_phrases(), &lex),
+            lex,
             first_names,
+            famous: FAMOUS
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .flat_map(|l| l.split_whitespace())
+                .collect(),
             personal: PERSONAL.iter().copied().collect(),
             not_name: NOT_NAME.iter().copied().collect(),
             strong: STRONG_TRIGGERS.iter().copied().collect(),
         })
     }
 
+    /// One pass over the text: which rules can possibly match.
+    fn gates(&self, text: &str) -> Gates {
+        let mut g = Gates {
+            specs: self.ungated,
+            ..Gates::default()
+        };
+        let mut run = 0;
+        let mut seen = [false; 128];
+        for &b in text.as_bytes() {
+            if b.is_ascii_digit() {
+                g.digits += 1;
+            }
+            if b < 128 {
+                seen[b as usize] = true;
+            }
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                run += 1;
+                g.max_run = g.max_run.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        for &(b, sb, eb) in &self.byte_bits {
+            if seen[b as usize] {
+                g.specs |= sb;
+                g.extra |= eb;
+            }
+        }
+        for m in self.gate_ac.find_overlapping_iter(text) {
+            let (sb, eb) = self.gate_bits[m.pattern().as_usize()];
+            g.specs |= sb;
+            g.extra |= eb;
+        }
+        g
+    }
+
     /// Scan one segment's text; findings are de-duplicated and test/demo context applied.
     pub fn scan(&self, text: &str, org: &CompiledOrgRules, out: &mut Vec<Raw>) {
         let base = out.len();
-        self.scan_regex(text, None, out);
-        let toks = prep_tokens(text);
-        self.scan_tokens(text, &toks, out);
-        self.scan_names(text, &toks, out);
+        let g = self.gates(text);
+        self.scan_regex(text, &g, out);
+        let toks = prep_tokens(text, &self.lex);
+        self.scan_tokens(text, &toks, &g, out);
+        self.scan_names(text, &toks, &g, out);
         if let Some((norm, map)) = despace(text) {
             let mut tmp = Vec::new();
-            self.scan_regex(&norm, Some(text), &mut tmp);
-            let ntoks = prep_tokens(&norm);
-            self.scan_tokens(&norm, &ntoks, &mut tmp);
+            let ng = self.gates(&norm);
+            self.scan_regex(&norm, &ng, &mut tmp);
+            let ntoks = prep_tokens(&norm, &self.lex);
+            self.scan_tokens(&norm, &ntoks, &ng, &mut tmp);
             for mut r in tmp {
                 let s = map[r.start.min(map.len() - 1)];
                 // Each normalised byte maps to the same byte of the same char in `text`,
@@ -377,17 +685,90 @@ impl Sensitivity {
         }
     }
 
+    /// Public figures: famous surnames, or a name next to a public role ("CEO Ann Lee",
+    /// "Ann Lee, the CEO of X").
+    fn public_figure(&self, text: &str, s: usize, e: usize, last: &str) -> bool {
+        if self.famous.contains(last) {
+            return true;
+        }
+        const ROLES: &[&str] = &[
+            "ceo",
+            "cfo",
+            "cto",
+            "coo",
+            "president",
+            "senator",
+            "governor",
+            "chairman",
+            "chairwoman",
+            "founder",
+            "minister",
+            "mayor",
+            "king",
+            "queen",
+            "pope",
+            "general",
+            "author",
+            "actor",
+            "actress",
+            "singer",
+            "painter",
+            "composer",
+            "philosopher",
+            "scientist",
+            "chancellor",
+            "emperor",
+        ];
+        let before = text[..s].trim_end();
+        let prev = before
+            .rsplit(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if ROLES.contains(&prev.as_str()) {
+            return true;
+        }
+        // "Leonardo da Vinci", "Vincent van Gogh": particle + famous surname after the run.
+        let mut rest = text[e..].split_whitespace();
+        if let (Some(p), Some(n)) = (rest.next(), rest.next()) {
+            let n = n
+                .trim_end_matches(|c: char| !c.is_alphanumeric())
+                .trim_end_matches("'s")
+                .to_lowercase();
+            if matches!(p, "da" | "van" | "von" | "de" | "del" | "di" | "la" | "le")
+                && self.famous.contains(n.as_str())
+            {
+                return true;
+            }
+        }
+        let after = text[e..].trim_start_matches([',', ' ']);
+        let after = after
+            .strip_prefix("the ")
+            .or_else(|| after.strip_prefix("a "))
+            .unwrap_or(after);
+        let next: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        ROLES.contains(&next.as_str())
+    }
+
     fn sentence_is_test(&self, text: &str, start: usize) -> bool {
         let (s, e) = sentence_at(text, start);
         self.test_markers.is_match(&text[s..e])
     }
 
-    fn scan_regex(&self, text: &str, _orig: Option<&str>, out: &mut Vec<Raw>) {
-        let digits = text.bytes().filter(u8::is_ascii_digit).count();
-        for c in &self.compiled {
+    fn scan_regex(&self, text: &str, g: &Gates, out: &mut Vec<Raw>) {
+        let digits = g.digits;
+        for (ci, c) in self.compiled.iter().enumerate() {
             let spec = c.spec;
-            // Cheap gates: most detectors need digits; phones need at least 9.
-            if (c.needs_digit && digits == 0) || (spec.kind == "phone" && digits < 9) {
+            // Cheap gates: trigger literals, digit counts, token-run lengths.
+            if g.specs & (1 << ci) == 0
+                || (c.needs_digit && digits == 0)
+                || digits < spec.min_digits as usize
+                || g.max_run < spec.min_run as usize
+            {
                 continue;
             }
             for caps in c.re.captures_iter(text) {
@@ -403,9 +784,15 @@ impl Sensitivity {
                 if spec.weak && self.sentence_is_test(text, s) {
                     continue;
                 }
+                // "customer/user/member account 123" is an account id, not a bank account.
+                let (category, kind) = if spec.kind == "bank_account" && profile_account(text, s) {
+                    (Category::Pii, "account_id")
+                } else {
+                    (spec.category, spec.kind)
+                };
                 out.push(Raw {
-                    category: spec.category,
-                    kind: Cow::Borrowed(spec.kind),
+                    category,
+                    kind: Cow::Borrowed(kind),
                     start: s,
                     end: e,
                     confidence: spec.confidence,
@@ -467,11 +854,43 @@ impl Sensitivity {
         ok.then_some((s, e))
     }
 
-    fn scan_tokens(&self, text: &str, toks: &[Tok], out: &mut Vec<Raw>) {
+    fn scan_tokens(&self, text: &str, toks: &[Tok], g: &Gates, out: &mut Vec<Raw>) {
+        let in_code = text.contains("```") || text.contains("def ") || text.contains("function ");
         const FILLER: &[&str] = &[
-            "number", "no", "num", "id", "is", "was", "are", "were", "be", "of", "my", "the", "a",
-            "an", "it's", "its", "to", "reads", "shows", "code", "equals", "called", "nr", "ends",
-            "in", "with", "use", "at",
+            "number",
+            "no",
+            "num",
+            "id",
+            "is",
+            "was",
+            "are",
+            "were",
+            "be",
+            "of",
+            "my",
+            "the",
+            "a",
+            "an",
+            "it's",
+            "its",
+            "to",
+            "reads",
+            "shows",
+            "code",
+            "equals",
+            "called",
+            "nr",
+            "ends",
+            "in",
+            "with",
+            "use",
+            "at",
+            "about",
+            "around",
+            "roughly",
+            "approximately",
+            "over",
+            "nearly",
         ];
         let mut i = 0;
         while i < toks.len() {
@@ -526,6 +945,7 @@ impl Sensitivity {
                         .split_whitespace()
                         .all(|w| !w.chars().skip(1).any(|c| c.is_uppercase()));
                 let ok = !self.test_markers.is_match(sentence)
+                    && !code_example(text, s, in_code)
                     && !is_placeholder_loose(value)
                     && (!plain_cap || possessive || noun.kind == "security_answer")
                     && (noun.kind != "security_answer" || self.security_ctx.is_match(sentence))
@@ -550,10 +970,12 @@ impl Sensitivity {
             i = j;
         }
         // Described values: "starting with CLM and four digits", "the 555 one".
-        for m in self.described.find_iter(text) {
+        let on = |bit: u32| g.extra & (1 << bit) != 0;
+        let described = on(G_DESCRIBED).then(|| self.described.find_iter(text));
+        for m in described.into_iter().flatten() {
             let (ss, se) = sentence_at(text, m.start());
             let sentence = &text[ss..se];
-            if self.test_markers.is_match(sentence) {
+            if self.test_markers.is_match(sentence) || self.requirement.is_match(sentence) {
                 continue;
             }
             let first = toks
@@ -572,7 +994,8 @@ impl Sensitivity {
                 });
             }
         }
-        for caps in self.kid_age.captures_iter(text) {
+        let kid = on(G_KID).then(|| self.kid_age.captures_iter(text));
+        for caps in kid.into_iter().flatten() {
             if let Some(m) = caps.get(0) {
                 if !self.sentence_is_test(text, m.start()) {
                     out.push(raw(Category::Pii, "minor_age", m.start(), m.end(), 0.6));
@@ -580,9 +1003,24 @@ impl Sensitivity {
             }
         }
         for re in [&self.personal_url, &self.street_short] {
+            let bit = if std::ptr::eq(re, &self.personal_url) {
+                G_URL
+            } else {
+                G_STREET
+            };
+            if !on(bit) || (bit == G_STREET && g.digits == 0) {
+                continue;
+            }
             for caps in re.captures_iter(text) {
                 if let Some(m) = caps.get(1) {
-                    if !self.sentence_is_test(text, m.start()) && !is_placeholder(m.as_str()) {
+                    // For URLs only the path (the person's handle) must not be a placeholder,
+                    // and a demo domain inside the URL does not make the sentence a demo.
+                    let v = m.as_str();
+                    let checked = v.split_once('/').map_or(v, |(_, p)| p);
+                    let (ss, se) = sentence_at(text, m.start());
+                    let demo = self.test_markers.is_match(&text[ss..m.start()])
+                        || self.test_markers.is_match(&text[m.end().min(se)..se]);
+                    if !demo && !is_placeholder(checked) {
                         let kind = if std::ptr::eq(re, &self.personal_url) {
                             "personal_url"
                         } else {
@@ -596,13 +1034,30 @@ impl Sensitivity {
         // Personal health: a health term tied to "my", a device, an app or a profile.
         let mut i = 0;
         while i < toks.len() {
-            if let Some((_, j)) = self.health.longest(toks, i, true) {
+            if let Some((hi, j)) = self.health.longest(toks, i, true) {
+                let strict = hi >= HEALTH.len();
                 let (ss, se) = sentence_at(text, toks[i].start);
                 let sentence = &text[ss..se];
                 let personal = toks
                     .iter()
                     .filter(|t| t.start >= ss && t.end <= se)
                     .any(|t| {
+                        if strict {
+                            return matches!(
+                                t.word.as_str(),
+                                "my" | "mine"
+                                    | "me"
+                                    | "i"
+                                    | "i'm"
+                                    | "i've"
+                                    | "son"
+                                    | "daughter"
+                                    | "wife"
+                                    | "husband"
+                                    | "mom"
+                                    | "dad"
+                            );
+                        }
                         self.personal.contains(t.word.as_str())
                             || ["prfl", "shws", "pp", "dvc", "wllnss"].contains(&t.skel.as_str())
                                 && t.word.len() <= t.skel.len() + 1
@@ -646,8 +1101,22 @@ impl Sensitivity {
             }
             i += 1;
         }
+        for (ri, (re, category, kind, conf)) in self.context.iter().enumerate() {
+            if !on(G_CONTEXT + ri as u32) {
+                continue;
+            }
+            for m in re.find_iter(text) {
+                let (ss, se) = sentence_at(text, m.start());
+                let sentence = &text[ss..se];
+                let question = kind == &"education" && sentence.trim_end().ends_with('?');
+                if !question && !self.test_markers.is_match(sentence) {
+                    out.push(raw(*category, kind, m.start(), m.end(), *conf));
+                }
+            }
+        }
         // Unreleased business content.
-        for m in self.confidential_content.find_iter(text) {
+        let conf = on(G_CONF).then(|| self.confidential_content.find_iter(text));
+        for m in conf.into_iter().flatten() {
             if !self.sentence_is_test(text, m.start()) {
                 out.push(raw(
                     Category::Confidential,
@@ -660,7 +1129,7 @@ impl Sensitivity {
         }
     }
 
-    fn scan_names(&self, text: &str, toks: &[Tok], out: &mut Vec<Raw>) {
+    fn scan_names(&self, text: &str, toks: &[Tok], g: &Gates, out: &mut Vec<Raw>) {
         let all_lower = !text.chars().any(|c| c.is_uppercase());
         let is_cap = |t: &Tok| {
             let s = &text[t.start..t.end];
@@ -677,11 +1146,31 @@ impl Sensitivity {
             let s = &text[t.start..t.end];
             s.chars().count() == 1 && s.starts_with(char::is_uppercase)
         };
+        let in_code = text.contains("```") || text.contains("def ") || text.contains("function ");
+        let word_problem = g.extra & (1 << G_WORD_PROBLEM) != 0 && self.word_problem.is_match(text);
+        // Capitalised words used like a person (vocatives, subjects of personal verbs).
+        let name_ctx =
+            (g.extra & (1 << G_NAME_CONTEXT) != 0).then(|| self.name_context.captures_iter(text));
+        for caps in name_ctx.into_iter().flatten() {
+            let Some(m) = caps.get(1).or_else(|| caps.get(2)).or_else(|| caps.get(3)) else {
+                continue;
+            };
+            let w = m.as_str().to_lowercase();
+            let gaz = self.first_names.contains(w.as_str());
+            if (gaz || !w.ends_with("ly"))
+                && !self.not_name.contains(w.as_str())
+                && !NOT_VOCATIVE.contains(&w.as_str())
+                && !self.sentence_is_test(text, m.start())
+            {
+                let conf = if word_problem { 0.45 } else { 0.6 };
+                out.push(raw(Category::Pii, "person_name", m.start(), m.end(), conf));
+            }
+        }
         let mut i = 0;
         let mut covered_until = 0;
         while i < toks.len() {
             // Trigger?
-            let trig = self.triggers.longest(toks, i, false);
+            let trig = self.triggers.longest(toks, i, true);
             let (start, strong) = match trig {
                 Some((pi, j)) if j < toks.len() => {
                     let phrase = NAME_TRIGGERS[pi];
@@ -776,8 +1265,39 @@ impl Sensitivity {
                 before.is_empty() || before.ends_with(['.', '!', '?', '\n', ':', '"'])
             };
             let ambiguous = AMBIGUOUS_NAMES.contains(&first);
+            // Triggers that tie the name to a real record (self-introduction, card holder,
+            // customer/patient labels); titles and prepositions do not.
+            let self_named = trig.is_some_and(|(pi, _)| {
+                let p = NAME_TRIGGERS[pi];
+                matches!(p, "i'm" | "i am" | "this is" | "signed" | "sent from")
+                    || (self.strong.contains(p)
+                        && !matches!(
+                            p,
+                            "mr" | "mrs"
+                                | "ms"
+                                | "miss"
+                                | "mx"
+                                | "dr"
+                                | "prof"
+                                | "named"
+                                | "bill"
+                                | "dear"
+                                | "regards,"
+                                | "best,"
+                                | "sincerely,"
+                        ))
+            });
+            let surname = run_len >= 2
+                && run
+                    .iter()
+                    .skip(1)
+                    .any(|t| surname_like(&text[t.start..t.end]))
+                && !self.not_name.contains(first);
             let (accept, conf) = if strong && long_words >= 1 {
                 (true, 0.85)
+            } else if self_named && run_len >= 1 && strong {
+                // "my name is J. D." / obfuscated "J hn D oe".
+                (true, 0.8)
             } else if gaz && run_len >= 2 && (!ambiguous || !sentence_initial || trig.is_some()) {
                 (true, 0.8)
             } else if first_all_lower_name {
@@ -787,9 +1307,10 @@ impl Sensitivity {
                 // numeric text (word problems, code) it is reported below threshold.
                 let chat = text.len() < 160 && !text.chars().any(|c| c.is_ascii_digit());
                 (true, if chat { 0.55 } else { 0.45 })
-            } else if run_len >= 3
-                && long_words >= 2
-                && run.iter().skip(1).take(run_len - 2).any(&is_initial)
+            } else if surname
+                || run_len >= 3
+                    && long_words >= 2
+                    && run.iter().skip(1).take(run_len - 2).any(&is_initial)
             {
                 (true, 0.75)
             } else {
@@ -798,6 +1319,16 @@ impl Sensitivity {
             if accept {
                 let s = toks[start].start;
                 let e = toks[end_tok].end;
+                // Characters of a word problem ("Mr. Lee has 27 students. How many...")
+                // are not real people unless they introduce themselves.
+                let last = toks[end_tok].word.as_str();
+                let public = self.public_figure(text, s, e, last);
+                let conf =
+                    if (word_problem || public) && !self_named || code_example(text, s, in_code) {
+                        f32::min(conf, 0.45)
+                    } else {
+                        conf
+                    };
                 out.push(raw(Category::Pii, "person_name", s, e, conf));
                 covered_until = e;
                 i = end_tok + 1;
@@ -806,6 +1337,225 @@ impl Sensitivity {
             }
         }
     }
+}
+
+/// The words before an account number name a customer/user profile, not a bank.
+fn profile_account(text: &str, s: usize) -> bool {
+    let mut from = s.saturating_sub(40);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = text[from..s].to_ascii_lowercase();
+    let Some(p) = before.rfind("account") else {
+        return false;
+    };
+    let head = &before[..p];
+    [
+        "customer", "user", "member", "player", "loyalty", "login", "portal", "gaming", "app",
+    ]
+    .iter()
+    .any(|w| head.trim_end().ends_with(w))
+}
+
+/// Context rules for data that is described rather than written out.
+fn context_rules() -> Result<Vec<(Regex, Category, &'static str, f32)>, ClassifierError> {
+    const ALLUDED: &str = r"\s+(?:that\s+|which\s+)?(?:i|we)\s+(?:gave|mentioned|shared|provided|sent|told\s+you|listed|entered|used|gave\s+you|sent\s+you)\b";
+    Ok(vec![
+        // Data the user refers back to: "the number I gave", "the place I mentioned".
+        (
+            rx(&format!(
+                r"(?i)\b(?:the|my|that)\s+(?:(?:phone\s+)?number|address|place|email|e-mail|location|details|info|one|site|name|id|contact)(?:\s+(?:details|info))?{ALLUDED}"
+            ))?,
+            Category::Pii,
+            "referenced_personal_data",
+            0.6,
+        ),
+        (
+            rx(&format!(
+                r"(?i)\b(?:the|my|that)\s+(?:card|account\s+number|iban|bank\s+details|routing\s+number)(?:\s+number)?{ALLUDED}"
+            ))?,
+            Category::Financial,
+            "referenced_financial_data",
+            0.6,
+        ),
+        (
+            rx(&format!(
+                r"(?i)\b(?:the|my|that)\s+(?:password|pin|passcode|code|token|key)(?:\s+number)?{ALLUDED}"
+            ))?,
+            Category::Secret,
+            "referenced_secret",
+            0.6,
+        ),
+        // Activity logs of a person or their devices.
+        (
+            rx(
+                r"(?i)\b(?:command|voice|search|browsing|browser|location|call|chat|activity|watch|purchase|viewing|listening|login|device)(?:\s+[a-z]+)?\s+(?:log|logs|history)\s+(?:shows|show|includes|include|contains|contain|says|lists|has)\b",
+            )?,
+            Category::Pii,
+            "activity_log",
+            0.6,
+        ),
+        (
+            rx(
+                r"(?i)\b(?:sites?|pages?|websites?|urls?|st)\s+(?:i|we|he|she|they)\s+(?:visited|vstd|vistd|visted|browsed|frequent)\b",
+            )?,
+            Category::Pii,
+            "browsing_history",
+            0.6,
+        ),
+        // Ages of one's own children / family.
+        (
+            rx(
+                r"(?i)\b(?:family\s+members?|my\s+(?:kids?|children|sons?|daughters?|grandkids?)|our\s+(?:kids?|children))\b[^.\n]{0,20}?\b(?:under|below|aged?|ages)\s+(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen)\b",
+            )?,
+            Category::Pii,
+            "minor_age",
+            0.6,
+        ),
+        // Digits spelled out as words ("four one five, five five five, ...").
+        (
+            rx(
+                r"(?i)\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,.-]+){6,}(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b",
+            )?,
+            Category::Pii,
+            "spelled_number",
+            0.6,
+        ),
+        // Education history stated about someone.
+        (
+            rx(
+                r"(?i)\b(?:degree|diploma|graduated|alumn(?:us|a|i))\b[^.?\n]{0,40}\bfrom\s+(?:the\s+)?[^.?\n]{0,30}\b(?:university|college|institute|academy)\b",
+            )?,
+            Category::Pii,
+            "education",
+            0.55,
+        ),
+    ])
+}
+
+/// Words that open a sentence like a name but are not names (vocatives, interjections).
+const NOT_VOCATIVE: &[&str] = &[
+    "yes",
+    "no",
+    "well",
+    "okay",
+    "so",
+    "now",
+    "then",
+    "also",
+    "however",
+    "sorry",
+    "please",
+    "thanks",
+    "hello",
+    "hey",
+    "alright",
+    "sure",
+    "look",
+    "listen",
+    "friends",
+    "guys",
+    "everyone",
+    "everybody",
+    "folks",
+    "team",
+    "boss",
+    "mom",
+    "dad",
+    "mum",
+    "doctor",
+    "again",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "first",
+    "second",
+    "finally",
+    "besides",
+    "meanwhile",
+    "otherwise",
+    "therefore",
+    "instead",
+    "still",
+    "yet",
+    "anyway",
+    "anyways",
+    "wow",
+    "great",
+    "good",
+    "fine",
+    "right",
+    "wait",
+    "man",
+    "dude",
+    "buddy",
+    "kids",
+    "honey",
+    "darling",
+    "baby",
+    "sweetie",
+    "next",
+    "plus",
+    "world",
+    "sir",
+    "madam",
+    "ladies",
+    "gentlemen",
+    "here",
+    "there",
+    "oops",
+    "yeah",
+    "nope",
+    "indeed",
+    "otherwise",
+    "afterwards",
+    "later",
+    "sometimes",
+    "people",
+    "someone",
+    "somebody",
+    "nobody",
+    "anyone",
+    "anybody",
+    "sister",
+    "brother",
+    "grandma",
+    "grandpa",
+    "son",
+    "daughter",
+    "officer",
+    "teacher",
+    "class",
+    "students",
+    "mister",
+    "ma'am",
+    "bro",
+    "sis",
+    "cheers",
+    "congratulations",
+    "goodbye",
+    "bye",
+    "amen",
+];
+
+/// Surname endings common across languages (Slavic, Nordic, Greek, Turkish, Armenian,
+/// Georgian, Romanian, Spanish, Germanic patronymics).
+fn surname_like(w: &str) -> bool {
+    let l = w
+        .trim_end_matches("'s")
+        .trim_end_matches("’s")
+        .to_lowercase();
+    let n = l.chars().count();
+    if n < 5 {
+        return false;
+    }
+    const ENDS: &[&str] = &[
+        "ska", "ski", "cki", "cka", "wicz", "ová", "ova", "ovic", "ović", "evic", "ević", "enko",
+        "escu", "sson", "sen", "poulos", "opoulou", "akis", "idis", "oglu", "oğlu", "yan",
+        "shvili", "dze", "ovna", "ovich", "evich", "eva", "ev", "ov", "son", "stein", "mann",
+        "ińska", "ński", "ńska", "dóttir", "sdottir", "nen", "inen", "ič", "ez",
+    ];
+    ENDS.iter().any(|e| l.ends_with(e))
 }
 
 fn raw(category: Category, kind: &'static str, start: usize, end: usize, confidence: f32) -> Raw {
@@ -824,6 +1574,16 @@ fn value_like(raw: &str, noun: &Noun, text: &str, pos: usize) -> bool {
     let letters = alnum - digits;
     if text[..pos].ends_with('$') {
         return noun.kind == "income";
+    }
+    if noun.kind == "income"
+        && digits >= 2
+        && raw
+            .trim_end_matches(['k', 'K', 'm', 'M'])
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ',' || c == '.')
+        && raw.ends_with(['k', 'K', 'm', 'M'])
+    {
+        return true; // "85k"
     }
     if digits > 0 {
         let min = match noun.kind {

@@ -38,6 +38,28 @@ pub struct Spec {
     pub confidence: f32,
     /// Weak detectors are dropped when their sentence reads as test/demo/example text.
     pub weak: bool,
+    /// Pre-filter: the regex runs only if one of these literals occurs (ASCII
+    /// case-insensitive); empty means no literal gate.
+    pub triggers: &'static [&'static str],
+    /// Pre-filter: minimum number of ASCII digits in the text.
+    pub min_digits: u8,
+    /// Pre-filter: minimum length of the longest `[A-Za-z0-9_-]` run in the text.
+    pub min_run: u8,
+}
+
+impl Spec {
+    const fn on(mut self, triggers: &'static [&'static str]) -> Spec {
+        self.triggers = triggers;
+        self
+    }
+    const fn digits(mut self, n: u8) -> Spec {
+        self.min_digits = n;
+        self
+    }
+    const fn run(mut self, n: u8) -> Spec {
+        self.min_run = n;
+        self
+    }
 }
 
 const fn spec(
@@ -57,6 +79,9 @@ const fn spec(
         validator,
         confidence,
         weak,
+        triggers: &[],
+        min_digits: 0,
+        min_run: 0,
     }
 }
 
@@ -88,7 +113,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.99,
         false,
-    ),
+    ).on(&["-----BEGIN"]),
     spec(
         "aws_access_key",
         Secret,
@@ -97,7 +122,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"]),
     spec(
         "aws_secret_key",
         Secret,
@@ -106,7 +131,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["aws"]),
     spec(
         "github_token",
         Secret,
@@ -115,7 +140,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
     spec(
         "gitlab_token",
         Secret,
@@ -124,7 +149,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["glpat-", "gldt-", "glrt-", "glsoat-", "glcbt-", "glimt-", "glagent-", "gloas-", "glptt-", "glft-", "glffct-", "glwt-", "GR1348941"]),
     spec(
         "slack_token",
         Secret,
@@ -133,7 +158,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["xox"]),
     spec(
         "slack_webhook",
         Secret,
@@ -142,7 +167,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["hooks.slack.com"]),
     spec(
         "stripe_key",
         Secret,
@@ -151,7 +176,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["_live_"]),
     spec(
         "anthropic_key",
         Secret,
@@ -160,7 +185,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.98,
         false,
-    ),
+    ).on(&["sk-ant-"]),
     spec(
         "openai_key",
         Secret,
@@ -169,7 +194,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.93,
         false,
-    ),
+    ).on(&["sk-"]),
     spec(
         "google_api_key",
         Secret,
@@ -178,7 +203,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["AIza"]),
     spec(
         "twilio_key",
         Secret,
@@ -187,7 +212,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.9,
         false,
-    ),
+    ).run(34),
     spec(
         "sendgrid_key",
         Secret,
@@ -196,7 +221,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["SG."]),
     spec(
         "mailchimp_key",
         Secret,
@@ -205,7 +230,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["-us"]),
     spec(
         "npm_token",
         Secret,
@@ -214,7 +239,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&["npm_", "_authToken"]),
     spec(
         "npm_token",
         Secret,
@@ -223,7 +248,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.93,
         false,
-    ),
+    ).on(&["npm_", "_authToken"]),
     spec(
         "pypi_token",
         Secret,
@@ -232,7 +257,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["pypi-"]),
     spec(
         "azure_storage_key",
         Secret,
@@ -241,7 +266,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["AccountKey="]),
     spec(
         "discord_token",
         Secret,
@@ -250,7 +275,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.93,
         false,
-    ),
+    ).run(24),
     spec(
         "telegram_token",
         Secret,
@@ -259,7 +284,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.95,
         false,
-    ),
+    ).on(&[":AA"]),
     spec(
         "jwt",
         Secret,
@@ -268,7 +293,7 @@ pub static SPECS: &[Spec] = &[
         V::Jwt,
         0.95,
         false,
-    ),
+    ).on(&["eyJ"]),
     spec(
         "square_token",
         Secret,
@@ -277,7 +302,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.93,
         false,
-    ),
+    ).on(&["sq0"]),
     spec(
         "huggingface_token",
         Secret,
@@ -286,7 +311,17 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.93,
         false,
-    ),
+    ).on(&["hf_"]),
+    spec(
+        "bearer_token",
+        Secret,
+        r"(?i:\b(?:bearer|authorization:\s*basic|authorization:\s*token)\s+)([A-Za-z0-9._~+/-]{20,}=*)",
+        1,
+        V::KeywordValue,
+        0.9,
+        false,
+    )
+    .on(&["bearer", "authorization"]),
     spec(
         "url_credentials",
         Secret,
@@ -295,7 +330,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.97,
         false,
-    ),
+    ).on(&["://"]),
     // Assigned credentials in config/code: name contains a secret word, value follows.
     spec(
         "password_assignment",
@@ -305,7 +340,7 @@ pub static SPECS: &[Spec] = &[
         V::KeywordValue,
         0.85,
         false,
-    ),
+    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin"]),
     spec(
         "password_assignment",
         Secret,
@@ -314,7 +349,7 @@ pub static SPECS: &[Spec] = &[
         V::ProseValue,
         0.8,
         true,
-    ),
+    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin"]),
     spec(
         "connection_string_password",
         Secret,
@@ -323,16 +358,26 @@ pub static SPECS: &[Spec] = &[
         V::KeywordValue,
         0.9,
         false,
-    ),
+    ).on(&["password", "pwd"]),
     spec(
         "otp_code",
         Secret,
-        r"(?i:\b(?:2fa|two[- ]factor|otp|one[- ]time|verification|security|auth(?:entication)?|confirmation|login|sms|mfa|recovery|backup)\s*(?:code|pin|passcode)s?\b)(?:\s+(?:is|was|:))?\s*[:#]?\s*(\d{4,8}|[A-Z0-9]{4,5}-[A-Z0-9]{4,5})\b",
+        r"(?i:\b(?:2fa|two[- ]factor|otp|one[- ]time|verification|security|auth(?:entication)?|confirmation|login|sms|mfa|recovery|backup)\s*(?:code|pin|passcode)s?\b)(?:\s+(?:is|was|are|were|:))?\s*[:#]?\s*(\d{4,8}|[A-Z0-9]{4,5}-[A-Z0-9]{4,5})\b",
         1,
         V::NotPlaceholder,
         0.85,
         true,
-    ),
+    ).on(&["code", "pin"]),
+    spec(
+        "security_answer",
+        Secret,
+        r#"(?i:\b(?:security\s+question|secret\s+question|first\s+pet|pet'?s\s+name|maiden\s+name|first\s+car|first\s+school|childhood\s+(?:friend|street|nickname))\b[^.\n?]{0,40}?\b(?:is|was|:)\s+)["']?(\p{Lu}[\p{L}'-]+)"#,
+        1,
+        V::None,
+        0.75,
+        true,
+    )
+    .on(&["question", "pet", "maiden", "first car", "first school", "childhood"]),
     spec(
         "license_key",
         Secret,
@@ -341,7 +386,7 @@ pub static SPECS: &[Spec] = &[
         V::ProseValue,
         0.6,
         true,
-    ),
+    ).on(&["-"]),
     // ---------------- financial ----------------
     spec(
         "credit_card",
@@ -351,7 +396,7 @@ pub static SPECS: &[Spec] = &[
         V::Card,
         0.95,
         false,
-    ),
+    ).digits(13),
     spec(
         "iban",
         Financial,
@@ -360,7 +405,7 @@ pub static SPECS: &[Spec] = &[
         V::Iban,
         0.97,
         false,
-    ),
+    ).digits(2),
     spec(
         "aba_routing",
         Financial,
@@ -369,7 +414,7 @@ pub static SPECS: &[Spec] = &[
         V::Aba,
         0.93,
         false,
-    ),
+    ).on(&["routing", "aba", "rtn", "transit"]),
     spec(
         "bank_account",
         Financial,
@@ -378,7 +423,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.8,
         true,
-    ),
+    ).on(&["account", "acct", "a/c", "checking", "savings", "chequing"]),
     spec(
         "card_security",
         Financial,
@@ -387,7 +432,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.85,
         false,
-    ),
+    ).on(&["cvv", "cvc", "csc"]),
     spec(
         "financial_reference",
         Financial,
@@ -396,7 +441,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.8,
         true,
-    ),
+    ).on(&["policy", "claim", "transaction", "txn", "invoice", "loan", "mortgage", "payment", "billing", "order"]),
     spec(
         "income",
         Financial,
@@ -405,7 +450,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         true,
-    ),
+    ).on(&["salary", "income", "wage", "pay", "compensation", "worth", "bonus", "earn", "make"]),
     spec(
         "income",
         Financial,
@@ -414,7 +459,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.7,
         true,
-    ),
+    ).on(&["salary", "income", "wage", "pay", "compensation", "worth", "bonus", "earn", "make"]),
     spec(
         "credit_score",
         Financial,
@@ -423,7 +468,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).on(&["credit score"]),
     // ---------------- pii: structured ----------------
     spec(
         "email",
@@ -433,7 +478,7 @@ pub static SPECS: &[Spec] = &[
         V::Email,
         0.95,
         false,
-    ),
+    ).on(&["@"]),
     spec(
         "email_obfuscated",
         Pii,
@@ -442,7 +487,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         true,
-    ),
+    ).on(&["dot"]),
     spec(
         "ssn",
         Pii,
@@ -451,7 +496,7 @@ pub static SPECS: &[Spec] = &[
         V::Ssn,
         0.9,
         false,
-    ),
+    ).digits(9),
     spec(
         "ssn",
         Pii,
@@ -460,7 +505,7 @@ pub static SPECS: &[Spec] = &[
         V::Ssn,
         0.97,
         false,
-    ),
+    ).digits(9),
     spec(
         "phone",
         Pii,
@@ -469,7 +514,7 @@ pub static SPECS: &[Spec] = &[
         V::Phone,
         0.9,
         false,
-    ),
+    ).digits(9),
     spec(
         "phone",
         Pii,
@@ -478,16 +523,16 @@ pub static SPECS: &[Spec] = &[
         V::Phone,
         0.85,
         false,
-    ),
+    ).digits(9),
     spec(
         "phone",
         Pii,
-        r"\b(0\d{2,4}[ -]\d{6,8})\b",
+        r"\b(0\d{2,4}[ -](?:\d{6,8}|\d{3,4}[ -]\d{3,4}))\b",
         1,
         V::Phone,
         0.8,
         false,
-    ),
+    ).digits(9),
     spec(
         "ip_address",
         Pii,
@@ -496,7 +541,7 @@ pub static SPECS: &[Spec] = &[
         V::Ipv4,
         0.85,
         false,
-    ),
+    ).digits(4),
     spec(
         "ipv6_address",
         Pii,
@@ -505,7 +550,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.8,
         false,
-    ),
+    ).on(&[":"]),
     spec(
         "mac_address",
         Pii,
@@ -514,7 +559,7 @@ pub static SPECS: &[Spec] = &[
         V::Mac,
         0.85,
         false,
-    ),
+    ).on(&[":", "-"]),
     spec(
         "mac_address",
         Pii,
@@ -523,7 +568,7 @@ pub static SPECS: &[Spec] = &[
         V::Mac,
         0.8,
         true,
-    ),
+    ).on(&["mac"]),
     spec(
         "imei",
         Pii,
@@ -532,7 +577,7 @@ pub static SPECS: &[Spec] = &[
         V::Luhn,
         0.9,
         false,
-    ),
+    ).on(&["imei"]),
     spec(
         "passport",
         Pii,
@@ -541,7 +586,7 @@ pub static SPECS: &[Spec] = &[
         V::ProseValue,
         0.9,
         true,
-    ),
+    ).on(&["passport"]),
     spec(
         "visa_number",
         Pii,
@@ -550,7 +595,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.8,
         true,
-    ),
+    ).on(&["visa"]),
     spec(
         "drivers_license",
         Pii,
@@ -559,7 +604,7 @@ pub static SPECS: &[Spec] = &[
         V::ProseValue,
         0.9,
         true,
-    ),
+    ).on(&["licen", "dl"]),
     spec(
         "postal_address",
         Pii,
@@ -568,7 +613,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).digits(1),
     spec(
         "postal_address",
         Pii,
@@ -577,16 +622,16 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).on(&["box"]),
     spec(
         "postal_address",
         Pii,
-        r"(?i)\b(?:apt|apartment|suite|unit)\.?\s*#?\s*\d{1,5}[a-z]?\b",
+        r"(?i)\b(?:apt|apartment|suite|unit|flat)\.?\s*(?:number|no\.?|num)?\s*[:#]?\s*\d{1,5}[a-z]?\b",
         0,
         V::None,
         0.75,
         true,
-    ),
+    ).on(&["apt", "apartment", "suite", "unit", "flat"]),
     spec(
         "postal_address",
         Pii,
@@ -595,7 +640,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).digits(1),
     spec(
         "postal_address",
         Pii,
@@ -604,7 +649,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).digits(1),
     spec(
         "postal_address",
         Pii,
@@ -613,7 +658,17 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         true,
-    ),
+    ).on(&["rue", "via", "calle", "avenida", "rua", "ul.", "ulica", "piazza", "viale", "chemin", "boulevard", "avenue"]),
+    spec(
+        "postal_address",
+        Pii,
+        r"(?i)\b(\d{1,5}(?:\s*bis)?,?\s+(?:rue|via|calle|avenida|rua|piazza|viale|chemin|boulevard|avenue|allée|place|quai|impasse)\s+(?:[\p{L}'.-]+\s+){0,4}[\p{L}'.-]+)",
+        1,
+        V::None,
+        0.8,
+        true,
+    )
+    .on(&["rue", "via", "calle", "avenida", "rua", "piazza", "viale", "chemin", "boulevard", "avenue", "all", "place", "quai", "impasse"]),
     spec(
         "postal_address",
         Pii,
@@ -622,7 +677,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         true,
-    ),
+    ).on(&["strasse", "straße", "gasse", "weg", "platz", "allee", "gade", "vej", "straat", "laan", "veien", "gatan", "katu", "utca", "u."]),
     spec(
         "postal_address",
         Pii,
@@ -631,7 +686,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.75,
         true,
-    ),
+    ).digits(1),
     spec(
         "postal_address",
         Pii,
@@ -640,7 +695,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         true,
-    ),
+    ).on(&["address"]),
     spec(
         "postal_address",
         Pii,
@@ -649,7 +704,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.6,
         true,
-    ),
+    ).on(&[" at "]),
     spec(
         "geo_coordinates",
         Pii,
@@ -658,7 +713,7 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.8,
         true,
-    ),
+    ).digits(5),
     spec(
         "url_personal",
         Pii,
@@ -667,9 +722,9 @@ pub static SPECS: &[Spec] = &[
         V::NotPlaceholder,
         0.7,
         true,
-    ),
-    spec("date_of_birth", Pii, "", 1, V::None, 0.9, false),
-    spec("clinical_date", Phi, "", 1, V::None, 0.6, false),
+    ).on(&["/"]),
+    spec("date_of_birth", Pii, "", 1, V::None, 0.9, false).on(&["dob", "d.o.b", "birth", "born"]),
+    spec("clinical_date", Phi, "", 1, V::None, 0.6, false).digits(3),
     // ---------------- phi: identifiers ----------------
     spec(
         "medical_record_number",
@@ -679,16 +734,16 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.95,
         false,
-    ),
+    ).on(&["mrn", "medical record", "patient id", "chart"]),
     spec(
         "health_insurance_id",
         Phi,
-        r"(?i:\b(?:member id|member number|insurance id|insurance member id|health plan(?: number| id)?|medicare(?: number| id)?|medicaid(?: number| id)?|subscriber id|policy number|insurance policy number)\b\s*(?:is|:|#)?\s*)([A-Z]{0,5}-?\d[\dA-Z-]{3,15})",
+        r"(?i:\b(?:member id|member number|insurance id|insurance member id|health plan(?: number| id)?|medicare(?: number| id)?|medicaid(?: number| id)?|subscriber id|health insurance policy number)\b\s*(?:is|:|#)?\s*)([A-Z]{0,5}-?\d[\dA-Z-]{3,15})",
         1,
         V::None,
         0.9,
         false,
-    ),
+    ).on(&["member", "insurance", "health plan", "medicare", "medicaid", "subscriber"]),
     spec(
         "case_number",
         Phi,
@@ -697,7 +752,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.7,
         true,
-    ),
+    ).on(&["case"]),
     // ---------------- confidential markers ----------------
     spec(
         "confidential_marker",
@@ -707,7 +762,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.9,
         false,
-    ),
+    ).on(&["internal", "not ", "nda", "privilege", "confidential", "tlp", "embargo", "secret"]),
     spec(
         "confidential_marker",
         Confidential,
@@ -716,7 +771,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         false,
-    ),
+    ).on(&["confidential"]),
     spec(
         "confidential_marker",
         Confidential,
@@ -725,7 +780,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.85,
         false,
-    ),
+    ).on(&["confidential"]),
     spec(
         "confidential_marker",
         Confidential,
@@ -734,7 +789,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         false,
-    ),
+    ).on(&["not ", "before"]),
 ];
 
 pub const DOB_INDEX_KIND: &str = "date_of_birth";
