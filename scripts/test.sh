@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-services.sh
 bash scripts/setup-python.sh
+bash scripts/setup-browser.sh
 if [ -f scripts/setup-models.sh ]; then
   bash scripts/setup-models.sh
 fi
+# PostgreSQL answers (ensure-services started it): its tests must run, not skip.
+export SWITCHYARD_REQUIRE_POSTGRES=1
 cargo test --workspace --all-targets "$@"

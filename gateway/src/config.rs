@@ -71,6 +71,18 @@ pub struct Config {
     pub policy_reload_ms: u64,
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
+    /// Ledger, prices, local compute rates (docs/accounting.md).
+    #[serde(default)]
+    pub accounting: crate::accounting::AccountingConfig,
+    /// Virtual keys and the admin token (docs/accounting.md).
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// Budgets and rate limits (docs/limits.md).
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
+    /// Response cache (docs/cache.md).
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -413,6 +425,10 @@ impl Config {
             policy_dir: var("SWITCHYARD_POLICY_DIR").map(PathBuf::from),
             policy_reload_ms: default_policy_reload_ms(),
             circuit_breaker: CircuitBreakerConfig::default(),
+            accounting: Default::default(),
+            auth: Default::default(),
+            limits: Default::default(),
+            cache: Default::default(),
         }
     }
 }

@@ -4,12 +4,21 @@
 //! classify → policy decision → (redact) → provider along the fallback chain →
 //! (restore) → encode in the client's dialect.
 
+pub mod accounting;
+pub mod admin;
+pub mod auth;
+pub mod cache;
 pub mod canonical;
 pub mod config;
+pub mod dashboard;
 pub mod dialects;
+pub mod limits;
+pub mod outcome;
 pub mod policy_runtime;
 pub mod privacy;
 pub mod providers;
 pub mod routing;
 pub mod server;
+pub mod store;
+pub mod telemetry;
 pub mod volume;

@@ -48,6 +48,54 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Virtual keys: create, list, revoke, rotate (the same store the gateway uses).
+    Keys {
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCli,
+    },
+    /// Spend report from the ledger: actual, counterfactual and savings.
+    Report {
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// team, key, model, route or day
+        #[arg(long, default_value = "team")]
+        group_by: String,
+        /// RFC 3339 or unix seconds
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// table or csv
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCli {
+    /// Create a key for a team; the plain key is printed once.
+    Create {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        app: Option<String>,
+        /// Comma-separated tags.
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+    Rotate {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,13 +131,28 @@ enum PolicyCommand {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The gateway exports traces (OTLP, when configured); the offline tools only log.
+    let _telemetry = match cli.command {
+        Command::Serve { .. } => Some(switchyard::telemetry::init("switchyard")),
+        _ => {
+            init_tracing();
+            None
+        }
+    };
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { config } => check_config(&config),
         Command::Classify { policy } => classify(policy),
         Command::Policy { command } => policy_command(command),
+        Command::Keys { config, command } => keys_command(config, command),
+        Command::Report {
+            config,
+            group_by,
+            from,
+            to,
+            format,
+        } => report_command(config, &group_by, from.as_deref(), to.as_deref(), &format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,8 +189,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let cfg = config.clone();
-        let state = Arc::new(tokio::task::spawn_blocking(move || server::AppState::from_config(&cfg)).await??);
+        let state = Arc::new(server::AppState::build(&config).await?);
         if config.policy_dir.is_none() {
             tracing::info!("no policy_dir: built-in policy (requested model; privacy-critical requests stay local)");
         }
@@ -374,4 +436,62 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn ledger_db(
+    config: Option<PathBuf>,
+) -> anyhow::Result<(tokio::runtime::Runtime, switchyard::store::Db)> {
+    let config = load_config(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let db = runtime.block_on(switchyard::store::Db::connect(
+        &config.accounting.database_url(),
+    ))?;
+    Ok((runtime, db))
+}
+
+fn keys_command(config: Option<PathBuf>, command: KeysCli) -> anyhow::Result<()> {
+    use switchyard::admin::KeysCommand;
+    let (runtime, db) = ledger_db(config)?;
+    let cmd = match command {
+        KeysCli::Create {
+            team,
+            user,
+            app,
+            tags,
+            name,
+        } => KeysCommand::Create(switchyard::auth::NewKey {
+            team,
+            user,
+            app,
+            tags,
+            name,
+        }),
+        KeysCli::List => KeysCommand::List,
+        KeysCli::Revoke { id } => KeysCommand::Revoke { id },
+        KeysCli::Rotate { id } => KeysCommand::Rotate { id },
+    };
+    let out = runtime.block_on(switchyard::admin::cli_keys(db, cmd))?;
+    print!("{out}");
+    Ok(())
+}
+
+fn report_command(
+    config: Option<PathBuf>,
+    group_by: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: &str,
+) -> anyhow::Result<()> {
+    let csv = match format {
+        "csv" => true,
+        "table" => false,
+        other => anyhow::bail!("unknown format {other:?}: use table or csv"),
+    };
+    let q = switchyard::accounting::SpendQuery::parse(group_by, from, to)?;
+    let (runtime, db) = ledger_db(config)?;
+    let out = runtime.block_on(switchyard::admin::cli_report(db, q, csv))?;
+    print!("{out}");
+    Ok(())
 }

@@ -20,14 +20,22 @@ use local_runtime::{Embedder, LocalModel, RuntimeConfig};
 use policies::policy::Facts;
 use serde_json::json;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
+use crate::accounting::{Ledger, PriceCatalog, UnknownPrice};
+use crate::auth::KeyStore;
+use crate::cache::ResponseCache;
 use crate::canonical::{ChatRequest, ChatResponse, Dialect, GatewayError, StreamEvent};
 use crate::config::Config;
 use crate::dialects::{anthropic, openai};
+use crate::limits::{Admission, Limiter, Subject};
+use crate::outcome::{StreamTap, Tracker};
 use crate::policy_runtime::PolicyHandle;
 use crate::providers::resilience::{is_retryable, Breakers};
 use crate::providers::{self, local::LocalProvider, Call, EventStream, ForwardHeaders};
 use crate::routing::{LocalModelInfo, ModelMap, PolicyRouter, RoutePlan};
+use crate::store::Db;
+use crate::telemetry::metrics::{Metrics, MetricsConfig};
 use crate::volume::VolumeMeter;
 
 /// Everything a request needs, built once at start-up.
@@ -41,11 +49,106 @@ pub struct AppState {
     pub embedder: Option<(String, Arc<Embedder>)>,
     pub volume: VolumeMeter,
     pub breakers: Breakers,
+    /// Durable request records; `None` only when accounting is disabled in tests.
+    pub ledger: Option<Ledger>,
+    pub keys: KeyStore,
+    /// Every model request needs a virtual key (set when an admin token exists).
+    pub require_key: bool,
+    pub admin_token: Option<String>,
+    pub prices: Arc<PriceCatalog>,
+    pub unknown_price: UnknownPrice,
+    pub limiter: Arc<Limiter>,
+    pub cache: Arc<ResponseCache>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The parts built synchronously (local models load for seconds on a blocking thread).
+struct Core {
+    router: PolicyRouter,
+    local_models: Vec<LocalModel>,
+    embedder: Option<(String, Arc<Embedder>)>,
 }
 
 impl AppState {
-    /// Builds providers, loads local models (seconds: ONNX sessions) and the policy.
-    pub fn from_config(config: &Config) -> anyhow::Result<AppState> {
+    /// Builds everything: providers, local models, policy, ledger, keys, limits, cache.
+    pub async fn build(config: &Config) -> anyhow::Result<AppState> {
+        let cfg = config.clone();
+        let core = tokio::task::spawn_blocking(move || Self::core(&cfg)).await??;
+        let db = Db::connect(&config.accounting.database_url())
+            .await
+            .with_context(|| "cannot open the ledger database (accounting.database_url)")?;
+        let prices =
+            PriceCatalog::load(&config.accounting).context("cannot load the price catalog")?;
+        let ledger = Ledger::start(db.clone(), &config.accounting);
+        let keys = KeyStore::new(db.clone(), config.auth.cache_ttl());
+        let admin_token = config.auth.admin_token();
+        let require_key = config.auth.require_key || admin_token.is_some();
+        if !require_key {
+            tracing::warn!("OPEN MODE: no admin token is configured (SWITCHYARD_ADMIN_TOKEN), so model requests need no virtual key; set one for production");
+        }
+        let limiter = Limiter::new(&config.limits)
+            .await
+            .context("cannot set up budgets and rate limits")?;
+        let cache = ResponseCache::new(&config.cache)
+            .await
+            .context("cannot set up the response cache")?;
+        let mut models: Vec<String> = core
+            .router
+            .models
+            .models()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        models.extend(
+            config
+                .providers
+                .iter()
+                .flat_map(|p| p.models.iter().filter(|m| !m.contains('*')).cloned()),
+        );
+        let metrics = Metrics::new(MetricsConfig {
+            models,
+            providers: config
+                .providers
+                .iter()
+                .map(|p| p.name.clone())
+                .chain(["local".to_string()])
+                .collect(),
+            ..MetricsConfig::default()
+        })
+        .context("cannot register metrics")?;
+        if let Ok(list) = keys.list().await {
+            let mut teams: Vec<String> = list.into_iter().map(|k| k.team).collect();
+            teams.sort();
+            teams.dedup();
+            metrics.set_known_teams(&teams);
+        }
+        Ok(AppState {
+            router: core.router,
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
+            inflight: Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_requests.max(1),
+            )),
+            local_models: core.local_models,
+            embedder: core.embedder,
+            volume: VolumeMeter::default(),
+            breakers: Breakers::new(
+                config.circuit_breaker.failure_threshold,
+                Duration::from_millis(config.circuit_breaker.cooldown_ms),
+            ),
+            ledger: Some(ledger),
+            keys,
+            require_key,
+            admin_token,
+            prices: Arc::new(prices),
+            unknown_price: config.accounting.unknown_price,
+            limiter: Arc::new(limiter),
+            cache: Arc::new(cache),
+            metrics: Arc::new(metrics),
+        })
+    }
+
+    fn core(config: &Config) -> anyhow::Result<Core> {
         let mut entries = Vec::with_capacity(config.providers.len() + config.local_models.len());
         let mut local_info = HashMap::new();
         let mut local_models = Vec::new();
@@ -96,20 +199,10 @@ impl AppState {
         let models = Arc::new(ModelMap::new(entries, local_info));
         let policy = PolicyHandle::load(config.policy_dir.clone(), models.clone())
             .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
-        Ok(AppState {
+        Ok(Core {
             router: PolicyRouter { models, policy },
-            max_body_bytes: config.max_body_bytes,
-            body_read_timeout: Duration::from_millis(config.body_read_timeout_ms),
-            inflight: Arc::new(tokio::sync::Semaphore::new(
-                config.max_concurrent_requests.max(1),
-            )),
             local_models,
             embedder,
-            volume: VolumeMeter::default(),
-            breakers: Breakers::new(
-                config.circuit_breaker.failure_threshold,
-                Duration::from_millis(config.circuit_breaker.cooldown_ms),
-            ),
         })
     }
 }
@@ -118,6 +211,11 @@ impl AppState {
     /// Releases what must not outlive the server: local model sessions are dropped on
     /// their own threads before the process exits (CUDA teardown otherwise races them).
     pub async fn shutdown(&self) {
+        if let Some(ledger) = &self.ledger {
+            if let Err(e) = ledger.shutdown().await {
+                tracing::error!(error = %e, "ledger flush at shutdown failed");
+            }
+        }
         let models = self.local_models.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for m in &models {
@@ -143,7 +241,30 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(extra_routers(&state))
+}
+
+/// Admin API, dashboard and metrics, each with its own state.
+fn extra_routers(state: &Arc<AppState>) -> axum::Router {
+    let mut router = crate::telemetry::metrics::metrics_router(state.metrics.clone());
+    if let Some(ledger) = &state.ledger {
+        router = router.merge(crate::admin::admin_router(Arc::new(
+            crate::admin::AdminState {
+                keys: state.keys.clone(),
+                ledger: ledger.clone(),
+                admin_token: state.admin_token.clone(),
+            },
+        )));
+        let mut dash = crate::dashboard::DashboardState::new(
+            Some(ledger.db().clone()),
+            state.admin_token.clone(),
+        );
+        let policy = state.router.policy.clone();
+        dash.policy_status = Arc::new(move || json!(policy.status()));
+        router = router.merge(crate::dashboard::dashboard_router(dash));
+    }
+    router
 }
 
 /// A gateway serving in the background (tests, embedding).
@@ -182,8 +303,7 @@ impl Drop for RunningServer {
 
 /// Binds `config.listen` and serves in a background task.
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
-    let cfg = config.clone();
-    let state = Arc::new(tokio::task::spawn_blocking(move || AppState::from_config(&cfg)).await??);
+    let state = Arc::new(AppState::build(&config).await?);
     let watcher = state
         .router
         .policy
@@ -230,48 +350,283 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_chat(&state, Dialect::OpenAi, &headers, body).await
+    handle_chat(state, Dialect::OpenAi, &headers, body).await
 }
 
 async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    handle_chat(&state, Dialect::Anthropic, &headers, body).await
+    handle_chat(state, Dialect::Anthropic, &headers, body).await
 }
 
-/// The request path: decode dialect → classify → decide → (redact) → dispatch along the
-/// fallback chain → (restore) → encode in the client's dialect.
+/// The request path: decode dialect → authenticate → classify → decide → (redact) →
+/// cache → budget → dispatch along the fallback chain → (restore) → encode → account.
 async fn handle_chat(
-    state: &AppState,
+    state: Arc<AppState>,
     dialect: Dialect,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let result = async {
-        let _permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
-            GatewayError::Overloaded(
-                "the gateway is at its concurrency limit; retry shortly".into(),
-            )
-        })?;
-        let body = read_body_timed(state, body, headers).await?;
-        let mut request = parse_request(dialect, &body)?;
-        let facts = facts_for(state, headers, &request, dialect);
-        let plan = state.router.plan(&mut request, facts, false)?;
-        let forward = forward_headers(headers, &plan);
-        dispatch(state, dialect, &request, &plan, &forward).await
+    let mut tracker = Some(Tracker::new(state.clone(), dialect));
+    let result = chat(&state, dialect, headers, body, &mut tracker).await;
+    match result {
+        Ok(response) => response,
+        Err(err) => {
+            if let Some(t) = tracker.take() {
+                t.fail(&err);
+            }
+            error_response(dialect, &err)
+        }
     }
-    .await;
-    result.unwrap_or_else(|err| error_response(dialect, &err))
+}
+
+async fn chat(
+    state: &Arc<AppState>,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    body: Body,
+    tracker: &mut Option<Tracker>,
+) -> Result<Response, GatewayError> {
+    let _permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
+        GatewayError::Overloaded("the gateway is at its concurrency limit; retry shortly".into())
+    })?;
+    let body = read_body_timed(state, body, headers).await?;
+    let request = parse_request(dialect, &body)?;
+    let span = crate::telemetry::RequestSpan::start(
+        headers,
+        dialect.as_str(),
+        &request.model,
+        request.stream,
+    );
+    let result = chat_parsed(state, dialect, headers, request, tracker, &span)
+        .instrument(span.span().clone())
+        .await;
+    match &result {
+        Ok(r) => span.record_status(r.status().as_u16()),
+        Err(e) => span.record_error(e),
+    }
+    result
+}
+
+async fn chat_parsed(
+    state: &Arc<AppState>,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    mut request: ChatRequest,
+    tracker: &mut Option<Tracker>,
+    span: &crate::telemetry::RequestSpan,
+) -> Result<Response, GatewayError> {
+    let t = tracker
+        .as_mut()
+        .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+    t.rec.requested_model = request.model.clone();
+    t.rec.stream = request.stream;
+    let identity = authenticate(state, headers).await?;
+    if let Some(key) = &identity {
+        t.rec.key_id = Some(key.id.clone());
+        t.rec.team = Some(key.team.clone());
+    }
+    let facts = facts_for(state, headers, &request, dialect, identity.as_ref());
+    if t.rec.team.is_none() {
+        t.rec.team = facts.team.clone();
+    }
+    if let Some(team) = &t.rec.team {
+        span.record_team(team);
+    }
+    let classify_started = std::time::Instant::now();
+    let plan = state.router.plan(&mut request, facts, false)?;
+    state.metrics.observe_classifier(classify_started.elapsed());
+    t.note_plan(&plan);
+    let categories: Vec<&str> = t.rec.sensitivity.iter().map(String::as_str).collect();
+    span.record_decision(
+        plan.routes.first().map_or("", |r| r.model.as_str()),
+        &plan.decision.rule,
+        &categories,
+    );
+    let first = plan
+        .routes
+        .first()
+        .ok_or_else(|| GatewayError::Internal("empty route plan".into()))?;
+    if state.unknown_price == UnknownPrice::Error
+        && first.provider.is_external()
+        && state.prices.lookup(&first.upstream_model).is_none()
+    {
+        return Err(GatewayError::PermissionDenied(format!(
+            "no price is known for `{}` and accounting.unknown_price is `error`",
+            first.upstream_model
+        )));
+    }
+
+    // Cache: scoped to the tenant, keyed on the (redacted) request and the served model.
+    let tenant = t
+        .rec
+        .team
+        .clone()
+        .or_else(|| t.rec.key_id.clone())
+        .unwrap_or_else(|| "open".to_string());
+    let cache_key = state
+        .cache
+        .key(&request, &first.model, &tenant, plan.decision.cache_ttl_s);
+    if let Some((key, _)) = &cache_key {
+        if let Some(hit) = state.cache.get(key).await {
+            let t = tracker
+                .take()
+                .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+            t.cache_hit(first, &hit);
+            let mut response = render_cached(dialect, &request, &plan, hit).await?;
+            annotate(&mut response, &plan, &first.model);
+            response
+                .headers_mut()
+                .insert("x-switchyard-cache", HeaderValue::from_static("hit"));
+            return Ok(response);
+        }
+    }
+
+    // Budgets and rate limits: reserve the worst case now, settle the actual later.
+    let t = tracker
+        .as_mut()
+        .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+    let mut warnings = Vec::new();
+    if !state.limiter.is_noop() {
+        let prompt_tokens =
+            u32::try_from(plan.classification.est_prompt_tokens).unwrap_or(u32::MAX);
+        let max_out = request
+            .sampling
+            .max_tokens
+            .unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+        let estimate = state
+            .prices
+            .estimate(&first.upstream_model, prompt_tokens, max_out)
+            .micros;
+        let subject = Subject {
+            key_id: t.rec.key_id.as_deref(),
+            team: t.rec.team.as_deref(),
+        };
+        let admission: Admission = state
+            .limiter
+            .admit(
+                &subject,
+                estimate,
+                u64::from(prompt_tokens) + u64::from(max_out),
+                now_ms(),
+            )
+            .await
+            .map_err(|r| {
+                state.metrics.budget_rejected(if t.rec.key_id.is_some() {
+                    "key"
+                } else {
+                    "team"
+                });
+                GatewayError::from(r)
+            })?;
+        warnings = admission.warnings.clone();
+        t.set_admission(admission);
+    }
+    t.set_cache_fill(cache_key);
+
+    let forward = forward_headers(headers, &plan);
+    let (served, route) = dispatch(state, &request, &plan, &forward).await?;
+    let t = tracker
+        .take()
+        .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+    let mut response = match served {
+        Served::Complete(mut response) => {
+            t.complete(route, &response);
+            if let Some(r) = &plan.redaction {
+                r.restore_response(&mut response);
+            }
+            json_response(StatusCode::OK, render_response(dialect, &response))
+        }
+        Served::Stream(first_event, events) => {
+            let events: EventStream =
+                Box::pin(futures::stream::once(async move { Ok(first_event) }).chain(events));
+            let events: EventStream = Box::pin(StreamTap::new(events, t, route.clone()));
+            let events = match &plan.redaction {
+                Some(r) => r.restore_stream(events),
+                None => events,
+            };
+            stream_body(dialect, &request, events)
+        }
+    };
+    annotate(&mut response, &plan, &route.model);
+    if let Some(v) = warnings.first().and_then(|w| HeaderValue::from_str(w).ok()) {
+        response
+            .headers_mut()
+            .insert("x-switchyard-budget-warning", v);
+    }
+    Ok(response)
+}
+
+/// Output tokens assumed for a budget reservation when the client sets no `max_tokens`.
+const DEFAULT_OUTPUT_ESTIMATE: u32 = 1024;
+
+/// A cached answer, replayed as a stream when the client asked for one.
+async fn render_cached(
+    dialect: Dialect,
+    request: &ChatRequest,
+    plan: &RoutePlan,
+    mut hit: ChatResponse,
+) -> Result<Response, GatewayError> {
+    if request.stream {
+        let events: EventStream = Box::pin(futures::stream::iter(
+            crate::cache::replay_events(&hit).into_iter().map(Ok),
+        ));
+        let events = match &plan.redaction {
+            Some(r) => r.restore_stream(events),
+            None => events,
+        };
+        Ok(stream_body(dialect, request, events))
+    } else {
+        if let Some(r) = &plan.redaction {
+            r.restore_response(&mut hit);
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            render_response(dialect, &hit),
+        ))
+    }
+}
+
+/// The virtual key of the request, required when the gateway is not in open mode.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<crate::auth::KeyInfo>, GatewayError> {
+    let presented = crate::auth::key_from_headers(headers);
+    match presented {
+        Some(plain) if crate::auth::looks_like_key(plain) => {
+            match state.keys.authenticate(plain).await {
+                Ok(Some(info)) => Ok(Some(info)),
+                Ok(None) => Err(GatewayError::Authentication(
+                    "invalid or revoked virtual key".into(),
+                )),
+                Err(e) => {
+                    tracing::error!(error = %e, "key store unavailable");
+                    Err(GatewayError::Overloaded("cannot verify the virtual key right now".into()))
+                }
+            }
+        }
+        _ if state.require_key => Err(GatewayError::Authentication(
+            "a virtual key (sk-sy-...) is required: send it as `Authorization: Bearer` or `x-api-key`".into(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// What a target delivered before anything went to the client.
+enum Served {
+    Complete(ChatResponse),
+    /// The first event already arrived (so the target is committed), then the rest.
+    Stream(StreamEvent, EventStream),
 }
 
 /// Tries the plan's targets in order. A target that fails before anything reached the
 /// client (connect errors, timeouts, 429, 5xx) is retried with backoff per its provider's
 /// policy, then hands over to the next target; open circuits are skipped.
-async fn dispatch(
+async fn dispatch<'p>(
     state: &AppState,
-    dialect: Dialect,
     request: &ChatRequest,
-    plan: &RoutePlan,
+    plan: &'p RoutePlan,
     forward: &ForwardHeaders,
-) -> Result<Response, GatewayError> {
+) -> Result<(Served, &'p crate::routing::Route), GatewayError> {
     let mut last_error = None;
     for (i, route) in plan.routes.iter().enumerate() {
         let circuit = format!("{}/{}", route.provider.name(), route.upstream_model);
@@ -288,7 +643,7 @@ async fn dispatch(
                     )))
                 }
             };
-            let result = call_once(dialect, request, plan, forward, route).await;
+            let result = call_once(request, forward, route).await;
             match result {
                 Err(e) => {
                     attempt += 1;
@@ -317,10 +672,7 @@ async fn dispatch(
             }
         };
         match result {
-            Ok(mut response) => {
-                annotate(&mut response, plan, &route.model);
-                return Ok(response);
-            }
+            Ok(served) => return Ok((served, route)),
             Err(e) if is_retryable(&e) && i + 1 < plan.routes.len() => {
                 tracing::warn!(model = %route.model, error = %e, "target failed; trying the next one of the chain");
                 last_error = Some(e);
@@ -334,33 +686,27 @@ async fn dispatch(
 /// One call to one target; a stream is committed (and no longer retryable) only once
 /// its first event arrived.
 async fn call_once(
-    dialect: Dialect,
     request: &ChatRequest,
-    plan: &RoutePlan,
     forward: &ForwardHeaders,
     route: &crate::routing::Route,
-) -> Result<Response, GatewayError> {
+) -> Result<Served, GatewayError> {
     let call = Call {
         request,
         upstream_model: &route.upstream_model,
         headers: forward,
     };
     if request.stream {
-        let events = route.provider.stream(call).await?;
-        let events = match &plan.redaction {
-            Some(r) => r.restore_stream(events),
-            None => events,
-        };
-        stream_response(dialect, request, events).await
-    } else {
-        let mut response = route.provider.chat(call).await?;
-        if let Some(r) = &plan.redaction {
-            r.restore_response(&mut response);
+        let mut events = route.provider.stream(call).await?;
+        match events.next().await {
+            Some(Ok(first)) => Ok(Served::Stream(first, events)),
+            Some(Err(e)) => Err(e),
+            None => Err(GatewayError::BadGateway {
+                provider: route.provider.name().to_string(),
+                message: "upstream closed the stream before sending anything".into(),
+            }),
         }
-        Ok(json_response(
-            StatusCode::OK,
-            render_response(dialect, &response),
-        ))
+    } else {
+        route.provider.chat(call).await.map(Served::Complete)
     }
 }
 
@@ -392,6 +738,7 @@ fn facts_for(
     headers: &HeaderMap,
     request: &ChatRequest,
     dialect: Dialect,
+    identity: Option<&crate::auth::KeyInfo>,
 ) -> Facts {
     let header = |name: &str| {
         headers
@@ -402,26 +749,46 @@ fn facts_for(
             .map(str::to_string)
     };
     let now = now_ms();
-    let team = header("x-switchyard-team");
-    let team_rpm = team.as_deref().map(|t| state.volume.hit(t, now));
+    // With a virtual key, team, app and tags come from the key: a client cannot pick
+    // another team's policy or budget with a header. Headers serve open mode only.
+    let (team, key, app, tags) = match identity {
+        Some(k) => (
+            Some(k.team.clone()),
+            Some(k.id.clone()),
+            k.app.clone(),
+            k.tags.clone(),
+        ),
+        None => (
+            header("x-switchyard-team"),
+            None,
+            header("x-switchyard-app"),
+            header("x-switchyard-tags")
+                .map(|t| {
+                    t.split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    };
+    let team_rpm = team
+        .as_deref()
+        .map(|t| state.volume.hit(&format!("team:{t}"), now));
+    let key_rpm = key
+        .as_deref()
+        .map(|k| state.volume.hit(&format!("key:{k}"), now));
     Facts {
         team,
-        key: None,
-        app: header("x-switchyard-app"),
-        tags: header("x-switchyard-tags")
-            .map(|t| {
-                t.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        key,
+        app,
+        tags,
         model: Some(request.model.clone()),
         dialect: Some(dialect.as_str().to_string()),
         stream: request.stream,
         now_unix_s: Some((now / 1000) as i64),
         team_rpm,
-        key_rpm: None,
+        key_rpm,
         requested_is_local: false,
     }
 }
@@ -434,7 +801,7 @@ async fn count_tokens(
     let result = async {
         let body = read_body_timed(&state, body, &headers).await?;
         let mut request = anthropic::parse_count_tokens_request(&body)?;
-        let facts = facts_for(&state, &headers, &request, Dialect::Anthropic);
+        let facts = facts_for(&state, &headers, &request, Dialect::Anthropic, None);
         // Counting sends the prompt upstream too, so it obeys the same policy.
         let plan = state.router.plan(&mut request, facts, false)?;
         let forward = forward_headers(&headers, &plan);
@@ -480,7 +847,7 @@ async fn explain(
             Dialect::OpenAi => openai::parse_request(&body)?,
             Dialect::Anthropic => anthropic::parse_count_tokens_request(&body)?,
         };
-        let facts = facts_for(&state, &headers, &request, dialect);
+        let facts = facts_for(&state, &headers, &request, dialect, None);
         Ok(json_response(
             StatusCode::OK,
             explain_json(&state.router, request, facts),
@@ -846,33 +1213,16 @@ impl Encoder {
     }
 }
 
-/// Streams canonical events back in the client's dialect. The first event is awaited
-/// before the response head is sent, so an upstream that fails at once still gets a
-/// proper error status (and the next target of the chain) instead of a 200 with an
-/// error frame.
-async fn stream_response(
-    dialect: Dialect,
-    request: &ChatRequest,
-    mut events: EventStream,
-) -> Result<Response, GatewayError> {
-    let first = match events.next().await {
-        Some(Ok(ev)) => ev,
-        Some(Err(e)) => return Err(e),
-        None => {
-            return Err(GatewayError::BadGateway {
-                provider: request.model.clone(),
-                message: "upstream closed the stream before sending anything".into(),
-            })
-        }
-    };
+/// Streams canonical events back in the client's dialect. The caller has already seen
+/// the first event (see `call_once`), so the upstream is committed and the head can go.
+fn stream_body(dialect: Dialect, request: &ChatRequest, events: EventStream) -> Response {
     let encoder = match dialect {
         Dialect::OpenAi => Encoder::OpenAi(openai::StreamEncoder::new(request.include_usage)),
         Dialect::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new()),
     };
-    let state = (Some(first), events, encoder, false);
     let body = futures::stream::unfold(
-        state,
-        |(mut first, mut events, mut encoder, done)| async move {
+        (events, encoder, false),
+        |(mut events, mut encoder, done)| async move {
             if done {
                 return None;
             }
@@ -880,25 +1230,22 @@ async fn stream_response(
             let mut finished = false;
             // Loop until something is encoded, so no empty chunk is written.
             while out.is_empty() && !finished {
-                match first.take() {
-                    Some(ev) => encoder.encode(&ev, &mut out),
-                    None => match events.next().await {
-                        Some(Ok(ev)) => encoder.encode(&ev, &mut out),
-                        Some(Err(err)) => {
-                            tracing::warn!(error = %err, "upstream stream failed");
-                            encoder.encode_error(&err, &mut out);
-                            finished = true;
-                        }
-                        None => {
-                            encoder.finish(&mut out);
-                            finished = true;
-                        }
-                    },
+                match events.next().await {
+                    Some(Ok(ev)) => encoder.encode(&ev, &mut out),
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, "upstream stream failed");
+                        encoder.encode_error(&err, &mut out);
+                        finished = true;
+                    }
+                    None => {
+                        encoder.finish(&mut out);
+                        finished = true;
+                    }
                 }
             }
             Some((
                 Ok::<_, std::convert::Infallible>(Bytes::from(out)),
-                (first, events, encoder, finished),
+                (events, encoder, finished),
             ))
         },
     );
@@ -913,7 +1260,7 @@ async fn stream_response(
         HeaderValue::from_static("no-cache"),
     );
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
 impl IntoResponse for GatewayError {

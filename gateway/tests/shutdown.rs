@@ -83,7 +83,10 @@ async fn sigterm_finishes_in_flight_streams_then_exits_zero() {
     // Let the stream start, then ask the gateway to stop.
     std::thread::sleep(Duration::from_millis(400));
     let started = Instant::now();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     std::thread::sleep(Duration::from_millis(100));
     assert!(

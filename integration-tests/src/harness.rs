@@ -55,12 +55,14 @@ pub fn gateway_yaml(mock_addr: SocketAddr, opts: &StackOptions) -> String {
         timeout_ms,
         ..
     } = opts;
+    let db = temp_db_url();
     // No retries and no circuit breaking here: these tests pin the error mapping of a
     // single upstream call; tests/resilience.rs covers retries and breakers.
     format!(
         r#"listen: "127.0.0.1:0"
 max_body_bytes: {max_body_bytes}
 circuit_breaker: {{ failure_threshold: 1000000 }}
+accounting: {{ database_url: "{db}", flush_interval_ms: 100 }}
 providers:
   - name: short-openai
     kind: openai
@@ -179,4 +181,18 @@ impl Stack {
             gw.shutdown().await;
         }
     }
+}
+
+/// A fresh SQLite ledger per gateway, so tests never share (or leave behind) state.
+pub fn temp_db_url() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join("switchyard-it");
+    let _ = std::fs::create_dir_all(&dir);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "sqlite:{}",
+        dir.join(format!("ledger-{}-{n}.db", std::process::id()))
+            .display()
+    )
 }

@@ -25,8 +25,10 @@ fn model_dir() -> PathBuf {
 }
 
 fn gateway_yaml() -> String {
+    let db = switchyard_it::harness::temp_db_url();
     format!(
         r#"listen: "127.0.0.1:0"
+accounting: {{ database_url: "{db}" }}
 local_models:
   - name: {MODEL}
     dir: {:?}
@@ -218,7 +220,8 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
 #[tokio::test]
 async fn missing_model_directory_is_a_clear_startup_error() {
     let yaml = format!(
-        "listen: \"127.0.0.1:0\"\nlocal_models:\n  - name: {MODEL}\n    dir: /nonexistent/switchyard-model\n    catalog: {{ family: x, parameters: 1M, license: MIT, commercial_use: true }}\n"
+        "listen: \"127.0.0.1:0\"\naccounting: {{ database_url: \"{}\" }}\nlocal_models:\n  - name: {MODEL}\n    dir: /nonexistent/switchyard-model\n    catalog: {{ family: x, parameters: 1M, license: MIT, commercial_use: true }}\n",
+        switchyard_it::harness::temp_db_url()
     );
     let err = match start_gateway(&yaml).await {
         Ok(_) => panic!("a missing model directory must fail start-up"),

@@ -9,8 +9,10 @@ use switchyard_it::harness::start_gateway;
 use switchyard_it::mock::MockUpstream;
 
 fn yaml(mock: &MockUpstream, threshold: u32) -> String {
+    let db = switchyard_it::harness::temp_db_url();
     format!(
         r#"listen: "127.0.0.1:0"
+accounting: {{ database_url: "{db}" }}
 circuit_breaker: {{ failure_threshold: {threshold}, cooldown_ms: 300 }}
 providers:
   - name: flaky

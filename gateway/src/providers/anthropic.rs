@@ -83,6 +83,7 @@ impl AnthropicProvider {
         for (k, v) in &call.headers.extra {
             headers.insert(k.clone(), v.clone());
         }
+        crate::telemetry::inject_trace_headers(&mut headers);
         Ok(self.client.post(url).headers(headers).body(body))
     }
 

@@ -17,11 +17,32 @@ use super::{Call, EventStream, Provider};
 
 pub struct LocalProvider {
     model: LocalModel,
+    /// Busy time per finished response id, until accounting takes it. Bounded: entries
+    /// nobody takes (a client gone mid-way) are dropped wholesale past the cap.
+    compute: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, f64>>>,
+}
+
+const MAX_UNTAKEN_COMPUTE: usize = 10_000;
+
+fn note_compute(
+    map: &std::sync::Mutex<std::collections::HashMap<String, f64>>,
+    id: &str,
+    busy_ms: f64,
+) {
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= MAX_UNTAKEN_COMPUTE {
+            m.clear();
+        }
+        m.insert(id.to_string(), busy_ms);
+    }
 }
 
 impl LocalProvider {
     pub fn new(model: LocalModel) -> Self {
-        LocalProvider { model }
+        LocalProvider {
+            model,
+            compute: Default::default(),
+        }
     }
 
     pub fn model(&self) -> &LocalModel {
@@ -154,6 +175,11 @@ impl Provider for LocalProvider {
         false
     }
 
+    fn take_compute(&self, response_id: &str) -> Option<(f64, bool)> {
+        let busy = self.compute.lock().ok()?.remove(response_id)?;
+        Some((busy, self.model.execution_provider() == "cuda"))
+    }
+
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
             let mut rx = self.start(call.request)?;
@@ -169,12 +195,14 @@ impl Provider for LocalProvider {
                         finish,
                         prompt_tokens,
                         completion_tokens,
-                        ..
+                        busy_ms,
                     } => {
                         usage.input_tokens = prompt_tokens;
                         usage.output_tokens = completion_tokens;
+                        let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+                        note_compute(&self.compute, &id, busy_ms);
                         return Ok(ChatResponse {
-                            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+                            id,
                             model: self.model.name().to_string(),
                             content: vec![ContentPart::text(text)],
                             stop_reason: stop_reason(finish),
@@ -203,6 +231,7 @@ impl Provider for LocalProvider {
             let name = self.model.name().to_string();
             let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
             let created = now_secs();
+            let compute = self.compute.clone();
             let events = ReceiverStream::new(rx).map(move |ev| match ev {
                 GenerateEvent::Started { prompt_tokens, .. } => Ok(StreamEvent::Start {
                     id: id.clone(),
@@ -218,15 +247,18 @@ impl Provider for LocalProvider {
                     finish,
                     prompt_tokens,
                     completion_tokens,
-                    ..
-                } => Ok(StreamEvent::Finish {
-                    stop_reason: stop_reason(finish),
-                    usage: Some(Usage {
-                        input_tokens: prompt_tokens,
-                        output_tokens: completion_tokens,
-                        ..Usage::default()
-                    }),
-                }),
+                    busy_ms,
+                } => {
+                    note_compute(&compute, &id, busy_ms);
+                    Ok(StreamEvent::Finish {
+                        stop_reason: stop_reason(finish),
+                        usage: Some(Usage {
+                            input_tokens: prompt_tokens,
+                            output_tokens: completion_tokens,
+                            ..Usage::default()
+                        }),
+                    })
+                }
                 GenerateEvent::Error(message) => Err(GatewayError::Internal(format!(
                     "{name}: generation failed: {message}"
                 ))),

@@ -53,6 +53,12 @@ pub trait Provider: Send + Sync {
         resilience::RetryPolicy::NONE
     }
 
+    /// Compute time a finished in-process answer used (its share of the batch), and
+    /// whether it ran on a GPU: the basis of the local cost. Taken once per response id.
+    fn take_compute(&self, _response_id: &str) -> Option<(f64, bool)> {
+        None
+    }
+
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;
 
     fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>>;

@@ -64,6 +64,7 @@ impl OpenAiProvider {
         for (k, v) in &call.headers.extra {
             headers.insert(k.clone(), v.clone());
         }
+        crate::telemetry::inject_trace_headers(&mut headers);
         Ok(self.client.post(&self.chat_url).headers(headers).body(body))
     }
 }

@@ -1,0 +1,273 @@
+//! The admin HTTP API (`/admin/keys`, `/admin/spend`) and the CLI helpers behind
+//! `switchyard keys ...` and `switchyard report`.
+//!
+//! Every admin route requires `Authorization: Bearer <admin token>`. The comparison is
+//! constant-time over SHA-256 digests, so neither the token's content nor its length
+//! leaks through timing. Without a configured token every admin route answers 401: the
+//! API is off rather than open.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::accounting::{render_report, spend_report, Ledger, SpendQuery};
+use crate::auth::{AuthError, KeyInfo, KeyStore, NewKey};
+use crate::store::{Db, StoreError};
+
+pub struct AdminState {
+    pub keys: KeyStore,
+    pub ledger: Ledger,
+    pub admin_token: Option<String>,
+}
+
+pub fn admin_router(state: Arc<AdminState>) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/keys", post(create_key).get(list_keys))
+        .route("/admin/keys/{id}", delete(revoke_key))
+        .route("/admin/keys/{id}/rotate", post(rotate_key))
+        .route("/admin/spend", get(spend))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"type": kind, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+/// Whether `headers` carry the admin token.
+pub fn is_admin(headers: &HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let Some(given) = crate::auth::bearer_token(headers) else {
+        return false;
+    };
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(token.as_bytes());
+    bool::from(a.as_slice().ct_eq(b.as_slice()))
+}
+
+/// The 401 to answer with, or `None` when the request carries the admin token.
+fn deny(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
+    (!is_admin(headers, state.admin_token.as_deref())).then(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin bearer token is required",
+        )
+    })
+}
+
+fn auth_error(e: AuthError) -> Response {
+    match e {
+        AuthError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        AuthError::Invalid(_) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        other => {
+            tracing::error!("admin key operation failed: {other}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                "the key store is unavailable",
+            )
+        }
+    }
+}
+
+fn with_key(info: &KeyInfo, plain: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(info).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("key".into(), json!(plain));
+    }
+    v
+}
+
+async fn create_key(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    let req: NewKey = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    };
+    match state.keys.create(req).await {
+        Ok((info, plain)) => (StatusCode::CREATED, Json(with_key(&info, &plain))).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn list_keys(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    match state.keys.list().await {
+        Ok(keys) => Json(json!({ "keys": keys })).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn revoke_key(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    match state.keys.revoke(&id).await {
+        Ok(info) => Json(info).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn rotate_key(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    match state.keys.rotate(&id).await {
+        Ok((info, plain)) => Json(with_key(&info, &plain)).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SpendParams {
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn spend(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<SpendParams>,
+) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    let q = match SpendQuery::parse(
+        p.group_by.as_deref().unwrap_or("team"),
+        p.from.as_deref(),
+        p.to.as_deref(),
+    ) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    };
+    match spend_report(state.ledger.db(), &q).await {
+        Ok(rows) => Json(json!({
+            "group_by": q.group_by,
+            "from": q.from_ms.map(crate::store::time::format_rfc3339),
+            "to": q.to_ms.map(crate::store::time::format_rfc3339),
+            "rows": rows,
+        }))
+        .into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", m),
+        other => {
+            tracing::error!("spend report failed: {other}");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                "the ledger database is unavailable",
+            )
+        }
+    }
+}
+
+/// `switchyard keys ...`, independent of any CLI parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeysCommand {
+    Create(NewKey),
+    List,
+    Revoke { id: String },
+    Rotate { id: String },
+}
+
+fn key_line(k: &KeyInfo) -> String {
+    format!(
+        "{}  {}  team={}{}{}{}{}  created={}{}",
+        k.id,
+        k.prefix,
+        k.team,
+        k.user
+            .as_deref()
+            .map(|u| format!(" user={u}"))
+            .unwrap_or_default(),
+        k.app
+            .as_deref()
+            .map(|a| format!(" app={a}"))
+            .unwrap_or_default(),
+        if k.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" tags={}", k.tags.join(","))
+        },
+        k.name
+            .as_deref()
+            .map(|n| format!(" name={n:?}"))
+            .unwrap_or_default(),
+        crate::store::time::format_rfc3339(k.created_at),
+        k.revoked_at
+            .map(|r| format!("  REVOKED {}", crate::store::time::format_rfc3339(r)))
+            .unwrap_or_default(),
+    )
+}
+
+/// Runs a key command against the database and returns what to print.
+pub async fn cli_keys(db: Db, cmd: KeysCommand) -> anyhow::Result<String> {
+    let keys = KeyStore::new(db, std::time::Duration::from_millis(1));
+    Ok(match cmd {
+        KeysCommand::Create(req) => {
+            let (info, plain) = keys.create(req).await?;
+            format!(
+                "{}\n\n{plain}\n\nStore this key now: it is not shown again.\n",
+                key_line(&info)
+            )
+        }
+        KeysCommand::List => {
+            let list = keys.list().await?;
+            if list.is_empty() {
+                "no keys\n".into()
+            } else {
+                list.iter().map(|k| key_line(k) + "\n").collect()
+            }
+        }
+        KeysCommand::Revoke { id } => format!("revoked {}\n", key_line(&keys.revoke(&id).await?)),
+        KeysCommand::Rotate { id } => {
+            let (info, plain) = keys.rotate(&id).await?;
+            format!(
+                "{}\n\n{plain}\n\nThe previous key no longer works. Store this one now: it is not shown again.\n",
+                key_line(&info)
+            )
+        }
+    })
+}
+
+/// Runs a spend report and renders it as a table or CSV.
+pub async fn cli_report(db: Db, q: SpendQuery, csv: bool) -> anyhow::Result<String> {
+    let rows = spend_report(&db, &q).await?;
+    Ok(render_report(&rows, q.group_by, csv))
+}

@@ -1,0 +1,338 @@
+//! The built-in cost and latency dashboard: `GET /dashboard`, server-rendered HTML with
+//! SVG charts, read from the ledger.
+//!
+//! Access: when an admin token is configured, a request needs it as `Authorization: Bearer`
+//! or the HttpOnly cookie set by the login form at `/dashboard/login`. The cookie holds a
+//! hash of the token, not the token, so a leaked cookie does not open the admin API. With
+//! no admin token configured the dashboard is open (the embedded single-user default).
+
+pub mod data;
+pub mod render;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use data::{load, load_between, DashboardData, Range};
+
+use crate::store::Db;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "switchyard_dashboard";
+
+/// A team's budget limit in micro-dollars, when it has one.
+pub type BudgetLookup = Arc<dyn Fn(&str) -> Option<i64> + Send + Sync>;
+/// The live policy status as JSON (`PolicyHandle::status()` serialized).
+pub type PolicyStatus = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the dashboard needs; built once and cloned into the router.
+#[derive(Clone)]
+pub struct DashboardState {
+    /// The ledger's database; `None` shows an empty dashboard with a notice.
+    pub db: Option<Db>,
+    /// The admin token; `None` leaves the dashboard open.
+    pub admin_token: Option<String>,
+    pub policy_status: PolicyStatus,
+    pub budget_for: BudgetLookup,
+    /// Seconds between automatic reloads of the page.
+    pub refresh_s: u32,
+    /// Mark the cookie `Secure` (set when the gateway is served over HTTPS).
+    pub secure_cookie: bool,
+}
+
+impl DashboardState {
+    /// A state with no budgets, an empty policy status, 30 s refresh.
+    pub fn new(db: Option<Db>, admin_token: Option<String>) -> Self {
+        DashboardState {
+            db,
+            admin_token: admin_token.filter(|t| !t.is_empty()),
+            policy_status: Arc::new(|| serde_json::Value::Null),
+            budget_for: Arc::new(|_| None),
+            refresh_s: 30,
+            secure_cookie: false,
+        }
+    }
+}
+
+/// Errors of the dashboard handlers, rendered as short HTML pages.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error("cannot read the ledger: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("authentication required")]
+    Unauthorized,
+}
+
+/// `GET /dashboard`, `GET|POST /dashboard/login`, `GET /dashboard/logout`. Merge it into
+/// the app router: `app.merge(dashboard_router(state))`.
+pub fn dashboard_router(state: DashboardState) -> axum::Router {
+    axum::Router::new()
+        .route("/dashboard", get(dashboard))
+        .route("/dashboard/", get(dashboard))
+        .route("/dashboard/login", get(login_form).post(login))
+        .route("/dashboard/logout", get(logout))
+        .with_state(Arc::new(state))
+}
+
+fn session_value(token: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"switchyard-dashboard-session\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the request may see the dashboard.
+pub fn authorized(state: &DashboardState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.admin_token else {
+        return true;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if bearer.is_some_and(|b| ct_eq(b, token)) {
+        return true;
+    }
+    cookie(headers, COOKIE).is_some_and(|c| ct_eq(c, &session_value(token)))
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(render::CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+#[derive(serde::Deserialize)]
+struct RangeQuery {
+    range: Option<String>,
+}
+
+async fn dashboard(
+    State(state): State<Arc<DashboardState>>,
+    Query(q): Query<RangeQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let range = Range::parse(q.range.as_deref());
+    if !authorized(&state, &headers) {
+        let mut r = html(
+            StatusCode::UNAUTHORIZED,
+            render::login_page(None, range.as_str()),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"switchyard-dashboard\""),
+        );
+        return r;
+    }
+    let data = match &state.db {
+        Some(db) => match load(db, range).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "dashboard cannot read the ledger");
+                return html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "<!doctype html><title>Switchyard dashboard</title><p>{}</p>",
+                        render::esc(&DashboardError::from(e).to_string())
+                    ),
+                );
+            }
+        },
+        None => DashboardData::default(),
+    };
+    let policy = (state.policy_status)();
+    let budget_for = |team: &str| (state.budget_for)(team);
+    let page = render::dashboard_page(
+        &data,
+        &render::PageExtras {
+            range,
+            refresh_s: state.refresh_s.max(5),
+            policy: &policy,
+            budget_for: &budget_for,
+        },
+    );
+    html(StatusCode::OK, page)
+}
+
+async fn login_form(Query(q): Query<RangeQuery>) -> Response {
+    let range = Range::parse(q.range.as_deref());
+    html(StatusCode::OK, render::login_page(None, range.as_str()))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value (`+` is a space, `%XX` a byte).
+fn form_value(body: &[u8], name: &str) -> Option<String> {
+    let body = std::str::from_utf8(body).ok()?;
+    let raw = body
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn login(State(state): State<Arc<DashboardState>>, body: Bytes) -> Response {
+    // The form is tiny; anything larger is not ours.
+    if body.len() > 8 * 1024 {
+        return html(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            render::login_page(Some("request too large"), "24h"),
+        );
+    }
+    let range = Range::parse(form_value(&body, "range").as_deref());
+    let Some(expected) = &state.admin_token else {
+        return redirect(range, None, state.secure_cookie);
+    };
+    let given = form_value(&body, "token").unwrap_or_default();
+    if !ct_eq(given.trim(), expected) {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            render::login_page(
+                Some(&DashboardError::Unauthorized.to_string()),
+                range.as_str(),
+            ),
+        );
+    }
+    redirect(range, Some(session_value(expected)), state.secure_cookie)
+}
+
+fn redirect(range: Range, session: Option<String>, secure: bool) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let location = format!("/dashboard?range={}", range.as_str());
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(s) = session {
+        let secure = if secure { "; Secure" } else { "" };
+        let cookie = format!(
+            "{COOKIE}={s}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+async fn logout() -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_static("/dashboard/login"),
+    );
+    h.insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "switchyard_dashboard=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(token: Option<&str>) -> DashboardState {
+        DashboardState::new(None, token.map(str::to_string))
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            if let Ok(v) = HeaderValue::from_str(v) {
+                h.append(*k, v);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn open_without_a_token_closed_with_one() {
+        assert!(authorized(&state(None), &HeaderMap::new()));
+        let s = state(Some("s3cret"));
+        assert!(!authorized(&s, &HeaderMap::new()));
+        assert!(!authorized(
+            &s,
+            &headers(&[("authorization", "Bearer nope")])
+        ));
+        assert!(authorized(
+            &s,
+            &headers(&[("authorization", "Bearer s3cret")])
+        ));
+        // The cookie carries the session hash; the raw token there is not accepted.
+        assert!(!authorized(
+            &s,
+            &headers(&[("cookie", "switchyard_dashboard=s3cret")])
+        ));
+        let c = format!("a=b; switchyard_dashboard={}", session_value("s3cret"));
+        assert!(authorized(&s, &headers(&[("cookie", &c)])));
+    }
+
+    #[test]
+    fn form_values_are_url_decoded() {
+        assert_eq!(
+            form_value(b"token=a%2Bb+c%3D&range=7d", "token").as_deref(),
+            Some("a+b c=")
+        );
+        assert_eq!(form_value(b"range=7d", "token"), None);
+        assert_eq!(form_value(b"token=%zz", "token"), None);
+        assert_eq!(form_value(b"token=%4", "token"), None);
+    }
+}

@@ -1,0 +1,379 @@
+//! The dashboard page: plain HTML with inline SVG charts drawn by `plotters` (SVG backend,
+//! no font features). Charts carry no text of their own, so no font is needed at build or
+//! run time; titles, axes and legends are HTML around them. No third-party JS or CSS.
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+
+use super::data::{DashboardData, Range};
+use crate::accounting::money::format_usd;
+use crate::accounting::SpendRow;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}\
+h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
+table{border-collapse:collapse;background:#fff;margin-bottom:1rem}\
+td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}th{background:#f0f0f0}\
+td:first-child,th:first-child{text-align:left}\
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#fff;border:1px solid #ddd;padding:.6rem 1rem;min-width:9rem}\
+.card b{display:block;font-size:1.3rem}.legend span{margin-right:1rem}\
+.sw{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}\
+nav a{margin-right:.6rem}nav a.on{font-weight:bold}.bar{background:#eee;width:10rem;height:.7rem;display:inline-block}\
+.bar i{display:block;height:100%;background:#c0392b}pre{background:#fff;border:1px solid #ddd;padding:.5rem;overflow:auto}";
+
+/// Collects script errors, failed resource loads and CSP violations into
+/// `window.__dashboardErrors`, so a browser test can assert the page loaded clean.
+const ERROR_COLLECTOR: &str = "window.__dashboardErrors=[];\
+addEventListener('error',function(e){__dashboardErrors.push(String(e.message||(e.target&&(e.target.src||e.target.href))||'error'))},true);\
+addEventListener('securitypolicyviolation',function(e){__dashboardErrors.push('csp: '+e.violatedDirective)});";
+
+/// The content security policy the dashboard is served with: nothing loads from anywhere.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const ACTUAL: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
+const COUNTERFACTUAL: RGBColor = RGBColor(0x29, 0x80, 0xb9);
+const LOCAL: RGBColor = RGBColor(0x27, 0xae, 0x60);
+
+fn head(title: &str, refresh_s: Option<u32>) -> String {
+    let refresh = refresh_s
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title>\
+         <script>{ERROR_COLLECTOR}</script><style>{STYLE}</style></head><body>",
+        esc(title)
+    )
+}
+
+/// The login form (`error` is shown above it after a wrong token).
+pub fn login_page(error: Option<&str>, next_range: &str) -> String {
+    let mut h = head("Switchyard dashboard: sign in", None);
+    h.push_str("<h1>Switchyard dashboard</h1>");
+    if let Some(e) = error {
+        let _ = write!(
+            h,
+            "<p id=\"login-error\" style=\"color:#c0392b\">{}</p>",
+            esc(e)
+        );
+    }
+    let _ = write!(
+        h,
+        "<form method=\"post\" action=\"/dashboard/login\">\
+         <label>Admin token <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" autofocus></label>\
+         <input type=\"hidden\" name=\"range\" value=\"{}\">\
+         <button id=\"login\" type=\"submit\">Sign in</button></form></body></html>",
+        esc(next_range)
+    );
+    h
+}
+
+fn usd(micros: i64) -> String {
+    format!("${}", format_usd(micros))
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
+}
+
+fn spend_table(h: &mut String, id: &str, what: &str, rows: &[SpendRow]) {
+    let _ = write!(
+        h,
+        "<table id=\"{id}\"><tr><th>{what}</th><th>requests</th><th>input tokens</th><th>output tokens</th>\
+         <th>cost</th><th>counterfactual</th><th>savings</th><th>cache hits</th></tr>"
+    );
+    for r in rows {
+        let _ = write!(
+            h,
+            "<tr data-group=\"{g}\"><td>{g}</td><td class=\"requests\">{}</td><td>{}</td><td>{}</td>\
+             <td class=\"cost\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            usd(r.cost_micros),
+            usd(r.counterfactual_micros),
+            usd(r.savings_micros),
+            r.cache_hits,
+            g = esc(&r.group),
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// Cost (actual and counterfactual) per bucket as an SVG line chart.
+pub fn cost_chart(d: &DashboardData) -> String {
+    let mut svg = String::new();
+    let max = d
+        .series
+        .iter()
+        .map(|p| p.cost_micros.max(p.counterfactual_micros))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64
+        / 1e6;
+    let n = d.series.len().max(2) as f64;
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 220)).into_drawing_area();
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(8)
+                .build_cartesian_2d(0f64..(n - 1.0), 0f64..(max * 1.1))?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(0)
+                .y_labels(0)
+                .light_line_style(RGBColor(0xee, 0xee, 0xee))
+                .draw()?;
+            let line = |f: fn(&super::data::CostPoint) -> i64| {
+                d.series
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, p)| (i as f64, f(p) as f64 / 1e6))
+            };
+            chart.draw_series(LineSeries::new(
+                line(|p| p.counterfactual_micros),
+                COUNTERFACTUAL.stroke_width(2),
+            ))?;
+            chart.draw_series(AreaSeries::new(
+                line(|p| p.cost_micros),
+                0.0,
+                ACTUAL.mix(0.25),
+            ))?;
+            chart.draw_series(LineSeries::new(
+                line(|p| p.cost_micros),
+                ACTUAL.stroke_width(2),
+            ))?;
+            root.present()?;
+            Ok(())
+        })();
+        if let Err(e) = drawn {
+            tracing::warn!(error = %e, "cannot draw the cost chart");
+        }
+    }
+    svg
+}
+
+/// Local versus frontier requests as one horizontal stacked bar.
+pub fn split_chart(local: i64, frontier: i64) -> String {
+    let mut svg = String::new();
+    let total = (local + frontier).max(1) as f64;
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 36)).into_drawing_area();
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let split = (local as f64 / total * 720.0).round() as i32;
+            root.draw(&Rectangle::new([(0, 0), (split, 36)], LOCAL.filled()))?;
+            root.draw(&Rectangle::new(
+                [(split, 0), (720, 36)],
+                COUNTERFACTUAL.filled(),
+            ))?;
+            root.present()?;
+            Ok(())
+        })();
+        if let Err(e) = drawn {
+            tracing::warn!(error = %e, "cannot draw the traffic chart");
+        }
+    }
+    svg
+}
+
+/// What the page shows besides the ledger.
+pub struct PageExtras<'a> {
+    pub range: Range,
+    pub refresh_s: u32,
+    pub policy: &'a serde_json::Value,
+    /// Budget limit (micro-dollars) per team, when one is configured.
+    pub budget_for: &'a dyn Fn(&str) -> Option<i64>,
+}
+
+pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
+    let mut h = head("Switchyard dashboard", Some(x.refresh_s));
+    h.push_str("<h1>Switchyard: cost and latency</h1><nav>Range: ");
+    for r in Range::ALL {
+        let on = if r == x.range { " class=\"on\"" } else { "" };
+        let _ = write!(
+            h,
+            "<a{on} href=\"/dashboard?range={0}\">{0}</a>",
+            r.as_str()
+        );
+    }
+    let _ = write!(
+        h,
+        " · refreshes every {}s · <a href=\"/dashboard/logout\">sign out</a></nav>",
+        x.refresh_s
+    );
+
+    let (local, frontier) = d.local_frontier();
+    let hit = d
+        .cache_hit_rate()
+        .map(|r| format!("{:.1}%", r * 100.0))
+        .unwrap_or_else(|| "–".into());
+    let _ = write!(
+        h,
+        "<div class=\"cards\">\
+         <div class=\"card\">Requests<b id=\"total-requests\">{}</b></div>\
+         <div class=\"card\">Spend<b id=\"total-cost\">{}</b></div>\
+         <div class=\"card\">Frontier baseline<b id=\"total-counterfactual\">{}</b></div>\
+         <div class=\"card\">Saved<b id=\"total-savings\">{}</b></div>\
+         <div class=\"card\">Cache hit rate<b id=\"cache-hit-rate\">{hit}</b></div>\
+         <div class=\"card\">Unpriced requests<b id=\"unknown-price\">{}</b></div></div>",
+        d.requests,
+        usd(d.cost_micros),
+        usd(d.counterfactual_micros),
+        usd(d.savings_micros),
+        d.unknown_price_requests,
+    );
+
+    let _ = write!(
+        h,
+        "<h2>Cost over time</h2><div class=\"legend\"><span><i class=\"sw\" style=\"background:#c0392b\"></i>actual</span>\
+         <span><i class=\"sw\" style=\"background:#2980b9\"></i>counterfactual (frontier baseline)</span>\
+         <span>one point per {} min; peak {}</span></div><div id=\"cost-chart\">{}</div>",
+        d.bucket_ms / 60_000,
+        usd(d
+            .series
+            .iter()
+            .map(|p| p.cost_micros.max(p.counterfactual_micros))
+            .max()
+            .unwrap_or(0)),
+        cost_chart(d)
+    );
+
+    let share = if local + frontier > 0 {
+        format!("{:.1}%", local as f64 * 100.0 / (local + frontier) as f64)
+    } else {
+        "–".into()
+    };
+    let _ = write!(
+        h,
+        "<h2>Local vs frontier</h2><div class=\"legend\"><span><i class=\"sw\" style=\"background:#27ae60\"></i>local <b id=\"local-requests\">{local}</b> ({share})</span>\
+         <span><i class=\"sw\" style=\"background:#2980b9\"></i>frontier <b id=\"frontier-requests\">{frontier}</b></span></div>\
+         <div id=\"split-chart\">{}</div><table id=\"traffic\"><tr><th>policy rule</th><th>served by</th><th>requests</th></tr>",
+        split_chart(local, frontier)
+    );
+    for t in &d.traffic {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&t.rule),
+            t.target,
+            t.requests
+        );
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Top teams by spend</h2>");
+    let _ = write!(
+        h,
+        "<table id=\"teams\"><tr><th>team</th><th>requests</th><th>cost</th><th>saved</th><th>budget</th><th>used</th></tr>"
+    );
+    for r in d.by_team.iter().take(20) {
+        let (budget, used) = match (x.budget_for)(&r.group) {
+            Some(limit) if limit > 0 => {
+                let pct = r.cost_micros as f64 * 100.0 / limit as f64;
+                (
+                    usd(limit),
+                    format!(
+                        "<span class=\"bar\"><i style=\"width:{:.0}%\"></i></span> {pct:.0}%",
+                        pct.clamp(0.0, 100.0)
+                    ),
+                )
+            }
+            _ => ("–".into(), "–".into()),
+        };
+        let _ = write!(
+            h,
+            "<tr data-team=\"{g}\"><td>{g}</td><td class=\"requests\">{}</td><td class=\"cost\">{}</td><td>{}</td><td>{budget}</td><td>{used}</td></tr>",
+            r.requests,
+            usd(r.cost_micros),
+            usd(r.savings_micros),
+            g = esc(&r.group),
+        );
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>Cost by model</h2>");
+    spend_table(&mut h, "by-model", "model", &d.by_model);
+    h.push_str("<h2>Cost by route (policy rule)</h2>");
+    spend_table(&mut h, "by-route", "route", &d.by_route);
+    h.push_str("<h2>Cost by team</h2>");
+    spend_table(&mut h, "by-team", "team", &d.by_team);
+
+    h.push_str(
+        "<h2>Latency per route</h2><table id=\"latency\"><tr><th>route</th><th>requests</th>\
+         <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>TTFT p50 ms</th><th>TTFT p95 ms</th><th>TTFT p99 ms</th></tr>",
+    );
+    for l in &d.latency {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&l.route),
+            l.samples,
+            l.p50_ms,
+            l.p95_ms,
+            l.p99_ms,
+            ms(l.ttft_p50_ms),
+            ms(l.ttft_p95_ms),
+            ms(l.ttft_p99_ms),
+        );
+    }
+    h.push_str("</table>");
+
+    let policy = serde_json::to_string_pretty(x.policy).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<h2>Policy</h2><pre id=\"policy\">{}</pre></body></html>",
+        esc(&policy)
+    );
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            esc("<a href=\"x\">'&"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
+    }
+
+    #[test]
+    fn charts_are_svg_without_text() {
+        let d = DashboardData {
+            series: (0..5)
+                .map(|i| super::super::data::CostPoint {
+                    ts_ms: i,
+                    cost_micros: i * 1000,
+                    counterfactual_micros: i * 3000,
+                    requests: 1,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let svg = cost_chart(&d);
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("polyline") || svg.contains("path"), "{svg}");
+        assert!(split_chart(3, 1).contains("<rect"));
+    }
+}

@@ -1,0 +1,321 @@
+//! What happens after an answer: cost, budget settlement, cache fill, the ledger record
+//! and metrics. One `Tracker` follows each model request and is finished exactly once —
+//! when a complete answer is rendered, when a stream ends (or breaks, or the client
+//! goes away: the stream tap finishes it on drop), or when the request fails.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+
+use crate::accounting::LedgerRecord;
+use crate::cache::{CacheKey, StreamAccumulator};
+use crate::canonical::{ChatResponse, ContentPart, Dialect, GatewayError, StreamEvent, Usage};
+use crate::limits::Admission;
+use crate::providers::EventStream;
+use crate::routing::{Route, RoutePlan};
+use crate::server::AppState;
+use crate::telemetry::metrics::RequestObservation;
+
+/// Status recorded when the client disconnected before the answer was complete
+/// (nginx's convention; never sent to anyone).
+pub const CLIENT_CLOSED: u16 = 499;
+
+pub struct Tracker {
+    state: Arc<AppState>,
+    dialect: Dialect,
+    started: Instant,
+    pub rec: LedgerRecord,
+    admission: Option<Admission>,
+    cache_fill: Option<(CacheKey, Duration)>,
+    est_prompt_tokens: u32,
+    route_kind: &'static str,
+}
+
+impl Tracker {
+    pub fn new(state: Arc<AppState>, dialect: Dialect) -> Tracker {
+        Tracker {
+            state,
+            dialect,
+            started: Instant::now(),
+            rec: LedgerRecord {
+                dialect: dialect.as_str().to_string(),
+                ..LedgerRecord::default()
+            },
+            admission: None,
+            cache_fill: None,
+            est_prompt_tokens: 0,
+            route_kind: "none",
+        }
+    }
+
+    /// Copies what the policy decided (names and counts only, never values).
+    pub fn note_plan(&mut self, plan: &RoutePlan) {
+        self.rec.route = plan.decision.rule.clone();
+        self.rec.sensitivity = plan
+            .classification
+            .categories
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
+        self.rec.redactions = plan.redaction.as_ref().map_or(0, |r| r.count() as u32);
+        self.est_prompt_tokens =
+            u32::try_from(plan.classification.est_prompt_tokens).unwrap_or(u32::MAX);
+    }
+
+    pub fn set_admission(&mut self, admission: Admission) {
+        self.admission = Some(admission);
+    }
+
+    pub fn set_cache_fill(&mut self, fill: Option<(CacheKey, Duration)>) {
+        self.cache_fill = fill;
+    }
+
+    fn note_route(&mut self, route: &Route) {
+        self.rec.provider = route.provider.name().to_string();
+        self.rec.model = route.model.clone();
+        self.route_kind = if route.provider.is_external() {
+            "frontier"
+        } else {
+            "local"
+        };
+    }
+
+    /// A complete answer from `route` (the redacted form: that is what may be cached).
+    pub fn complete(mut self, route: &Route, response: &ChatResponse) {
+        self.note_route(route);
+        let compute = route.provider.take_compute(&response.id);
+        self.account(&response.usage, false, compute);
+        if let Some((key, ttl)) = self.cache_fill.take() {
+            let cache = self.state.cache.clone();
+            let response = response.clone();
+            spawn_bg(async move { cache.put(&key, &response, ttl).await });
+        }
+        self.finish(200, None);
+    }
+
+    /// Served from the response cache: no provider cost, all of it saved.
+    pub fn cache_hit(mut self, route: &Route, response: &ChatResponse) {
+        self.note_route(route);
+        self.route_kind = "cache";
+        self.rec.cache_hit = true;
+        self.account(&response.usage, false, None);
+        self.rec.cost_micros = 0;
+        self.rec.price_known = true;
+        self.finish(200, None);
+    }
+
+    pub fn fail(mut self, err: &GatewayError) {
+        if self.rec.route.is_empty() {
+            self.route_kind = "blocked";
+        }
+        let status = err.status();
+        let kind = crate::telemetry::spans::error_type(err);
+        self.finish(status, Some(kind.to_string()));
+    }
+
+    /// Tokens, cost and counterfactual; estimated when the backend reported no usage.
+    fn account(&mut self, usage: &Usage, estimated: bool, compute: Option<(f64, bool)>) {
+        let prices = &self.state.prices;
+        match compute {
+            Some((busy_ms, gpu)) => {
+                prices.apply_local(&mut self.rec, usage, estimated, busy_ms, gpu)
+            }
+            None if self.route_kind == "local" => {
+                // The local model reported no busy time (a cancelled stream): charge the
+                // wall time, an upper bound of its share of the batch.
+                let busy = self.started.elapsed().as_secs_f64() * 1000.0;
+                prices.apply_local(&mut self.rec, usage, estimated, busy, false)
+            }
+            None => prices.apply(&mut self.rec, usage, estimated),
+        }
+    }
+
+    fn estimated_usage(&self, output_chars: usize) -> Usage {
+        Usage {
+            input_tokens: self.est_prompt_tokens,
+            output_tokens: u32::try_from(output_chars.div_ceil(4)).unwrap_or(u32::MAX),
+            ..Usage::default()
+        }
+    }
+
+    fn finish(mut self, status: u16, error_kind: Option<String>) {
+        let latency = self.started.elapsed();
+        self.rec.status = status;
+        self.rec.error_kind = error_kind;
+        self.rec.latency_ms = latency.as_millis() as u64;
+        let cost = self.rec.cost_micros;
+        let tokens = u64::from(self.rec.input_tokens) + u64::from(self.rec.output_tokens);
+        if let Some(admission) = self.admission.take() {
+            let limiter = self.state.limiter.clone();
+            spawn_bg(async move { limiter.settle(admission, cost, tokens).await });
+        }
+        let savings = if self.rec.price_known {
+            self.rec.counterfactual_micros - cost
+        } else {
+            0
+        };
+        self.state.metrics.observe_request(&RequestObservation {
+            dialect: self.dialect,
+            route: self.route_kind,
+            provider: &self.rec.provider,
+            model: if self.rec.model.is_empty() {
+                &self.rec.requested_model
+            } else {
+                &self.rec.model
+            },
+            rule: (!self.rec.route.is_empty()).then_some(self.rec.route.as_str()),
+            status,
+            latency,
+            ttft: self.rec.ttft_ms.map(Duration::from_millis),
+            input_tokens: u64::from(self.rec.input_tokens),
+            output_tokens: u64::from(self.rec.output_tokens),
+            cost_micros: cost,
+            savings_micros: savings,
+            team: self.rec.team.as_deref(),
+            cache_hit: Some(self.rec.cache_hit),
+        });
+        if let Some(ledger) = &self.state.ledger {
+            ledger.record(std::mem::take(&mut self.rec));
+        }
+    }
+}
+
+/// Watches a streamed answer on its way to the client: accumulates it (usage, cache
+/// fill), notes the time to first token, and finishes the tracker when the stream ends,
+/// fails, or is dropped because the client went away.
+pub struct StreamTap {
+    inner: EventStream,
+    acc: Option<StreamAccumulator>,
+    tracker: Option<Tracker>,
+    route: Route,
+    output_chars: usize,
+}
+
+impl StreamTap {
+    pub fn new(inner: EventStream, mut tracker: Tracker, route: Route) -> StreamTap {
+        tracker.note_route(&route);
+        StreamTap {
+            inner,
+            acc: Some(StreamAccumulator::new()),
+            tracker: Some(tracker),
+            route,
+            output_chars: 0,
+        }
+    }
+
+    fn end(&mut self, outcome: Result<(), &GatewayError>, client_gone: bool) {
+        let Some(mut tracker) = self.tracker.take() else {
+            return;
+        };
+        let acc = self.acc.take();
+        let usage = acc.as_ref().and_then(|a| a.usage());
+        let complete = acc.and_then(|a| {
+            if outcome.is_ok() && !client_gone {
+                a.finish()
+            } else {
+                None
+            }
+        });
+        let compute = complete
+            .as_ref()
+            .and_then(|r| self.route.provider.take_compute(&r.id));
+        match usage {
+            Some(u) => tracker.account(&u, false, compute),
+            None => {
+                let u = tracker.estimated_usage(self.output_chars);
+                tracker.account(&u, true, compute)
+            }
+        }
+        match (outcome, complete) {
+            (Ok(()), Some(response)) if !client_gone => {
+                if let Some((key, ttl)) = tracker.cache_fill.take() {
+                    let cache = tracker.state.cache.clone();
+                    spawn_bg(async move { cache.put(&key, &response, ttl).await });
+                }
+                tracker.finish(200, None);
+            }
+            (Err(e), _) => {
+                let kind = crate::telemetry::spans::error_type(e).to_string();
+                tracker.finish(e.status(), Some(kind));
+            }
+            _ if client_gone => tracker.finish(CLIENT_CLOSED, Some("client_closed".into())),
+            _ => tracker.finish(502, Some("incomplete_stream".into())),
+        }
+    }
+}
+
+impl Stream for StreamTap {
+    type Item = Result<StreamEvent, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(ev))) => {
+                if let Some(tracker) = this.tracker.as_mut() {
+                    let content = match &ev {
+                        StreamEvent::TextDelta { text, .. } => Some(text.len()),
+                        StreamEvent::ToolCallDelta { arguments, .. } => Some(arguments.len()),
+                        StreamEvent::ToolCallStart { .. } => Some(0),
+                        _ => None,
+                    };
+                    if let Some(n) = content {
+                        this.output_chars += n;
+                        if tracker.rec.ttft_ms.is_none() {
+                            tracker.rec.ttft_ms =
+                                Some(tracker.started.elapsed().as_millis() as u64);
+                        }
+                    }
+                }
+                if let Some(acc) = this.acc.as_mut() {
+                    acc.push(&ev);
+                }
+                Poll::Ready(Some(Ok(ev)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.end(Err(&e), false);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.end(Ok(()), false);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for StreamTap {
+    fn drop(&mut self) {
+        if self.tracker.is_some() {
+            self.end(Ok(()), true);
+        }
+    }
+}
+
+/// Text length of a complete answer, for estimated usage.
+pub fn output_chars(response: &ChatResponse) -> usize {
+    response
+        .content
+        .iter()
+        .map(|p| match p {
+            ContentPart::Text { text, .. } => text.len(),
+            ContentPart::ToolCall { arguments, .. } => arguments.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Background work that must not panic when no runtime is left (a drop at shutdown).
+fn spawn_bg(fut: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(fut);
+    }
+}

@@ -1,0 +1,128 @@
+//! Versioned schema migrations, applied in order inside one transaction and recorded in
+//! `switchyard_migrations`. Append new versions; never edit an applied one.
+
+use super::{time::now_ms, with_pool, Db, StoreError};
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// Arbitrary constant shared by every replica: PostgreSQL serializes migrations on it.
+const PG_LOCK_KEY: i64 = 0x5357_4954_4348;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "ledger, daily rollups, virtual keys",
+    statements: &[
+        // Flags are BIGINT 0/1 rather than BOOLEAN so that reports can SUM them on both
+        // engines; absent key/team are '' rather than NULL so they group and form keys.
+        "CREATE TABLE IF NOT EXISTS ledger (
+            id TEXT PRIMARY KEY,
+            ts_ms BIGINT NOT NULL,
+            day BIGINT NOT NULL,
+            key_id TEXT NOT NULL DEFAULT '',
+            team TEXT NOT NULL DEFAULT '',
+            route TEXT NOT NULL DEFAULT '',
+            provider TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            requested_model TEXT NOT NULL DEFAULT '',
+            dialect TEXT NOT NULL DEFAULT '',
+            stream BIGINT NOT NULL DEFAULT 0,
+            input_tokens BIGINT NOT NULL DEFAULT 0,
+            output_tokens BIGINT NOT NULL DEFAULT 0,
+            cached_tokens BIGINT NOT NULL DEFAULT 0,
+            tokens_estimated BIGINT NOT NULL DEFAULT 0,
+            cost_micros BIGINT NOT NULL DEFAULT 0,
+            counterfactual_micros BIGINT NOT NULL DEFAULT 0,
+            price_known BIGINT NOT NULL DEFAULT 1,
+            latency_ms BIGINT NOT NULL DEFAULT 0,
+            ttft_ms BIGINT,
+            cache_hit BIGINT NOT NULL DEFAULT 0,
+            status BIGINT NOT NULL DEFAULT 0,
+            error_kind TEXT,
+            sensitivity TEXT NOT NULL DEFAULT '',
+            redactions BIGINT NOT NULL DEFAULT 0
+        )",
+        "CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts_ms)",
+        "CREATE TABLE IF NOT EXISTS spend_daily (
+            day BIGINT NOT NULL,
+            team TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            model TEXT NOT NULL,
+            route TEXT NOT NULL,
+            requests BIGINT NOT NULL DEFAULT 0,
+            input_tokens BIGINT NOT NULL DEFAULT 0,
+            output_tokens BIGINT NOT NULL DEFAULT 0,
+            cached_tokens BIGINT NOT NULL DEFAULT 0,
+            cost_micros BIGINT NOT NULL DEFAULT 0,
+            counterfactual_micros BIGINT NOT NULL DEFAULT 0,
+            savings_micros BIGINT NOT NULL DEFAULT 0,
+            unknown_price_requests BIGINT NOT NULL DEFAULT 0,
+            cache_hits BIGINT NOT NULL DEFAULT 0,
+            errors BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, team, key_id, model, route)
+        )",
+        "CREATE TABLE IF NOT EXISTS api_keys (
+            id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            team TEXT NOT NULL,
+            user_id TEXT,
+            app TEXT,
+            tags TEXT NOT NULL DEFAULT '',
+            name TEXT,
+            created_ms BIGINT NOT NULL,
+            revoked_ms BIGINT,
+            rotated_ms BIGINT
+        )",
+        "CREATE INDEX IF NOT EXISTS api_keys_team ON api_keys (team)",
+    ],
+}];
+
+pub(super) async fn run(db: &Db) -> Result<(), StoreError> {
+    let is_pg = matches!(db, Db::Postgres(_));
+    with_pool!(db, |pool| {
+        let mut tx = pool.begin().await?;
+        if is_pg {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS switchyard_migrations (
+                version BIGINT PRIMARY KEY,
+                name TEXT NOT NULL,
+                applied_ms BIGINT NOT NULL
+            )",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM switchyard_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+            let fail = |source| StoreError::Migration {
+                version: m.version,
+                name: m.name,
+                source,
+            };
+            for stmt in m.statements {
+                sqlx::query(stmt).execute(&mut *tx).await.map_err(fail)?;
+            }
+            sqlx::query(
+                "INSERT INTO switchyard_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}

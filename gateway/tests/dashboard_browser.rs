@@ -1,0 +1,289 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver: sign in with the admin
+//! token, check the page loads without script, resource or CSP errors and shows the
+//! numbers that are in the ledger, and save a screenshot to
+//! `integration-tests/artifacts/dashboard.png`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup-browser.sh`); without
+//! them this test fails rather than skips, so a CI machine missing them is noticed.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use switchyard::accounting::{AccountingConfig, Ledger, LedgerRecord};
+use switchyard::dashboard::{dashboard_router, DashboardState};
+use switchyard::store::Db;
+
+const TOKEN: &str = "browser-admin-token";
+
+fn find_on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+fn browser_binaries() -> (PathBuf, PathBuf) {
+    let chrome = std::env::var_os("CHROME_BIN")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path(&["chromium", "chromium-browser"]));
+    let driver = std::env::var_os("CHROMEDRIVER")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path(&["chromedriver"]));
+    match (chrome, driver) {
+        (Some(c), Some(d)) => (c, d),
+        _ => panic!(
+            "chromium and chromedriver are required for this test: run scripts/setup-browser.sh"
+        ),
+    }
+}
+
+/// Kills chromedriver (and with it the browser it started) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn wait_for_port(port: u16, within: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not listen on port {port} within {within:?}");
+}
+
+fn record(
+    team: &str,
+    provider: &str,
+    route: &str,
+    cost: i64,
+    cf: i64,
+    latency: u64,
+) -> LedgerRecord {
+    LedgerRecord {
+        team: Some(team.into()),
+        provider: provider.into(),
+        model: if provider == "local" {
+            "qwen2.5-0.5b".into()
+        } else {
+            "gpt-4o".into()
+        },
+        route: route.into(),
+        input_tokens: 200,
+        output_tokens: 50,
+        cost_micros: cost,
+        counterfactual_micros: cf,
+        latency_ms: latency,
+        ttft_ms: Some(latency / 5),
+        cache_hit: route == "cached",
+        ..LedgerRecord::default()
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("integration-tests")
+        .join("artifacts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
+    let (chrome, chromedriver) = browser_binaries();
+
+    // A temporary ledger with known records, written through the ledger itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("ledger.db").display());
+    let db = Db::connect(&url).await.expect("connect");
+    let ledger = Ledger::start(db.clone(), &AccountingConfig::default());
+    let mut records = Vec::new();
+    for i in 0..4 {
+        records.push(record(
+            "search",
+            "openai",
+            "hard-tasks",
+            500_000,
+            500_000,
+            900 + i * 50,
+        ));
+    }
+    for i in 0..3 {
+        records.push(record(
+            "search",
+            "local",
+            "private-data",
+            2_000,
+            300_000,
+            150 + i * 10,
+        ));
+    }
+    records.push(record("ads", "openai", "cached", 0, 0, 5));
+    records.push(record("ads", "local", "easy", 1_000, 200_000, 120));
+    let now = switchyard::store::time::now_ms();
+    for (i, r) in records.iter_mut().enumerate() {
+        // Spread over the last hours so the cost chart has a shape.
+        r.ts_ms = now - (i as i64) * 2 * 3_600_000 - 60_000;
+    }
+    for r in records {
+        ledger.record(r);
+    }
+    ledger.flush().await.expect("flush");
+
+    let mut state = DashboardState::new(Some(db), Some(TOKEN.into()));
+    state.policy_status =
+        Arc::new(|| serde_json::json!({"source": "policies/", "version": 3, "last_error": null}));
+    state.budget_for = Arc::new(|team| (team == "search").then_some(10_000_000));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, dashboard_router(state)).await;
+    });
+    let base = format!("http://{addr}");
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    wait_for_port(port, Duration::from_secs(20)).await;
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chrome,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,2400",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("WebDriver session");
+
+    let result = async {
+        // Without the token the dashboard offers the login form.
+        client.goto(&format!("{base}/dashboard")).await?;
+        client.find(Locator::Id("token")).await?;
+
+        client
+            .goto(&format!("{base}/dashboard/login?range=24h"))
+            .await?;
+        client
+            .find(Locator::Id("token"))
+            .await?
+            .send_keys(TOKEN)
+            .await?;
+        client.find(Locator::Id("login")).await?.click().await?;
+        client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Id("total-requests"))
+            .await?;
+
+        let text = |id: &'static str| {
+            let client = client.clone();
+            async move { client.find(Locator::Id(id)).await?.text().await }
+        };
+        assert_eq!(text("total-requests").await?, "9");
+        // 4 × $0.50 + 3 × $0.002 + $0.001
+        assert_eq!(text("total-cost").await?, "$2.007000");
+        assert_eq!(text("local-requests").await?, "4");
+        assert_eq!(text("frontier-requests").await?, "5");
+        assert_eq!(text("cache-hit-rate").await?, "11.1%");
+        let search = client
+            .find(Locator::Css("#teams tr[data-team='search']"))
+            .await?;
+        assert_eq!(
+            search
+                .find(Locator::Css("td.requests"))
+                .await?
+                .text()
+                .await?,
+            "7"
+        );
+        assert_eq!(
+            search.find(Locator::Css("td.cost")).await?.text().await?,
+            "$2.006000"
+        );
+        let policy = text("policy").await?;
+        assert!(policy.contains("\"version\": 3"), "{policy}");
+        let svgs = client.find_all(Locator::Css("#cost-chart svg")).await?;
+        assert_eq!(svgs.len(), 1);
+
+        // The range selector keeps the session (HttpOnly cookie) and re-renders.
+        client
+            .find(Locator::Css("nav a[href='/dashboard?range=7d']"))
+            .await?
+            .click()
+            .await?;
+        client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(Locator::Css("nav a.on[href='/dashboard?range=7d']"))
+            .await?;
+        assert_eq!(text("total-requests").await?, "9");
+
+        let cookies = client.execute("return document.cookie", vec![]).await?;
+        assert_eq!(
+            cookies,
+            serde_json::json!(""),
+            "the session cookie must be HttpOnly"
+        );
+        let errors = client
+            .execute(
+                "return window.__dashboardErrors || ['collector missing']",
+                vec![],
+            )
+            .await?;
+        assert_eq!(
+            errors,
+            serde_json::json!([]),
+            "console/page errors: {errors}"
+        );
+
+        let png = client.screenshot().await?;
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).expect("artifacts dir");
+        std::fs::write(dir.join("dashboard.png"), png).expect("write screenshot");
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = client.close().await;
+    if let Err(e) = result {
+        panic!("browser check failed: {e}");
+    }
+}
