@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use switchyard_it::client::{http_client, into_json, with_sdk_headers, Dialect, JsonResponse};
+use switchyard_it::client::{http_client, into_json, Dialect, JsonResponse};
 use switchyard_it::harness::{start_gateway, temp_db_url};
 use switchyard_it::mock::MockUpstream;
 
@@ -19,9 +19,16 @@ async fn post(
     key: Option<&str>,
     body: &Value,
 ) -> JsonResponse {
-    let mut rb = with_sdk_headers(client.post(url), dialect).json(body);
+    // As an SDK sends it: OpenAI as a Bearer token, Anthropic as x-api-key.
+    let mut rb = client.post(url).json(body);
+    if dialect == Dialect::Anthropic {
+        rb = rb.header("anthropic-version", "2023-06-01");
+    }
     if let Some(k) = key {
-        rb = rb.header("authorization", format!("Bearer {k}"));
+        rb = match dialect {
+            Dialect::OpenAi => rb.bearer_auth(k),
+            Dialect::Anthropic => rb.header("x-api-key", k),
+        };
     }
     into_json(rb.send().await.unwrap()).await
 }
