@@ -196,3 +196,16 @@ pub fn temp_db_url() -> String {
             .display()
     )
 }
+
+/// Rate limits count per UTC minute; a test that counts requests against one waits here
+/// first so its burst cannot straddle a minute boundary.
+pub async fn clear_of_minute_boundary() {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let into = ms % 60_000;
+    if into > 50_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(60_000 - into + 200)).await;
+    }
+}

@@ -52,6 +52,7 @@ async fn create_key(client: &reqwest::Client, base: &str, team: &str) -> (String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_limits_cache_and_ledger_work_together() {
     std::env::set_var(TOKEN_VAR, TOKEN);
+    switchyard_it::harness::clear_of_minute_boundary().await;
     let mock = MockUpstream::start().await;
     let yaml = format!(
         r#"listen: "127.0.0.1:0"
@@ -115,7 +116,7 @@ providers:
     assert!(r.header("x-switchyard-cache").is_none());
     assert_eq!(mock.requests().len(), 2);
 
-    // Rate limit: 5 requests a minute per key (the cache hit above counted too).
+    // Rate limit: 5 requests a minute per key (one used above).
     let mut statuses = Vec::new();
     for i in 0..5 {
         let b = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("n{i}")}]});
