@@ -23,6 +23,15 @@ use crate::telemetry::metrics::RequestObservation;
 /// (nginx's convention; never sent to anyone).
 pub const CLIENT_CLOSED: u16 = 499;
 
+/// What the semantic tier needs to store a finished answer.
+pub struct SemanticFill {
+    pub tenant: String,
+    pub model: String,
+    pub embedding: Vec<f32>,
+    pub sensitive: bool,
+    pub ttl: Duration,
+}
+
 pub struct Tracker {
     state: Arc<AppState>,
     dialect: Dialect,
@@ -30,6 +39,7 @@ pub struct Tracker {
     pub rec: LedgerRecord,
     admission: Option<Admission>,
     cache_fill: Option<(CacheKey, Duration)>,
+    semantic_fill: Option<SemanticFill>,
     est_prompt_tokens: u32,
     route_kind: &'static str,
 }
@@ -46,6 +56,7 @@ impl Tracker {
             },
             admission: None,
             cache_fill: None,
+            semantic_fill: None,
             est_prompt_tokens: 0,
             route_kind: "none",
         }
@@ -78,6 +89,35 @@ impl Tracker {
         self.cache_fill = fill;
     }
 
+    pub fn set_semantic_fill(&mut self, fill: Option<SemanticFill>) {
+        self.semantic_fill = fill;
+    }
+
+    /// Stores a complete (redacted-form) answer in the exact and semantic tiers.
+    fn fill_caches(&mut self, response: &ChatResponse) {
+        if let Some((key, ttl)) = self.cache_fill.take() {
+            let cache = self.state.cache.clone();
+            let response = response.clone();
+            spawn_bg(async move { cache.put(&key, &response, ttl).await });
+        }
+        if let Some(f) = self.semantic_fill.take() {
+            let cache = self.state.cache.clone();
+            let response = response.clone();
+            spawn_bg(async move {
+                cache
+                    .put_semantic(
+                        &f.tenant,
+                        &f.model,
+                        f.embedding,
+                        f.sensitive,
+                        &response,
+                        f.ttl,
+                    )
+                    .await
+            });
+        }
+    }
+
     fn note_route(&mut self, route: &Route) {
         self.rec.provider = route.provider.name().to_string();
         self.rec.model = route.model.clone();
@@ -93,11 +133,7 @@ impl Tracker {
         self.note_route(route);
         let compute = route.provider.take_compute(&response.id);
         self.account(&response.usage, false, compute);
-        if let Some((key, ttl)) = self.cache_fill.take() {
-            let cache = self.state.cache.clone();
-            let response = response.clone();
-            spawn_bg(async move { cache.put(&key, &response, ttl).await });
-        }
+        self.fill_caches(response);
         self.finish(200, None);
     }
 
@@ -236,10 +272,7 @@ impl StreamTap {
         }
         match (outcome, complete) {
             (Ok(()), Some(response)) if !client_gone => {
-                if let Some((key, ttl)) = tracker.cache_fill.take() {
-                    let cache = tracker.state.cache.clone();
-                    spawn_bg(async move { cache.put(&key, &response, ttl).await });
-                }
+                tracker.fill_caches(&response);
                 tracker.finish(200, None);
             }
             (Err(e), _) => {

@@ -59,6 +59,8 @@ pub struct AppState {
     pub unknown_price: UnknownPrice,
     pub limiter: Arc<Limiter>,
     pub cache: Arc<ResponseCache>,
+    /// The semantic cache tier is on (it also needs the embedding model).
+    pub semantic_cache: bool,
     pub metrics: Arc<Metrics>,
 }
 
@@ -144,6 +146,7 @@ impl AppState {
             unknown_price: config.accounting.unknown_price,
             limiter: Arc::new(limiter),
             cache: Arc::new(cache),
+            semantic_cache: config.cache.semantic.enabled,
             metrics: Arc::new(metrics),
         })
     }
@@ -480,6 +483,52 @@ async fn chat_parsed(
         }
     }
 
+    // Semantic tier (opt-in): a close enough earlier answer for this tenant and model.
+    let mut semantic_fill = None;
+    if let (Some((_, ttl)), true, Some((_, embedder))) =
+        (&cache_key, state.semantic_cache, &state.embedder)
+    {
+        let text = prompt_text(&request);
+        let embedder = embedder.clone();
+        let embedding = tokio::task::spawn_blocking(move || embedder.embed(&[text.as_str()]))
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|mut v| v.pop());
+        if let Some(embedding) = embedding {
+            let sensitive = plan.classification.sensitive;
+            if let Some((hit, similarity)) = state
+                .cache
+                .get_semantic(&tenant, &first.model, &embedding, sensitive)
+                .await
+            {
+                let t = tracker
+                    .take()
+                    .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+                t.cache_hit(first, &hit);
+                let mut response = render_cached(dialect, &request, &plan, hit).await?;
+                annotate(&mut response, &plan, &first.model);
+                response.headers_mut().insert(
+                    "x-switchyard-cache",
+                    HeaderValue::from_static("semantic-hit"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!("{similarity:.3}")) {
+                    response
+                        .headers_mut()
+                        .insert("x-switchyard-cache-similarity", v);
+                }
+                return Ok(response);
+            }
+            semantic_fill = Some(crate::outcome::SemanticFill {
+                tenant: tenant.clone(),
+                model: first.model.clone(),
+                embedding,
+                sensitive,
+                ttl: *ttl,
+            });
+        }
+    }
+
     // Budgets and rate limits: reserve the worst case now, settle the actual later.
     let t = tracker
         .as_mut()
@@ -521,6 +570,7 @@ async fn chat_parsed(
         t.set_admission(admission);
     }
     t.set_cache_fill(cache_key);
+    t.set_semantic_fill(semantic_fill);
 
     let forward = forward_headers(headers, &plan);
     let (served, route) = dispatch(state, &request, &plan, &forward).await?;
@@ -553,6 +603,20 @@ async fn chat_parsed(
             .insert("x-switchyard-budget-warning", v);
     }
     Ok(response)
+}
+
+/// What the semantic tier compares: the user turns, in order (the redacted form).
+fn prompt_text(request: &ChatRequest) -> String {
+    let mut out = String::new();
+    for (role, text) in request.text_segments() {
+        if role == crate::canonical::Role::User {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(text);
+        }
+    }
+    out
 }
 
 /// Output tokens assumed for a budget reservation when the client sets no `max_tokens`.
