@@ -12,4 +12,6 @@ if [ -f scripts/setup-models.sh ]; then
 fi
 # PostgreSQL answers (ensure-services started it): its tests must run, not skip.
 export SWITCHYARD_REQUIRE_POSTGRES=1
-cargo test --workspace --all-targets "$@"
+# Not `--all-targets`: that would run the bench binaries (harness = false) as tests.
+# Benches are compiled by `.ci/run`'s clippy pass.
+cargo test --workspace "$@"
