@@ -190,6 +190,7 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let state = Arc::new(server::AppState::build(&config).await?);
+        state.start_gauges();
         if config.policy_dir.is_none() {
             tracing::info!("no policy_dir: built-in policy (requested model; privacy-critical requests stay local)");
         }

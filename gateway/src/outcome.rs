@@ -183,6 +183,7 @@ impl Tracker {
     }
 
     fn finish(mut self, status: u16, error_kind: Option<String>) {
+        let _span = crate::telemetry::spans::accounting().entered();
         let latency = self.started.elapsed();
         self.rec.status = status;
         self.rec.error_kind = error_kind;

@@ -43,7 +43,11 @@ struct Inner {
     dir: Option<PathBuf>,
     catalog: Arc<dyn TargetCatalog + Send + Sync>,
     fingerprint: Mutex<Vec<(PathBuf, Option<SystemTime>, u64)>>,
+    /// Told the outcome of every reload (metrics).
+    on_reload: Mutex<Option<ReloadHook>>,
 }
+
+type ReloadHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct PolicyHandle {
@@ -129,8 +133,23 @@ impl PolicyHandle {
                 dir,
                 catalog,
                 fingerprint: Mutex::new(fp),
+                on_reload: Mutex::new(None),
             }),
         })
+    }
+
+    /// Calls `hook(ok)` after every reload attempt.
+    pub fn set_reload_hook(&self, hook: impl Fn(bool) + Send + Sync + 'static) {
+        if let Ok(mut h) = self.inner.on_reload.lock() {
+            *h = Some(Arc::new(hook));
+        }
+    }
+
+    fn notify(&self, ok: bool) {
+        let hook = self.inner.on_reload.lock().ok().and_then(|h| h.clone());
+        if let Some(hook) = hook {
+            hook(ok);
+        }
     }
 
     pub fn current(&self) -> Arc<ActivePolicy> {
@@ -178,6 +197,8 @@ impl PolicyHandle {
                     version,
                 }));
                 tracing::info!(version, dir = %dir.display(), "policy reloaded");
+                drop(status);
+                self.notify(true);
                 Ok(version)
             }
             Err(message) => {
@@ -185,6 +206,8 @@ impl PolicyHandle {
                 status.last_error = Some(message.clone());
                 status.last_error_at_unix_s = Some(now_unix());
                 tracing::error!(dir = %dir.display(), "policy reload rejected; keeping version {}:\n{message}", status.version);
+                drop(status);
+                self.notify(false);
                 Err(message)
             }
         }

@@ -22,6 +22,8 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use crate::telemetry::spans;
+
 use crate::accounting::{Ledger, PriceCatalog, UnknownPrice};
 use crate::auth::KeyStore;
 use crate::cache::ResponseCache;
@@ -62,6 +64,8 @@ pub struct AppState {
     /// The semantic cache tier is on (it also needs the embedding model).
     pub semantic_cache: bool,
     pub metrics: Arc<Metrics>,
+    /// Background tasks feeding gauges; stopped at shutdown.
+    background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The parts built synchronously (local models load for seconds on a blocking thread).
@@ -107,23 +111,29 @@ impl AppState {
                 .iter()
                 .flat_map(|p| p.models.iter().filter(|m| !m.contains('*')).cloned()),
         );
-        let metrics = Metrics::new(MetricsConfig {
-            models,
-            providers: config
-                .providers
-                .iter()
-                .map(|p| p.name.clone())
-                .chain(["local".to_string()])
-                .collect(),
-            ..MetricsConfig::default()
-        })
-        .context("cannot register metrics")?;
+        let metrics = Arc::new(
+            Metrics::new(MetricsConfig {
+                models,
+                providers: config
+                    .providers
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .chain(["local".to_string()])
+                    .collect(),
+                ..MetricsConfig::default()
+            })
+            .context("cannot register metrics")?,
+        );
         if let Ok(list) = keys.list().await {
             let mut teams: Vec<String> = list.into_iter().map(|k| k.team).collect();
             teams.sort();
             teams.dedup();
             metrics.set_known_teams(&teams);
         }
+        let reload_metrics = metrics.clone();
+        core.router
+            .policy
+            .set_reload_hook(move |ok| reload_metrics.policy_reloaded(ok));
         Ok(AppState {
             router: core.router,
             max_body_bytes: config.max_body_bytes,
@@ -147,7 +157,8 @@ impl AppState {
             limiter: Arc::new(limiter),
             cache: Arc::new(cache),
             semantic_cache: config.cache.semantic.enabled,
-            metrics: Arc::new(metrics),
+            background: std::sync::Mutex::new(Vec::new()),
+            metrics,
         })
     }
 
@@ -213,7 +224,39 @@ impl AppState {
 impl AppState {
     /// Releases what must not outlive the server: local model sessions are dropped on
     /// their own threads before the process exits (CUDA teardown otherwise races them).
+    /// Feeds the local runtime's queue depth, batch size and decode rate to `/metrics`
+    /// once a second.
+    pub fn start_gauges(&self) {
+        for model in self.local_models.clone() {
+            let metrics = self.metrics.clone();
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut last_tokens = model.stats().tokens_generated;
+                loop {
+                    tick.tick().await;
+                    let s = model.stats();
+                    let rate = s.tokens_generated.saturating_sub(last_tokens) as f64;
+                    last_tokens = s.tokens_generated;
+                    metrics.set_local_runtime(
+                        model.name(),
+                        s.queue_depth as u64,
+                        s.active_sequences as u64,
+                        rate,
+                    );
+                }
+            });
+            if let Ok(mut tasks) = self.background.lock() {
+                tasks.push(task);
+            }
+        }
+    }
+
     pub async fn shutdown(&self) {
+        if let Ok(mut tasks) = self.background.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
         if let Some(ledger) = &self.ledger {
             if let Err(e) = ledger.shutdown().await {
                 tracing::error!(error = %e, "ledger flush at shutdown failed");
@@ -307,6 +350,7 @@ impl Drop for RunningServer {
 /// Binds `config.listen` and serves in a background task.
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     let state = Arc::new(AppState::build(&config).await?);
+    state.start_gauges();
     let watcher = state
         .router
         .policy
@@ -422,7 +466,9 @@ async fn chat_parsed(
         .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
     t.rec.requested_model = request.model.clone();
     t.rec.stream = request.stream;
-    let identity = authenticate(state, headers).await?;
+    let identity = authenticate(state, headers)
+        .instrument(spans::auth())
+        .await?;
     if let Some(key) = &identity {
         t.rec.key_id = Some(key.id.clone());
         t.rec.team = Some(key.team.clone());
@@ -435,10 +481,22 @@ async fn chat_parsed(
         span.record_team(team);
     }
     let classify_started = std::time::Instant::now();
-    let plan = state.router.plan(&mut request, facts, false)?;
+    let classify_span = spans::classify();
+    let plan = classify_span.in_scope(|| state.router.plan(&mut request, facts, false))?;
     state.metrics.observe_classifier(classify_started.elapsed());
     t.note_plan(&plan);
     let categories: Vec<&str> = t.rec.sensitivity.iter().map(String::as_str).collect();
+    spans::record_classification(
+        &classify_span,
+        &categories,
+        f64::from(plan.classification.difficulty),
+    );
+    spans::record_decision(
+        &spans::policy(),
+        plan.routes.first().map_or("", |r| r.model.as_str()),
+        &plan.decision.rule,
+        &categories,
+    );
     span.record_decision(
         plan.routes.first().map_or("", |r| r.model.as_str()),
         &plan.decision.rule,
@@ -469,7 +527,10 @@ async fn chat_parsed(
         .cache
         .key(&request, &first.model, &tenant, plan.decision.cache_ttl_s);
     if let Some((key, _)) = &cache_key {
-        if let Some(hit) = state.cache.get(key).await {
+        let cache_span = spans::cache("exact");
+        let hit = state.cache.get(key).instrument(cache_span.clone()).await;
+        spans::record_cache_result(&cache_span, if hit.is_some() { "hit" } else { "miss" });
+        if let Some(hit) = hit {
             let t = tracker
                 .take()
                 .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
@@ -707,7 +768,12 @@ async fn dispatch<'p>(
                     )))
                 }
             };
-            let result = call_once(request, forward, route).await;
+            let span = if route.provider.is_external() {
+                spans::provider_call(route.provider.name(), &route.upstream_model, request.stream)
+            } else {
+                spans::local_generation(&route.model, request.stream)
+            };
+            let result = call_once(request, forward, route).instrument(span).await;
             match result {
                 Err(e) => {
                     attempt += 1;

@@ -153,6 +153,23 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
     let batch = ready["local_models"][0]["max_batch_seen"].as_u64().unwrap();
     assert!(batch > 1, "concurrent requests were not batched: {ready}");
 
+    // The local runtime's gauges reach /metrics (fed once a second).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let metrics = client
+        .get(format!("http://{}/metrics", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_local_tokens_per_second") && l.contains("smollm2")),
+        "local runtime gauges missing"
+    );
+
     // Context overflow: a clear 400 in the client's dialect.
     let long = "word ".repeat(400);
     let r = post_json(

@@ -477,6 +477,29 @@ async fn hot_reload_swaps_policy_keeps_last_good_and_finishes_in_flight_streams(
     assert_eq!(resp.status.as_u16(), 200);
     assert_eq!(resp.header("x-switchyard-model"), Some("claude-echo"));
 
+    // The reloads are visible in /metrics, as are the requests served meanwhile.
+    let metrics = env
+        .client
+        .get(format!("http://{}/metrics", env.gateway.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("switchyard_policy_reloads_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("switchyard_policy_reloads_total") && l.contains("error")),
+        "a rejected reload is counted"
+    );
+    assert!(metrics.contains("switchyard_requests_total{"));
+    assert!(metrics.contains("switchyard_classifier_duration_seconds_count"));
+
     let sse = in_flight.await.unwrap();
     assert_eq!(sse.status.as_u16(), 200);
     assert!(sse.has_done(), "the in-flight stream finished normally");
