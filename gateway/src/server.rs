@@ -63,6 +63,8 @@ pub struct AppState {
     pub cache: Arc<ResponseCache>,
     /// The semantic cache tier is on (it also needs the embedding model).
     pub semantic_cache: bool,
+    /// Team budget rules, for the dashboard's budget usage column.
+    pub team_budgets: Vec<crate::limits::BudgetRule>,
     pub metrics: Arc<Metrics>,
     /// Background tasks feeding gauges; stopped at shutdown.
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -157,6 +159,13 @@ impl AppState {
             limiter: Arc::new(limiter),
             cache: Arc::new(cache),
             semantic_cache: config.cache.semantic.enabled,
+            team_budgets: config
+                .limits
+                .budgets
+                .iter()
+                .filter(|b| b.scope == crate::limits::Scope::Team)
+                .cloned()
+                .collect(),
             background: std::sync::Mutex::new(Vec::new()),
             metrics,
         })
@@ -308,6 +317,14 @@ fn extra_routers(state: &Arc<AppState>) -> axum::Router {
         );
         let policy = state.router.policy.clone();
         dash.policy_status = Arc::new(move || json!(policy.status()));
+        // The hard limit of the first team budget that applies to a team.
+        let budgets = state.team_budgets.clone();
+        dash.budget_for = Arc::new(move |team| {
+            budgets
+                .iter()
+                .find(|b| crate::routing::glob_match(&b.subject, team))
+                .and_then(|b| b.hard_usd.map(|u| u.micros()))
+        });
         router = router.merge(crate::dashboard::dashboard_router(dash));
     }
     router

@@ -157,6 +157,20 @@ providers:
     assert_eq!(research["cache_hits"], 1);
     assert!(research["cost_micros"].as_i64().unwrap() > 0);
 
+    // The dashboard shows the team's budget next to its spend.
+    let html = client
+        .get(format!("{base}/dashboard"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row_start = html.find("<tr data-team=\"poor\">").expect("poor team row");
+    let row = &html[row_start..row_start + html[row_start..].find("</tr>").unwrap()];
+    assert!(row.contains('%'), "budget usage shown: {row}");
+
     // Revocation takes effect within the key cache TTL.
     let r = client
         .delete(format!("{base}/admin/keys/{id_a}"))
