@@ -12,7 +12,7 @@ use futures::Stream;
 
 use crate::accounting::LedgerRecord;
 use crate::cache::{CacheKey, StreamAccumulator};
-use crate::canonical::{ChatResponse, ContentPart, Dialect, GatewayError, StreamEvent, Usage};
+use crate::canonical::{ChatResponse, Dialect, GatewayError, StreamEvent, Usage};
 use crate::limits::Admission;
 use crate::providers::EventStream;
 use crate::routing::{Route, RoutePlan};
@@ -332,19 +332,6 @@ impl Drop for StreamTap {
             self.end(Ok(()), true);
         }
     }
-}
-
-/// Text length of a complete answer, for estimated usage.
-pub fn output_chars(response: &ChatResponse) -> usize {
-    response
-        .content
-        .iter()
-        .map(|p| match p {
-            ContentPart::Text { text, .. } => text.len(),
-            ContentPart::ToolCall { arguments, .. } => arguments.len(),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Background work that must not panic when no runtime is left (a drop at shutdown).

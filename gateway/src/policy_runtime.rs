@@ -55,10 +55,7 @@ pub struct PolicyHandle {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::store::time::now_s()
 }
 
 /// Compiles the policy of `dir` (or the built-in one) against the catalog.

@@ -49,7 +49,9 @@ pub struct AppState {
     pub inflight: Arc<tokio::sync::Semaphore>,
     pub local_models: Vec<LocalModel>,
     pub embedder: Option<(String, Arc<Embedder>)>,
-    pub volume: VolumeMeter,
+    /// Requests per minute per team and per key (separate tables: no key formatting).
+    pub team_volume: VolumeMeter,
+    pub key_volume: VolumeMeter,
     pub breakers: Breakers,
     /// Durable request records; `None` only when accounting is disabled in tests.
     pub ledger: Option<Ledger>,
@@ -145,7 +147,8 @@ impl AppState {
             )),
             local_models: core.local_models,
             embedder: core.embedder,
-            volume: VolumeMeter::default(),
+            team_volume: VolumeMeter::default(),
+            key_volume: VolumeMeter::default(),
             breakers: Breakers::new(
                 config.circuit_breaker.failure_threshold,
                 Duration::from_millis(config.circuit_breaker.cooldown_ms),
@@ -872,10 +875,7 @@ fn annotate(response: &mut Response, plan: &RoutePlan, model: &str) {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::store::time::now_ms().max(0) as u64
 }
 
 /// What the policy may look at besides the content. Team and tags come from headers
@@ -919,12 +919,8 @@ fn facts_for(
                 .unwrap_or_default(),
         ),
     };
-    let team_rpm = team
-        .as_deref()
-        .map(|t| state.volume.hit(&format!("team:{t}"), now));
-    let key_rpm = key
-        .as_deref()
-        .map(|k| state.volume.hit(&format!("key:{k}"), now));
+    let team_rpm = team.as_deref().map(|t| state.team_volume.hit(t, now));
+    let key_rpm = key.as_deref().map(|k| state.key_volume.hit(k, now));
     Facts {
         team,
         key,

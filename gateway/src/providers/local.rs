@@ -131,10 +131,7 @@ fn stop_reason(finish: FinishReason) -> StopReason {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    crate::store::time::now_s()
 }
 
 impl LocalProvider {

@@ -12,6 +12,11 @@ pub struct TimeError {
     pub input: String,
 }
 
+/// Unix seconds, for the places that speak seconds (`created`, status timestamps).
+pub fn now_s() -> u64 {
+    (now_ms() / 1000).max(0) as u64
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
