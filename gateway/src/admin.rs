@@ -34,6 +34,7 @@ pub fn admin_router(state: Arc<AdminState>) -> axum::Router {
         .route("/admin/keys/{id}", delete(revoke_key))
         .route("/admin/keys/{id}/rotate", post(rotate_key))
         .route("/admin/spend", get(spend))
+        .route("/admin/calibration", get(calibration))
         .with_state(state)
 }
 
@@ -181,6 +182,88 @@ async fn spend(
         .into_response(),
         Err(e) => store_error(e),
     }
+}
+
+#[derive(Deserialize)]
+struct CalibrationParams {
+    target_quality: Option<f64>,
+    team: Option<String>,
+    rule: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The difficulty-threshold curve from shadow pairs, and the recommended threshold.
+async fn calibration(
+    State(state): State<Arc<AdminState>>,
+    headers: HeaderMap,
+    Query(p): Query<CalibrationParams>,
+) -> Response {
+    if let Some(r) = deny(&state, &headers) {
+        return r;
+    }
+    let q = match calibration_query(
+        p.target_quality,
+        p.team,
+        p.rule,
+        p.from.as_deref(),
+        p.to.as_deref(),
+    ) {
+        Ok(q) => q,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    match crate::shadow::report::calibration(state.ledger.db(), &q).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Checks and assembles a calibration query (shared by the API and the CLI).
+pub fn calibration_query(
+    target_quality: Option<f64>,
+    team: Option<String>,
+    rule: Option<String>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<crate::shadow::report::CalibrationQuery, String> {
+    let target = target_quality.unwrap_or(0.95);
+    if !(0.0..=1.0).contains(&target) {
+        return Err(format!(
+            "target quality is a fraction between 0 and 1, not {target}"
+        ));
+    }
+    let time = |s: Option<&str>| {
+        s.map(crate::store::time::parse_time)
+            .transpose()
+            .map_err(|e| e.to_string())
+    };
+    Ok(crate::shadow::report::CalibrationQuery {
+        target_quality: target,
+        filter: crate::shadow::store::PairFilter {
+            from_ms: time(from)?,
+            to_ms: time(to)?,
+            team: team.filter(|t| !t.is_empty()),
+            rule: rule.filter(|r| !r.is_empty()),
+            limit: 0,
+        },
+    })
+}
+
+/// `switchyard calibrate`: the curve, the recommendation and the policy lines to edit.
+pub async fn cli_calibrate(
+    db: Db,
+    q: crate::shadow::report::CalibrationQuery,
+    policy_dir: Option<&std::path::Path>,
+    json_out: bool,
+) -> anyhow::Result<String> {
+    let report = crate::shadow::report::calibration(&db, &q).await?;
+    if json_out {
+        return Ok(serde_json::to_string_pretty(&report)? + "\n");
+    }
+    let lines = policy_dir
+        .map(crate::shadow::report::difficulty_lines)
+        .unwrap_or_default();
+    Ok(crate::shadow::report::render(&report, &lines))
 }
 
 fn store_error(e: StoreError) -> Response {

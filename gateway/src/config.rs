@@ -83,6 +83,9 @@ pub struct Config {
     /// Response cache (docs/cache.md).
     #[serde(default)]
     pub cache: crate::cache::CacheConfig,
+    /// Shadow comparisons that policies request (docs/shadow.md).
+    #[serde(default)]
+    pub shadow: crate::shadow::ShadowConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -306,6 +309,7 @@ impl Config {
             origin: origin.to_string(),
             message,
         };
+        self.shadow.validate().map_err(invalid)?;
         let mut seen = std::collections::HashSet::new();
         for p in &self.providers {
             if p.name.is_empty() || p.name.contains('/') {
@@ -429,6 +433,7 @@ impl Config {
             auth: Default::default(),
             limits: Default::default(),
             cache: Default::default(),
+            shadow: Default::default(),
         }
     }
 }

@@ -71,6 +71,28 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Difficulty-threshold calibration from shadow pairs: the quality/cost curve and
+    /// the threshold that keeps the target quality at the least cost.
+    Calibrate {
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Quality relative to sending everything to the frontier, 0..1.
+        #[arg(long, default_value_t = 0.95)]
+        target_quality: f64,
+        #[arg(long)]
+        team: Option<String>,
+        /// Only pairs of this policy rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// RFC 3339, a date, or unix seconds
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// table or json
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +175,23 @@ fn main() -> ExitCode {
             to,
             format,
         } => report_command(config, &group_by, from.as_deref(), to.as_deref(), &format),
+        Command::Calibrate {
+            config,
+            target_quality,
+            team,
+            rule,
+            from,
+            to,
+            format,
+        } => calibrate_command(
+            config,
+            target_quality,
+            team,
+            rule,
+            from.as_deref(),
+            to.as_deref(),
+            &format,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -474,6 +513,34 @@ fn keys_command(config: Option<PathBuf>, command: KeysCli) -> anyhow::Result<()>
         KeysCli::Rotate { id } => KeysCommand::Rotate { id },
     };
     let out = runtime.block_on(switchyard::admin::cli_keys(db, cmd))?;
+    print!("{out}");
+    Ok(())
+}
+
+fn calibrate_command(
+    config: Option<PathBuf>,
+    target_quality: f64,
+    team: Option<String>,
+    rule: Option<String>,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: &str,
+) -> anyhow::Result<()> {
+    let json = match format {
+        "json" => true,
+        "table" => false,
+        other => anyhow::bail!("unknown format {other:?}: use table or json"),
+    };
+    let q = switchyard::admin::calibration_query(Some(target_quality), team, rule, from, to)
+        .map_err(anyhow::Error::msg)?;
+    let policy_dir = load_config(config.clone())?.policy_dir;
+    let (runtime, db) = ledger_db(config)?;
+    let out = runtime.block_on(switchyard::admin::cli_calibrate(
+        db,
+        q,
+        policy_dir.as_deref(),
+        json,
+    ))?;
     print!("{out}");
     Ok(())
 }

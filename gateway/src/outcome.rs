@@ -16,6 +16,7 @@ use crate::canonical::{ChatResponse, Dialect, GatewayError, StreamEvent, Usage};
 use crate::limits::Admission;
 use crate::providers::EventStream;
 use crate::routing::{Route, RoutePlan};
+use crate::shadow::{PrimaryOutcome, ShadowJob};
 use crate::server::AppState;
 use crate::telemetry::metrics::RequestObservation;
 
@@ -42,6 +43,9 @@ pub struct Tracker {
     semantic_fill: Option<SemanticFill>,
     est_prompt_tokens: u32,
     route_kind: &'static str,
+    shadow: Option<ShadowJob>,
+    /// The complete answer (redacted form), kept only when a shadow job waits for it.
+    shadow_primary: Option<ChatResponse>,
 }
 
 impl Tracker {
@@ -59,6 +63,8 @@ impl Tracker {
             semantic_fill: None,
             est_prompt_tokens: 0,
             route_kind: "none",
+            shadow: None,
+            shadow_primary: None,
         }
     }
 
@@ -93,8 +99,16 @@ impl Tracker {
         self.semantic_fill = fill;
     }
 
-    /// Stores a complete (redacted-form) answer in the exact and semantic tiers.
+    pub fn set_shadow(&mut self, job: Option<ShadowJob>) {
+        self.shadow = job;
+    }
+
+    /// Stores a complete (redacted-form) answer in the exact and semantic tiers, and
+    /// keeps it for the shadow comparison when one is planned.
     fn fill_caches(&mut self, response: &ChatResponse) {
+        if self.shadow.is_some() {
+            self.shadow_primary = Some(response.clone());
+        }
         if let Some((key, ttl)) = self.cache_fill.take() {
             let cache = self.state.cache.clone();
             let response = response.clone();
@@ -219,6 +233,19 @@ impl Tracker {
             team: self.rec.team.as_deref(),
             cache_hit: Some(self.rec.cache_hit),
         });
+        // The comparison starts only now: the client has its answer and it is accounted.
+        if let (Some(job), Some(response), 200) =
+            (self.shadow.take(), self.shadow_primary.take(), status)
+        {
+            let primary = PrimaryOutcome {
+                request_id: self.rec.id.clone(),
+                team: self.rec.team.clone().unwrap_or_default(),
+                key_id: self.rec.key_id.clone().unwrap_or_default(),
+                side: crate::shadow::primary_side(&self.rec, self.route_kind == "frontier"),
+                response,
+            };
+            self.state.shadow.launch(job, primary);
+        }
         if let Some(ledger) = &self.state.ledger {
             ledger.record(std::mem::take(&mut self.rec));
         }

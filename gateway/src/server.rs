@@ -36,6 +36,7 @@ use crate::policy_runtime::PolicyHandle;
 use crate::providers::resilience::{is_retryable, Breakers};
 use crate::providers::{self, local::LocalProvider, Call, EventStream, ForwardHeaders};
 use crate::routing::{LocalModelInfo, ModelMap, PolicyRouter, RoutePlan};
+use crate::shadow::ShadowRunner;
 use crate::store::Db;
 use crate::telemetry::metrics::{Metrics, MetricsConfig};
 use crate::volume::VolumeMeter;
@@ -68,6 +69,10 @@ pub struct AppState {
     /// Team budget rules, for the dashboard's budget usage column.
     pub team_budgets: Vec<crate::limits::BudgetRule>,
     pub metrics: Arc<Metrics>,
+    /// Compares a sample of answers with another model, after the fact.
+    pub shadow: Arc<ShadowRunner>,
+    /// Every model with price, licence, measured latency and shadow agreement.
+    pub catalog: Arc<crate::catalog::Catalog>,
     /// Background tasks feeding gauges; stopped at shutdown.
     background: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -134,6 +139,19 @@ impl AppState {
             teams.dedup();
             metrics.set_known_teams(&teams);
         }
+        let prices = Arc::new(prices);
+        let shadow = Arc::new(ShadowRunner::new(
+            config.shadow.clone(),
+            Some(db.clone()),
+            prices.clone(),
+            core.router.models.clone(),
+            core.embedder.as_ref().map(|(_, e)| e.clone()),
+            Some(metrics.registry()),
+        ));
+        let catalog = Arc::new(crate::catalog::Catalog::new(
+            Some(db.clone()),
+            prices.clone(),
+        ));
         let reload_metrics = metrics.clone();
         core.router
             .policy
@@ -157,7 +175,7 @@ impl AppState {
             keys,
             require_key,
             admin_token,
-            prices: Arc::new(prices),
+            prices,
             unknown_price: config.accounting.unknown_price,
             limiter: Arc::new(limiter),
             cache: Arc::new(cache),
@@ -171,6 +189,8 @@ impl AppState {
                 .collect(),
             background: std::sync::Mutex::new(Vec::new()),
             metrics,
+            shadow,
+            catalog,
         })
     }
 
@@ -320,6 +340,12 @@ fn extra_routers(state: &Arc<AppState>) -> axum::Router {
         );
         let policy = state.router.policy.clone();
         dash.policy_status = Arc::new(move || json!(policy.status()));
+        let catalog = state.catalog.clone();
+        let models = state.router.models.clone();
+        dash.catalog = Some(Arc::new(move || {
+            let (catalog, models) = (catalog.clone(), models.clone());
+            Box::pin(async move { catalog.entries(&models.models()).await })
+        }));
         // The hard limit of the first team budget that applies to a team.
         let budgets = state.team_budgets.clone();
         dash.budget_for = Arc::new(move |team| {
@@ -652,6 +678,8 @@ async fn chat_parsed(
     }
     t.set_cache_fill(cache_key);
     t.set_semantic_fill(semantic_fill);
+    // Decided now (the request is in its dispatched form), started after the answer.
+    t.set_shadow(state.shadow.select(&plan, &request));
 
     let forward = forward_headers(headers, &plan);
     let (served, route) = dispatch(state, &request, &plan, &forward).await?;
@@ -1163,14 +1191,26 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             "last_id": models.last().map(|m| m.id.clone()),
         })
     } else {
+        // Catalog comparison: licence, price or compute cost, measured latency and
+        // shadow agreement next to each model (OpenAI clients ignore unknown fields).
+        let entries = state.catalog.entries(&models).await;
         let data: Vec<_> = models
             .iter()
-            .map(|m| {
+            .zip(entries)
+            .map(|(m, entry)| {
                 let mut v =
                     json!({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by});
-                if let Some(meta) = &m.metadata {
-                    v["switchyard"] = meta.clone();
+                let mut meta = m.metadata.clone().unwrap_or_else(|| json!({}));
+                if let (Some(obj), Ok(serde_json::Value::Object(extra))) =
+                    (meta.as_object_mut(), serde_json::to_value(&entry))
+                {
+                    for (k, x) in extra {
+                        if k != "id" && k != "owned_by" {
+                            obj.entry(k).or_insert(x);
+                        }
+                    }
                 }
+                v["switchyard"] = meta;
                 v
             })
             .collect();

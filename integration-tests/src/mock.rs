@@ -48,6 +48,7 @@
 //! | `mock-stream-error`   | streams the first frames, then an in-stream error (OpenAI `data: {"error":..}`, Anthropic `event: error` `overloaded_error`) and ends |
 //! | `mock-stall`          | streams the first frames (OpenAI 3, Anthropic 4), then sends nothing more but keeps the connection open (for stream idle timeouts); non-stream: like `mock-hang` |
 //! | `mock-hang`           | never answers (for timeout tests); the handler notices when the caller gives up |
+//! | `mock-say-WORD`       | answers exactly `WORD` instead of the echo (e.g. a judge's `TIE`) |
 //!
 //! Trigger words in the last user message (text):
 //!
@@ -739,6 +740,16 @@ fn answer(d: Dialect, body: &Value) -> Answer {
                 Dialect::Anthropic => format!("I will call {}.", tool_calls[0].name),
             };
         }
+    }
+
+    // `mock-say-WORD` answers exactly WORD (a judge's verdict, a fixed reply).
+    if let Some(word) = body
+        .get("model")
+        .and_then(Value::as_str)
+        .and_then(|m| m.split("mock-say-").nth(1))
+    {
+        text = word.to_string();
+        tool_calls.clear();
     }
 
     let mut reason = if tool_calls.is_empty() {

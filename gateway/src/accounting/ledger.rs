@@ -354,6 +354,8 @@ impl Writer {
         // Whole days only: a day's raw rows go together, so a report's partial-day edges
         // are either fully present or (past retention) fully gone.
         let cutoff = (day_of(now_ms()) - i64::from(self.retention_days)) * DAY_MS;
+        // Shadow pairs follow the ledger rows they compare.
+        crate::shadow::store::delete_before(&self.db, cutoff).await?;
         delete_before(&self.db, cutoff).await
     }
 }

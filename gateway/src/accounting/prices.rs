@@ -390,6 +390,11 @@ impl PriceCatalog {
         rec.tokens_estimated = tokens_estimated;
     }
 
+    /// The hourly compute rates of in-process inference (CPU, GPU), µ$ per hour.
+    pub fn local_rates_micros(&self) -> (i64, i64) {
+        (self.cpu_hour_micros, self.gpu_hour_micros)
+    }
+
     /// Every pattern and its price in force today, for `/admin` and docs.
     pub fn list(&self) -> Vec<(&str, &Price)> {
         let today = day_of(now_ms());

@@ -44,7 +44,19 @@ pub struct DashboardState {
     pub refresh_s: u32,
     /// Mark the cookie `Secure` (set when the gateway is served over HTTPS).
     pub secure_cookie: bool,
+    /// The model catalog comparison (`None`: the section is left out).
+    pub catalog: Option<CatalogSource>,
 }
+
+/// Produces the catalog entries when the page is drawn.
+pub type CatalogSource = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Vec<crate::catalog::CatalogEntry>>
+        + Send
+        + Sync,
+>;
+
+/// Quality target the dashboard's calibration section recommends a threshold for.
+const DASHBOARD_TARGET_QUALITY: f64 = 0.95;
 
 impl DashboardState {
     /// A state with no budgets, an empty policy status, 30 s refresh.
@@ -56,6 +68,7 @@ impl DashboardState {
             budget_for: Arc::new(|_| None),
             refresh_s: 30,
             secure_cookie: false,
+            catalog: None,
         }
     }
 }
@@ -183,6 +196,27 @@ async fn dashboard(
     };
     let policy = (state.policy_status)();
     let budget_for = |team: &str| (state.budget_for)(team);
+    let calibration = match &state.db {
+        Some(db) => {
+            let q = crate::shadow::report::CalibrationQuery {
+                target_quality: DASHBOARD_TARGET_QUALITY,
+                filter: crate::shadow::store::PairFilter {
+                    from_ms: Some(data.from_ms),
+                    to_ms: Some(data.to_ms),
+                    ..Default::default()
+                },
+            };
+            crate::shadow::report::calibration(db, &q)
+                .await
+                .map_err(|e| tracing::warn!(error = %e, "dashboard cannot read shadow pairs"))
+                .ok()
+        }
+        None => None,
+    };
+    let catalog = match &state.catalog {
+        Some(source) => source().await,
+        None => Vec::new(),
+    };
     let page = render::dashboard_page(
         &data,
         &render::PageExtras {
@@ -190,6 +224,8 @@ async fn dashboard(
             refresh_s: state.refresh_s.max(5),
             policy: &policy,
             budget_for: &budget_for,
+            calibration: calibration.as_ref(),
+            catalog: &catalog,
         },
     );
     html(StatusCode::OK, page)

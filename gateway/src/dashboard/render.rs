@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::data::{DashboardData, Range};
+use crate::catalog::{CatalogEntry, Pricing};
+use crate::shadow::calibrate::{CurvePoint, NONE_STRONG};
+use crate::shadow::report::{Calibration, CalibrationReport};
 use crate::accounting::money::format_usd;
 use crate::accounting::SpendRow;
 
@@ -202,6 +205,10 @@ pub struct PageExtras<'a> {
     pub policy: &'a serde_json::Value,
     /// Budget limit (micro-dollars) per team, when one is configured.
     pub budget_for: &'a dyn Fn(&str) -> Option<i64>,
+    /// Shadow-pair calibration over the range (`None`: not available).
+    pub calibration: Option<&'a CalibrationReport>,
+    /// The model catalog comparison.
+    pub catalog: &'a [CatalogEntry],
 }
 
 pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
@@ -337,6 +344,13 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
     }
     h.push_str("</table>");
 
+    if !x.catalog.is_empty() {
+        catalog_table(&mut h, x.catalog);
+    }
+    if let Some(c) = x.calibration {
+        calibration_section(&mut h, c);
+    }
+
     let policy = serde_json::to_string_pretty(x.policy).unwrap_or_default();
     let _ = write!(
         h,
@@ -344,6 +358,143 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
         esc(&policy)
     );
     h
+}
+
+fn opt_num(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Every model side by side: licence, price, measured latency and shadow agreement.
+fn catalog_table(h: &mut String, entries: &[CatalogEntry]) {
+    h.push_str(
+        "<h2>Model comparison</h2><table id=\"catalog\"><tr><th>model</th><th>where</th><th>licence</th>\
+         <th>price</th><th>requests</th><th>p50 ms</th><th>p95 ms</th><th>TTFT p50 ms</th><th>tokens/s</th>\
+         <th>quality vs reference</th><th>shadow pairs</th></tr>",
+    );
+    for e in entries {
+        let price = match &e.pricing {
+            Pricing::Tokens {
+                input_per_mtok_usd,
+                output_per_mtok_usd,
+            } => format!("${input_per_mtok_usd:.2} / ${output_per_mtok_usd:.2} per M tok"),
+            Pricing::Compute {
+                cpu_hour_usd,
+                gpu_hour_usd,
+            } => format!("compute ${cpu_hour_usd:.2}/CPU-h, ${gpu_hour_usd:.2}/GPU-h"),
+            Pricing::Unknown => "unknown".into(),
+        };
+        let m = e.measured.clone().unwrap_or_default();
+        let a = e.agreement.clone().unwrap_or_default();
+        let quality = a
+            .quality_vs_reference
+            .map_or_else(|| "–".into(), |q| format!("{:.1}%", q * 100.0));
+        let _ = write!(
+            h,
+            "<tr data-model=\"{id}\"><td>{id}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"quality\">{quality}</td><td>{}</td></tr>",
+            if e.local { "in-process" } else { "API" },
+            esc(&e.license),
+            esc(&price),
+            m.requests,
+            opt_num(m.p50_ms, 0),
+            opt_num(m.p95_ms, 0),
+            opt_num(m.ttft_p50_ms, 0),
+            opt_num(m.tokens_per_s, 1),
+            a.pairs_as_candidate + a.pairs_as_reference,
+            id = esc(&e.id),
+        );
+    }
+    h.push_str("</table>");
+}
+
+fn threshold_label(t: f64) -> String {
+    if t >= NONE_STRONG {
+        "none".into()
+    } else {
+        format!("{t:.2}")
+    }
+}
+
+/// The quality/frontier-share curve per scope and the recommended thresholds.
+fn calibration_section(h: &mut String, r: &CalibrationReport) {
+    let _ = write!(
+        h,
+        "<h2>Routing calibration (shadow pairs)</h2><p id=\"calibration-summary\">{} pairs, {} scored, {} judged; target {:.0}% of all-frontier quality.</p>",
+        r.overall.pairs,
+        r.overall.scored,
+        r.overall.judged,
+        r.target_quality * 100.0
+    );
+    if r.overall.scored == 0 {
+        h.push_str("<p>No scored pairs in this range: add <code>shadow:</code> to the rules that route by difficulty (docs/shadow.md).</p>");
+        return;
+    }
+    h.push_str("<div class=\"legend\"><span>x: share of requests sent to the frontier · y: quality relative to all-frontier · dot: recommended threshold</span></div>");
+    let scopes: Vec<&Calibration> = std::iter::once(&r.overall)
+        .chain(r.by_team.iter().filter(|_| r.by_team.len() > 1).take(4))
+        .collect();
+    h.push_str("<table id=\"calibration\"><tr><th>scope</th><th>pairs</th><th>curve</th><th>threshold</th><th>frontier share</th><th>quality</th><th>cost vs all-frontier</th></tr>");
+    for c in scopes {
+        let (t, share, q, cost) = match &c.recommended {
+            Some(b) => (
+                threshold_label(b.threshold),
+                format!("{:.1}%", b.strong_share * 100.0),
+                format!("{:.1}%", b.quality * 100.0),
+                format!("{:.1}%", b.relative_cost * 100.0),
+            ),
+            None => ("unreachable".into(), "–".into(), "–".into(), "–".into()),
+        };
+        let _ = write!(
+            h,
+            "<tr data-scope=\"{s}\"><td>{s}</td><td>{}</td><td>{}</td><td class=\"threshold\">{t}</td><td>{share}</td><td>{q}</td><td>{cost}</td></tr>",
+            c.scored,
+            curve_chart(&c.curve, c.recommended.as_ref()),
+            s = esc(&c.scope),
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// Quality against frontier share, with the recommended point marked.
+pub fn curve_chart(points: &[CurvePoint], best: Option<&CurvePoint>) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (260, 140)).into_drawing_area();
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
+            root.fill(&WHITE)?;
+            let low = points
+                .iter()
+                .map(|p| p.quality)
+                .fold(1.0f64, f64::min)
+                .min(0.9)
+                - 0.02;
+            let mut chart = ChartBuilder::on(&root)
+                .margin(6)
+                .build_cartesian_2d(0f64..1.0, low..1.01)?;
+            chart
+                .configure_mesh()
+                .x_labels(0)
+                .y_labels(0)
+                .light_line_style(RGBColor(0xee, 0xee, 0xee))
+                .draw()?;
+            let mut line: Vec<(f64, f64)> =
+                points.iter().map(|p| (p.strong_share, p.quality)).collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart.draw_series(LineSeries::new(line, COUNTERFACTUAL.stroke_width(2)))?;
+            if let Some(b) = best {
+                chart.draw_series(std::iter::once(Circle::new(
+                    (b.strong_share, b.quality),
+                    4,
+                    ACTUAL.filled(),
+                )))?;
+            }
+            root.present()?;
+            Ok(())
+        })();
+        if let Err(e) = drawn {
+            tracing::warn!(error = %e, "cannot draw the calibration chart");
+        }
+    }
+    svg
 }
 
 #[cfg(test)]

@@ -79,6 +79,50 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         )",
         "CREATE INDEX IF NOT EXISTS api_keys_team ON api_keys (team)",
     ],
+}, Migration {
+    version: 2,
+    name: "shadow pairs",
+    statements: &[
+        // One row per shadow comparison. Scores are integers in parts per million (the
+        // schema keeps to BIGINT/TEXT); texts are NULL unless a policy allowed retention.
+        "CREATE TABLE IF NOT EXISTS shadow_pairs (
+            id TEXT PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            ts_ms BIGINT NOT NULL,
+            team TEXT NOT NULL DEFAULT '',
+            key_id TEXT NOT NULL DEFAULT '',
+            rule TEXT NOT NULL DEFAULT '',
+            difficulty_ppm BIGINT NOT NULL,
+            primary_model TEXT NOT NULL,
+            primary_external BIGINT NOT NULL,
+            primary_cost_micros BIGINT NOT NULL,
+            primary_latency_ms BIGINT NOT NULL,
+            primary_output_tokens BIGINT NOT NULL,
+            shadow_model TEXT NOT NULL,
+            shadow_external BIGINT NOT NULL,
+            shadow_cost_micros BIGINT NOT NULL,
+            shadow_latency_ms BIGINT NOT NULL,
+            shadow_output_tokens BIGINT NOT NULL,
+            shadow_status BIGINT NOT NULL,
+            shadow_error TEXT,
+            primary_is_strong BIGINT NOT NULL,
+            length_ratio_ppm BIGINT,
+            refusal_primary BIGINT,
+            refusal_shadow BIGINT,
+            format_primary BIGINT,
+            format_shadow BIGINT,
+            lexical_ppm BIGINT,
+            embedding_ppm BIGINT,
+            judge TEXT,
+            judge_model TEXT,
+            judge_cost_micros BIGINT NOT NULL DEFAULT 0,
+            quality_ppm BIGINT,
+            prompt_text TEXT,
+            primary_text TEXT,
+            shadow_text TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS shadow_pairs_ts ON shadow_pairs (ts_ms)",
+    ],
 }];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {

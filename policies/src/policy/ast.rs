@@ -136,6 +136,19 @@ pub(crate) struct ActionDef {
     pub cache_ttl_s: Option<u64>,
     pub budget: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    pub shadow: Option<ShadowDef>,
+}
+
+/// `shadow:` — also send a sample of the requests a rule serves to another target,
+/// after the client has its answer, to compare the two.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ShadowDef {
+    pub target: String,
+    /// Fraction of the rule's requests shadowed, 0..=1 (default 0.05).
+    pub sample: Option<f64>,
+    /// Keep the (redacted) prompt and both answers with the scored pair.
+    pub retain_text: Option<bool>,
 }
 
 /// A rule: `id`, optional `description` and `when`, and the action keys inline.
@@ -154,6 +167,7 @@ pub(crate) struct RuleDef {
     pub cache_ttl_s: Option<u64>,
     pub budget: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    pub shadow: Option<ShadowDef>,
 }
 
 impl RuleDef {
@@ -167,6 +181,7 @@ impl RuleDef {
             cache_ttl_s: self.cache_ttl_s,
             budget: self.budget.clone(),
             headers: self.headers.clone(),
+            shadow: self.shadow.clone(),
         }
     }
 }
@@ -216,6 +231,8 @@ pub(crate) struct ExpectDef {
     pub redactions: Option<Vec<String>>,
     pub blocked: Option<bool>,
     pub privacy_critical: Option<bool>,
+    /// The shadow model expected, or `none`.
+    pub shadow: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,7 +8,7 @@ use super::ast::{ActionDef, CondDef, OneOrMany, PrivacyDef, RangeDef, RuleDef, T
 use super::catalog::TargetCatalog;
 use super::engine::{
     build_decision, Action, CatSet, Cond, Ctx, Decision, Facts, Glob, Privacy, Range,
-    ResolvedTarget, Route, Rule, RuleTrace, Scope, REQUESTED_TARGET,
+    ResolvedTarget, Route, Rule, RuleTrace, Scope, ShadowAction, REQUESTED_TARGET,
 };
 use super::error::{did_you_mean, ErrorCode, PolicyError, Pos};
 use super::span::SpanIndex;
@@ -1054,6 +1054,55 @@ fn compile_action(
             "`budget` names a budget and cannot be empty".to_string(),
         );
     }
+    let shadow = match &a.shadow {
+        None => None,
+        Some(sd) => {
+            let sloc = sub("shadow");
+            let sample = sd.sample.unwrap_or(DEFAULT_SHADOW_SAMPLE);
+            if !(0.0..=1.0).contains(&sample) || sample.is_nan() {
+                cx.err(
+                    &Loc {
+                        file: loc.file,
+                        path: join_key(&sloc.path, "sample"),
+                    },
+                    false,
+                    ErrorCode::Invalid,
+                    format!("`sample` is a fraction between 0 and 1, not {sample}"),
+                )
+                .hint = Some("e.g. `sample: 0.05` shadows one request in twenty".to_string());
+            }
+            if a.block.is_some() {
+                cx.err(
+                    &sloc,
+                    false,
+                    ErrorCode::Invalid,
+                    "`shadow` compares answers; a blocked request has none".to_string(),
+                );
+            }
+            match targets.get(&sd.target) {
+                Some(r) => Some(ShadowAction {
+                    route: r.clone(),
+                    sample: sample.clamp(0.0, 1.0),
+                    retain_text: sd.retain_text.unwrap_or(false),
+                }),
+                None => {
+                    ok = false;
+                    let all: Vec<&str> = targets.keys().map(String::as_str).collect();
+                    cx.err(
+                        &Loc {
+                            file: loc.file,
+                            path: join_key(&sloc.path, "target"),
+                        },
+                        false,
+                        ErrorCode::UnknownTarget,
+                        format!("unknown shadow target `{}`", sd.target),
+                    )
+                    .hint = did_you_mean(&sd.target, all.iter().copied());
+                    None
+                }
+            }
+        }
+    };
     if !ok {
         return None;
     }
@@ -1074,8 +1123,13 @@ fn compile_action(
         cache_ttl_s: a.cache_ttl_s,
         budget: a.budget.clone(),
         headers,
+        shadow,
     })
 }
+
+/// Shadow sample when a rule names none: enough pairs for calibration within days of
+/// ordinary traffic, little enough spend to leave on.
+const DEFAULT_SHADOW_SAMPLE: f64 = 0.05;
 
 fn range(cx: &mut Ctx2, r: &RangeDef, loc: &Loc, what: &str) -> Range {
     match (r.gte, r.lt) {

@@ -343,6 +343,29 @@ pub(crate) struct Action {
     pub cache_ttl_s: Option<u64>,
     pub budget: Option<String>,
     pub headers: BTreeMap<String, String>,
+    pub shadow: Option<ShadowAction>,
+}
+
+/// A compiled `shadow:` action.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ShadowAction {
+    pub route: Route,
+    pub sample: f64,
+    pub retain_text: bool,
+}
+
+/// Where a request is also sent, after its answer, to compare the two (shadow mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowPlan {
+    /// The target name in the policy.
+    pub target: String,
+    /// The model the shadow call goes to.
+    pub model: String,
+    pub external: bool,
+    /// Fraction of matching requests shadowed.
+    pub sample: f64,
+    /// Whether the pair may keep the (redacted) prompt and answers.
+    pub retain_text: bool,
 }
 
 /// A compiled rule.
@@ -463,6 +486,12 @@ pub struct Decision {
     pub cache_ttl_s: Option<u64>,
     pub budget: Option<String>,
     pub headers: BTreeMap<String, String>,
+    /// The comparison call made after the answer, when the rule asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowPlan>,
+    /// Why the rule's shadow was not planned (privacy, licence, same model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow_skipped: Option<String>,
     /// Every rule considered, when explain was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Vec<RuleTrace>>,
@@ -681,6 +710,8 @@ pub(crate) fn build_decision(rule: &Rule, ctx: &Ctx, trace: Option<Vec<RuleTrace
         cache_ttl_s: a.cache_ttl_s,
         budget: a.budget.clone(),
         headers: a.headers.clone(),
+        shadow: None,
+        shadow_skipped: None,
         trace,
     };
     if let Some(msg) = &a.block {
@@ -754,5 +785,57 @@ pub(crate) fn build_decision(rule: &Rule, ctx: &Ctx, trace: Option<Vec<RuleTrace
     }
     d.chain = kept;
     d.redact = a.redact.to_vec();
+    if let Some(s) = &a.shadow {
+        match plan_shadow(rule, s, ctx, &d) {
+            Ok(plan) => d.shadow = Some(plan),
+            Err(why) => d.shadow_skipped = Some(why),
+        }
+    }
     d
+}
+
+/// The shadow target a served request may also go to. Privacy-critical content is
+/// compared only when both sides stay inside (redaction does not make it eligible: the
+/// comparison is optional, so it fails closed), and the rule's own constraints apply.
+fn plan_shadow(
+    rule: &Rule,
+    s: &ShadowAction,
+    ctx: &Ctx,
+    d: &Decision,
+) -> Result<ShadowPlan, String> {
+    let a = &rule.action;
+    let critical = !ctx.critical.is_empty();
+    if critical && d.leaves_organization() {
+        return Err("privacy-critical request served externally: no comparison".to_string());
+    }
+    let mut why = format!("target `{}` has no eligible model", s.route.target);
+    for t in &s.route.chain {
+        let Some(t) = t.for_request(ctx.facts) else {
+            continue;
+        };
+        if t.external && critical {
+            why = format!(
+                "`{}` is external and the request is privacy-critical",
+                t.model
+            );
+        } else if t.external && a.require_local {
+            why = format!(
+                "`{}` is external and rule `{}` requires local targets",
+                t.model, rule.id
+            );
+        } else if a.require_commercial_license && !t.commercial_use {
+            why = format!("licence `{}` of `{}` forbids commercial use", t.license, t.model);
+        } else if d.chain.first().is_some_and(|p| p.model == t.model) {
+            why = format!("`{}` is already the primary model", t.model);
+        } else {
+            return Ok(ShadowPlan {
+                target: s.route.target.clone(),
+                model: t.model,
+                external: t.external,
+                sample: s.sample,
+                retain_text: s.retain_text,
+            });
+        }
+    }
+    Err(why)
 }

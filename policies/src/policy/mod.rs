@@ -18,7 +18,8 @@ mod testing;
 pub use catalog::{StaticCatalog, TargetCatalog, TargetInfo};
 pub use compile::{check, compile, compile_str, load_dir, CompiledPolicy, PolicyDir, PolicySource};
 pub use engine::{
-    CondTrace, Decision, Facts, RemovedTarget, ResolvedTarget, RuleTrace, PRIVACY_BLOCK_MESSAGE,
+    CondTrace, Decision, Facts, RemovedTarget, ResolvedTarget, RuleTrace, ShadowPlan,
+    PRIVACY_BLOCK_MESSAGE,
     REQUESTED_TARGET,
 };
 pub use error::{format_errors, ErrorCode, PolicyError};

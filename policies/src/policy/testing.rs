@@ -394,6 +394,12 @@ pub fn run_tests(
                 ));
             }
         }
+        if let Some(expected) = &e.shadow {
+            let got = decision.shadow.as_ref().map_or("none", |s| s.model.as_str());
+            if got != expected {
+                failures.push(format!("shadow: expected `{expected}`, got `{got}`"));
+            }
+        }
         if let Some(p) = e.privacy_critical {
             if p != decision.privacy_critical {
                 failures.push(format!(
