@@ -147,3 +147,95 @@ fn classify_reads_jsonl_and_writes_one_result_per_line() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn calibrate_prints_the_curve_and_the_threshold_to_set() {
+    use switchyard::shadow::store::{insert, PairRecord, Side};
+    let dir = std::env::temp_dir().join(format!("switchyard-calibrate-{}", std::process::id()));
+    let policy_dir = dir.join("policy");
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    std::fs::write(
+        policy_dir.join("route.yaml"),
+        "version: 1\ntargets:\n  local: { model: local/smollm2-135m-instruct }\n  frontier: { model: gpt-4o }\nrules:\n  - id: hard\n    when: { difficulty: { gte: 0.8 } }\n    route: frontier\ndefault: { route: local }\n",
+    )
+    .unwrap();
+    let db_url = format!("sqlite:{}", dir.join("ledger.db").display());
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "accounting: {{ database_url: \"{db_url}\" }}\npolicy_dir: {:?}\n",
+            policy_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Synthetic traffic with a known optimum: the local model matches the frontier
+    // below difficulty 0.6 and fails above it. At 95% quality, five of the forty hard
+    // requests may stay local: the threshold is 0.65.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let db = switchyard::store::Db::connect(&db_url).await.unwrap();
+        for i in 0..100 {
+            let d = f64::from(i) / 100.0;
+            let rec = PairRecord {
+                id: format!("p{i}"),
+                request_id: format!("r{i}"),
+                ts_ms: switchyard::store::time::now_ms(),
+                team: if i % 2 == 0 { "a" } else { "b" }.into(),
+                rule: "default".into(),
+                difficulty: d,
+                primary: Side {
+                    model: "local/smollm2-135m-instruct".into(),
+                    cost_micros: 1,
+                    ..Side::default()
+                },
+                shadow: Side {
+                    model: "gpt-4o".into(),
+                    external: true,
+                    cost_micros: 100,
+                    ..Side::default()
+                },
+                shadow_status: 200,
+                quality: Some(if d < 0.6 { 1.0 } else { 0.0 }),
+                ..PairRecord::default()
+            };
+            insert(&db, &rec).await.unwrap();
+        }
+        db.close().await;
+    });
+    let out = bin()
+        .args(["calibrate", "--target-quality", "0.95", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("100 shadow pairs (100 scored"), "{stdout}");
+    assert!(stdout.contains("Recommended: difficulty threshold 0.650"), "{stdout}");
+    assert!(stdout.contains("35.0% of requests to the frontier"), "{stdout}");
+    assert!(stdout.contains("route.yaml:7"), "{stdout}");
+    assert!(stdout.contains("set the difficulty bound to 0.65"), "{stdout}");
+    assert!(stdout.contains("Per team:"), "{stdout}");
+    // JSON for scripts, filtered by team.
+    let out = bin()
+        .args(["calibrate", "--format", "json", "--team", "a", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["overall"]["scored"], 50);
+    assert!(v["overall"]["recommended"]["threshold"].as_f64().is_some());
+    // A target outside 0..1 is refused.
+    let out = bin()
+        .args(["calibrate", "--target-quality", "1.5", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
