@@ -55,7 +55,10 @@ pub enum Pricing {
         output_per_mtok_usd: f64,
     },
     /// In-process: compute time at the configured hourly rates.
-    Compute { cpu_hour_usd: f64, gpu_hour_usd: f64 },
+    Compute {
+        cpu_hour_usd: f64,
+        gpu_hour_usd: f64,
+    },
     Unknown,
 }
 
@@ -290,7 +293,9 @@ mod tests {
             ModelInfo {
                 id: "local/smollm2-135m-instruct".into(),
                 owned_by: "local".into(),
-                metadata: Some(serde_json::json!({"license": "Apache-2.0", "commercial_use": true})),
+                metadata: Some(
+                    serde_json::json!({"license": "Apache-2.0", "commercial_use": true}),
+                ),
             },
             ModelInfo {
                 id: "gpt-4o-mini".into(),
@@ -319,6 +324,8 @@ mod tests {
         // `provider/model` is priced as the provider's model.
         assert!(matches!(e[2].pricing, Pricing::Tokens { .. }));
         assert_eq!(e[3].pricing, Pricing::Unknown);
-        assert!(e.iter().all(|x| x.measured.is_none() && x.agreement.is_none()));
+        assert!(e
+            .iter()
+            .all(|x| x.measured.is_none() && x.agreement.is_none()));
     }
 }

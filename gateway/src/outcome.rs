@@ -16,8 +16,8 @@ use crate::canonical::{ChatResponse, Dialect, GatewayError, StreamEvent, Usage};
 use crate::limits::Admission;
 use crate::providers::EventStream;
 use crate::routing::{Route, RoutePlan};
-use crate::shadow::{PrimaryOutcome, ShadowJob};
 use crate::server::AppState;
+use crate::shadow::{PrimaryOutcome, ShadowJob};
 use crate::telemetry::metrics::RequestObservation;
 
 /// Status recorded when the client disconnected before the answer was complete

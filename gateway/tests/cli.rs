@@ -212,12 +212,25 @@ fn calibrate_prints_the_curve_and_the_threshold_to_set() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("100 shadow pairs (100 scored"), "{stdout}");
-    assert!(stdout.contains("Recommended: difficulty threshold 0.650"), "{stdout}");
-    assert!(stdout.contains("35.0% of requests to the frontier"), "{stdout}");
+    assert!(
+        stdout.contains("Recommended: difficulty threshold 0.650"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("35.0% of requests to the frontier"),
+        "{stdout}"
+    );
     assert!(stdout.contains("route.yaml:7"), "{stdout}");
-    assert!(stdout.contains("set the difficulty bound to 0.65"), "{stdout}");
+    assert!(
+        stdout.contains("set the difficulty bound to 0.65"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Per team:"), "{stdout}");
     // JSON for scripts, filtered by team.
     let out = bin()

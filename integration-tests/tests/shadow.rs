@@ -50,7 +50,8 @@ impl Env {
         ));
         let policy_dir = dir.join("policy");
         std::fs::create_dir_all(&policy_dir).expect("temp dir");
-        std::fs::write(policy_dir.join("policy.yaml"), format!("{TARGETS}{rules}")).expect("policy");
+        std::fs::write(policy_dir.join("policy.yaml"), format!("{TARGETS}{rules}"))
+            .expect("policy");
         std::fs::write(
             dir.join("prices.yaml"),
             "version: 1\nmodels:\n  - { model: 'mock-*', effective: 2024-01-01, input: 1.00, output: 2.00 }\n  - { model: 'onprem-*', effective: 2024-01-01, input: 0.10, output: 0.20 }\n",
@@ -59,7 +60,10 @@ impl Env {
         let prices_dir = dir.join("prices.yaml");
         let mut yaml = gateway_yaml(mock.addr, &StackOptions::default()).replace(
             "flush_interval_ms: 100 }",
-            &format!("flush_interval_ms: 100, prices_file: {:?} }}", prices_dir.display().to_string()),
+            &format!(
+                "flush_interval_ms: 100, prices_file: {:?} }}",
+                prices_dir.display().to_string()
+            ),
         );
         let db_url = yaml
             .split("database_url: \"")
@@ -72,7 +76,10 @@ impl Env {
             mock.addr,
             switchyard_it::harness::OPENAI_PROVIDER_KEY
         ));
-        yaml.push_str(&format!("policy_dir: {:?}\n", policy_dir.display().to_string()));
+        yaml.push_str(&format!(
+            "policy_dir: {:?}\n",
+            policy_dir.display().to_string()
+        ));
         yaml.push_str(shadow_cfg);
         let gateway = start_gateway(&yaml)
             .await
@@ -104,7 +111,8 @@ impl Env {
 
     /// Posts a chat body; streams are read to the end. `team` goes in the open-mode header.
     async fn post(&self, dialect: Dialect, body: &Value, team: Option<&str>) -> (u16, String) {
-        let mut rb = with_sdk_headers(self.client.post(self.url(dialect.path())), dialect).json(body);
+        let mut rb =
+            with_sdk_headers(self.client.post(self.url(dialect.path())), dialect).json(body);
         if let Some(team) = team {
             rb = rb.header("x-switchyard-team", team);
         }
@@ -137,7 +145,12 @@ impl Env {
         self.mock
             .requests()
             .iter()
-            .filter_map(|r| r.json().get("model").and_then(Value::as_str).map(str::to_string))
+            .filter_map(|r| {
+                r.json()
+                    .get("model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .collect()
     }
 
@@ -209,10 +222,22 @@ async fn pairs_are_scored_and_stored_without_text_after_the_answer() {
         .filter(|r| r.json().get("model").and_then(Value::as_str) == Some("claude-sonnet-4-5"))
         .collect();
     assert_eq!(shadow_calls.len(), 3);
-    assert!(shadow_calls.iter().all(|r| r.json().get("stream").and_then(Value::as_bool) != Some(true)));
-    let texts: Vec<String> = shadow_calls.iter().map(|r| r.json()["messages"].to_string()).collect();
-    assert!(texts.iter().any(|t| t.contains("capital of France")), "{texts:?}");
-    assert_eq!(env.metric("switchyard_shadow_total{outcome=\"scored\"}").await, 3.0);
+    assert!(shadow_calls
+        .iter()
+        .all(|r| r.json().get("stream").and_then(Value::as_bool) != Some(true)));
+    let texts: Vec<String> = shadow_calls
+        .iter()
+        .map(|r| r.json()["messages"].to_string())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("capital of France")),
+        "{texts:?}"
+    );
+    assert_eq!(
+        env.metric("switchyard_shadow_total{outcome=\"scored\"}")
+            .await,
+        3.0
+    );
 
     // Ledger rows are written in batches every 100 ms.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -236,11 +261,22 @@ async fn pairs_are_scored_and_stored_without_text_after_the_answer() {
     let mini = entry("gpt-4o-mini");
     assert_eq!(mini["switchyard"]["pricing"]["basis"], "tokens", "{mini}");
     assert_eq!(mini["switchyard"]["measured"]["requests"], 3, "{mini}");
-    assert!(mini["switchyard"]["measured"]["p50_ms"].is_number(), "{mini}");
-    assert_eq!(mini["switchyard"]["agreement"]["pairs_as_candidate"], 3, "{mini}");
-    assert!(mini["switchyard"]["agreement"]["quality_vs_reference"].as_f64().is_some_and(|q| q > 0.9));
+    assert!(
+        mini["switchyard"]["measured"]["p50_ms"].is_number(),
+        "{mini}"
+    );
+    assert_eq!(
+        mini["switchyard"]["agreement"]["pairs_as_candidate"], 3,
+        "{mini}"
+    );
+    assert!(mini["switchyard"]["agreement"]["quality_vs_reference"]
+        .as_f64()
+        .is_some_and(|q| q > 0.9));
     let sonnet = entry("claude-echo");
-    assert_eq!(sonnet["switchyard"]["pricing"]["basis"], "unknown", "{sonnet}");
+    assert_eq!(
+        sonnet["switchyard"]["pricing"]["basis"], "unknown",
+        "{sonnet}"
+    );
 }
 
 #[tokio::test]
@@ -261,13 +297,23 @@ async fn slow_or_failing_shadow_never_delays_or_fails_the_primary() {
     assert_eq!(status, 200, "{v}");
     let pairs = env.wait_pairs(2, Duration::from_secs(10)).await;
     assert_eq!(pairs.len(), 2, "{pairs:#?}");
-    let broken = pairs.iter().find(|p| p.rule == "broken").expect("broken pair");
+    let broken = pairs
+        .iter()
+        .find(|p| p.rule == "broken")
+        .expect("broken pair");
     assert_eq!(broken.shadow_status, 500);
-    assert!(broken.quality.is_none(), "a failed shadow is not a quality signal");
+    assert!(
+        broken.quality.is_none(),
+        "a failed shadow is not a quality signal"
+    );
     let slow = pairs.iter().find(|p| p.rule == "slow").expect("slow pair");
     assert_eq!(slow.shadow_status, 200);
     assert!(slow.shadow.latency_ms >= 2900, "{slow:#?}");
-    assert_eq!(env.metric("switchyard_shadow_total{outcome=\"failed\"}").await, 1.0);
+    assert_eq!(
+        env.metric("switchyard_shadow_total{outcome=\"failed\"}")
+            .await,
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -283,13 +329,19 @@ async fn privacy_critical_content_is_never_shadowed_outside() {
         "Patient John Smith, DOB 1980-02-03, diagnosed with type 2 diabetes: adjust metformin?",
     ];
     for (i, text) in secrets.iter().enumerate() {
-        let dialect = if i % 2 == 0 { Dialect::OpenAi } else { Dialect::Anthropic };
+        let dialect = if i % 2 == 0 {
+            Dialect::OpenAi
+        } else {
+            Dialect::Anthropic
+        };
         let (status, body) = env.chat(dialect, "x", text, i == 2).await;
         assert_eq!(status, 200, "{body}");
     }
     // Positive controls: public content is shadowed on the frontier, and private content
     // between two inside models is compared.
-    let (status, _) = env.chat(Dialect::OpenAi, "x", "What is a prime number?", false).await;
+    let (status, _) = env
+        .chat(Dialect::OpenAi, "x", "What is a prime number?", false)
+        .await;
     assert_eq!(status, 200);
     let body = json!({"model": "x", "messages": [{"role": "user", "content": secrets[0]}]});
     let (status, _) = env.post(Dialect::OpenAi, &body, Some("inside")).await;
@@ -300,7 +352,10 @@ async fn privacy_critical_content_is_never_shadowed_outside() {
     let pairs = env.pairs().await;
     let rules: Vec<&str> = pairs.iter().map(|p| p.rule.as_str()).collect();
     assert_eq!(pairs.len(), 2, "{rules:?}");
-    assert!(rules.contains(&"public") && rules.contains(&"private-inside"), "{rules:?}");
+    assert!(
+        rules.contains(&"public") && rules.contains(&"private-inside"),
+        "{rules:?}"
+    );
     let models = env.upstream_models();
     let frontier_calls: Vec<_> = env
         .mock
@@ -344,12 +399,25 @@ async fn shadow_spend_and_concurrency_are_bounded() {
             .filter(|m| m.as_str() == model)
             .count()
     };
-    assert_eq!(count(&env, "mock-slow-3000"), 1, "{:?}", env.upstream_models());
-    assert_eq!(env.metric("switchyard_shadow_total{outcome=\"skipped_concurrency\"}").await, 7.0);
+    assert_eq!(
+        count(&env, "mock-slow-3000"),
+        1,
+        "{:?}",
+        env.upstream_models()
+    );
+    assert_eq!(
+        env.metric("switchyard_shadow_total{outcome=\"skipped_concurrency\"}")
+            .await,
+        7.0
+    );
     assert_eq!(env.wait_pairs(1, Duration::from_secs(10)).await.len(), 1);
     // With the slot free again, the budget decides: spend stops short of $0.0002.
     let mut sent = 0;
-    while env.metric("switchyard_shadow_total{outcome=\"skipped_budget\"}").await == 0.0 {
+    while env
+        .metric("switchyard_shadow_total{outcome=\"skipped_budget\"}")
+        .await
+        == 0.0
+    {
         assert!(sent < 20, "the budget never stopped a shadow call");
         let before = env.pairs().await.len();
         let body = json!({"model": "x", "messages": [{"role": "user", "content": format!("another question {sent}")}]});
@@ -359,10 +427,22 @@ async fn shadow_spend_and_concurrency_are_bounded() {
         env.wait_pairs(before + 1, Duration::from_millis(500)).await;
     }
     let pairs = env.pairs().await;
-    let spent: i64 = pairs.iter().map(|p| p.shadow.cost_micros + p.judge_cost_micros).sum();
-    assert!(spent <= 200, "shadow spend {spent} µ$ passed the $0.0002 budget");
-    assert!(count(&env, "mock-echo") >= 2, "the budget allowed more than one call");
-    assert!(count(&env, "mock-echo") < sent, "the budget stopped at least one call");
+    let spent: i64 = pairs
+        .iter()
+        .map(|p| p.shadow.cost_micros + p.judge_cost_micros)
+        .sum();
+    assert!(
+        spent <= 200,
+        "shadow spend {spent} µ$ passed the $0.0002 budget"
+    );
+    assert!(
+        count(&env, "mock-echo") >= 2,
+        "the budget allowed more than one call"
+    );
+    assert!(
+        count(&env, "mock-echo") < sent,
+        "the budget stopped at least one call"
+    );
 }
 
 #[tokio::test]
@@ -372,7 +452,9 @@ async fn judge_verdict_decides_quality_and_retention_is_opt_in() {
         "shadow: { judge: { model: mock-say-TIE } }\n",
     )
     .await;
-    let (status, _) = env.chat(Dialect::OpenAi, "x", "Explain recursion briefly.", false).await;
+    let (status, _) = env
+        .chat(Dialect::OpenAi, "x", "Explain recursion briefly.", false)
+        .await;
     assert_eq!(status, 200);
     let pairs = env.wait_pairs(1, Duration::from_secs(10)).await;
     assert_eq!(pairs.len(), 1);
@@ -381,8 +463,14 @@ async fn judge_verdict_decides_quality_and_retention_is_opt_in() {
     assert_eq!(p.judge_model.as_deref(), Some("mock-say-TIE"));
     assert_eq!(p.quality, Some(1.0));
     assert!(p.judge_cost_micros > 0);
-    assert!(p.prompt_text.as_deref().is_some_and(|t| t.contains("recursion")));
-    assert!(p.primary_text.as_deref().is_some_and(|t| t.contains("Echo")));
+    assert!(p
+        .prompt_text
+        .as_deref()
+        .is_some_and(|t| t.contains("recursion")));
+    assert!(p
+        .primary_text
+        .as_deref()
+        .is_some_and(|t| t.contains("Echo")));
     // The judge saw the rubric and both answers.
     let judge = env
         .mock
@@ -392,5 +480,8 @@ async fn judge_verdict_decides_quality_and_retention_is_opt_in() {
         .expect("judge call");
     let sent = judge.json().to_string();
     assert!(sent.contains("Reply with exactly one word"), "{sent}");
-    assert!(sent.contains("[Answer A]") && sent.contains("[Answer B]"), "{sent}");
+    assert!(
+        sent.contains("[Answer A]") && sent.contains("[Answer B]"),
+        "{sent}"
+    );
 }

@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use super::data::{DashboardData, Range};
+use crate::accounting::money::format_usd;
+use crate::accounting::SpendRow;
 use crate::catalog::{CatalogEntry, Pricing};
 use crate::shadow::calibrate::{CurvePoint, NONE_STRONG};
 use crate::shadow::report::{Calibration, CalibrationReport};
-use crate::accounting::money::format_usd;
-use crate::accounting::SpendRow;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {

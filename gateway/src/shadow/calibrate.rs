@@ -114,10 +114,10 @@ pub fn sampled(curve: &[CurvePoint], steps: usize) -> Vec<CurvePoint> {
             let t = k as f64 / steps as f64;
             // The routing at threshold t is the curve point of the smallest distinct
             // difficulty >= t (or the all-weak end).
-            curve.iter().find(|p| p.threshold >= t).map(|p| CurvePoint {
-                threshold: t,
-                ..*p
-            })
+            curve
+                .iter()
+                .find(|p| p.threshold >= t)
+                .map(|p| CurvePoint { threshold: t, ..*p })
         })
         .collect()
 }

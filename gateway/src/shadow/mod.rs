@@ -430,7 +430,9 @@ impl ShadowRunner {
             Some((busy_ms, gpu)) => self.prices.local_cost(busy_ms, gpu),
             // A complete local answer always reports its compute; without it the request
             // is charged at the configured rate for its wall time by the caller's tokens.
-            None => self.prices.local_cost(estimated_local_ms(request, resp), false),
+            None => self
+                .prices
+                .local_cost(estimated_local_ms(request, resp), false),
         }
     }
 
@@ -450,7 +452,10 @@ impl ShadowRunner {
             rec.primary.cost_micros >= rec.shadow.cost_micros
         };
         let format = job.request.response_format.as_ref();
-        let (p_sig, s_sig) = (score::signals(primary, format), score::signals(shadow, format));
+        let (p_sig, s_sig) = (
+            score::signals(primary, format),
+            score::signals(shadow, format),
+        );
         let (p_text, s_text) = (score::answer_text(primary), score::answer_text(shadow));
         let lexical = score::lexical_similarity(&p_text, &s_text);
         let embedding = match &self.embedder {
@@ -517,7 +522,11 @@ impl ShadowRunner {
             return (None, 0);
         }
         let weak_first = draw(0.5);
-        let (a, b) = if weak_first { (weak, strong) } else { (strong, weak) };
+        let (a, b) = if weak_first {
+            (weak, strong)
+        } else {
+            (strong, weak)
+        };
         let mut request = ChatRequest::new(
             cfg.model.clone(),
             vec![

@@ -61,7 +61,13 @@ pub fn build(pairs: &[PairRecord], target: f64) -> CalibrationReport {
     }
     let mut by_team: Vec<Calibration> = teams
         .into_iter()
-        .map(|(team, ps)| group(if team.is_empty() { "(no team)" } else { team }, &ps, target))
+        .map(|(team, ps)| {
+            group(
+                if team.is_empty() { "(no team)" } else { team },
+                &ps,
+                target,
+            )
+        })
         .collect();
     by_team.sort_by(|a, b| b.scored.cmp(&a.scored).then(a.scope.cmp(&b.scope)));
     CalibrationReport {
@@ -72,7 +78,10 @@ pub fn build(pairs: &[PairRecord], target: f64) -> CalibrationReport {
 }
 
 fn group(scope: &str, pairs: &[PairRecord], target: f64) -> Calibration {
-    let scored: Vec<_> = pairs.iter().filter_map(PairRecord::calibration_pair).collect();
+    let scored: Vec<_> = pairs
+        .iter()
+        .filter_map(PairRecord::calibration_pair)
+        .collect();
     let full = curve(&scored);
     let mut shown = sampled(&full, 20);
     if let Some(last) = full.last() {
@@ -288,7 +297,10 @@ mod tests {
             text: "when: { difficulty: { gte: 0.7 } }".into(),
         }];
         let text = render(&r, &lines);
-        assert!(text.contains("Recommended: difficulty threshold 0.500"), "{text}");
+        assert!(
+            text.contains("Recommended: difficulty threshold 0.500"),
+            "{text}"
+        );
         assert!(text.contains("p.yaml:7"), "{text}");
         assert!(text.contains("set the difficulty bound to 0.50"), "{text}");
     }

@@ -327,7 +327,10 @@ mod tests {
         assert!(is_refusal("I'm sorry, but I can't help with that."));
         assert!(is_refusal("I\u{2019}m unable to share that."));
         assert!(!is_refusal("Paris is the capital of France."));
-        let long = format!("{} I cannot help it if the data is wrong.", "x ".repeat(100));
+        let long = format!(
+            "{} I cannot help it if the data is wrong.",
+            "x ".repeat(100)
+        );
         assert!(!is_refusal(&long));
     }
 
@@ -335,7 +338,10 @@ mod tests {
     fn format_validity_follows_the_request() {
         let json = Some(ResponseFormat::JsonObject);
         assert_eq!(format_valid("{\"a\": 1}", json.as_ref()), Some(true));
-        assert_eq!(format_valid("```json\n{\"a\": 1}\n```", json.as_ref()), Some(true));
+        assert_eq!(
+            format_valid("```json\n{\"a\": 1}\n```", json.as_ref()),
+            Some(true)
+        );
         assert_eq!(format_valid("Sure! {\"a\": 1}", json.as_ref()), Some(false));
         assert_eq!(format_valid("```rust\nfn main() {}\n```", None), Some(true));
         assert_eq!(format_valid("```rust\nfn main() {}", None), Some(false));
@@ -352,7 +358,10 @@ mod tests {
             }])
         };
         let s = signals(&call("{\"x\":1}"), None);
-        assert_eq!((s.tool_calls, s.format_ok, s.refusal), (1, Some(true), false));
+        assert_eq!(
+            (s.tool_calls, s.format_ok, s.refusal),
+            (1, Some(true), false)
+        );
         assert_eq!(signals(&call("{x:1"), None).format_ok, Some(false));
     }
 
@@ -393,16 +402,35 @@ mod tests {
         s.judge = Some(Preference::Strong);
         assert_eq!(s.quality(), 0.0);
         // Refusing where the reference answered is worthless.
-        assert_eq!(score("I can't help with that.", "Paris.", Some(0.9)).quality(), 0.0);
-        assert_eq!(score("Paris.", "I can't help with that.", Some(0.1)).quality(), 1.0);
+        assert_eq!(
+            score("I can't help with that.", "Paris.", Some(0.9)).quality(),
+            0.0
+        );
+        assert_eq!(
+            score("Paris.", "I can't help with that.", Some(0.1)).quality(),
+            1.0
+        );
         // Similarity, rescaled.
-        assert_eq!(score("Paris is the capital.", "The capital is Paris.", Some(0.95)).quality(), 1.0);
-        assert_eq!(score("Bananas are yellow.", "The capital is Paris.", Some(0.2)).quality(), 0.0);
+        assert_eq!(
+            score("Paris is the capital.", "The capital is Paris.", Some(0.95)).quality(),
+            1.0
+        );
+        assert_eq!(
+            score("Bananas are yellow.", "The capital is Paris.", Some(0.2)).quality(),
+            0.0
+        );
         let mid = score("The capital is Lyon.", "The capital is Paris.", Some(0.55)).quality();
         assert!((mid - 0.5).abs() < 1e-9, "{mid}");
         // A far shorter answer is discounted.
-        let short = score("Paris", &"Paris is the capital of France. ".repeat(10), Some(0.9));
-        assert!(short.length_ratio < 0.1 && short.quality() < 0.5, "{short:?}");
+        let short = score(
+            "Paris",
+            &"Paris is the capital of France. ".repeat(10),
+            Some(0.9),
+        );
+        assert!(
+            short.length_ratio < 0.1 && short.quality() < 0.5,
+            "{short:?}"
+        );
         // Broken format where the reference's was fine.
         let q = PairScore::new(
             signals(&text("```py\nprint(1)"), None),

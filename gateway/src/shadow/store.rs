@@ -215,8 +215,7 @@ pub async fn load(db: &Db, f: &PairFilter) -> Result<Vec<PairRecord>, StoreError
                 difficulty: from_ppm(row.try_get("difficulty_ppm")?),
                 primary: side("primary")?,
                 shadow: side("shadow")?,
-                shadow_status: u16::try_from(row.try_get::<i64, _>("shadow_status")?)
-                    .unwrap_or(0),
+                shadow_status: u16::try_from(row.try_get::<i64, _>("shadow_status")?).unwrap_or(0),
                 shadow_error: row.try_get("shadow_error")?,
                 primary_is_strong: row.try_get::<i64, _>("primary_is_strong")? != 0,
                 length_ratio: score("length_ratio_ppm")?,

@@ -12,13 +12,14 @@ pub struct Migration {
 /// Arbitrary constant shared by every replica: PostgreSQL serializes migrations on it.
 const PG_LOCK_KEY: i64 = 0x5357_4954_4348;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ledger, daily rollups, virtual keys",
-    statements: &[
-        // Flags are BIGINT 0/1 rather than BOOLEAN so that reports can SUM them on both
-        // engines; absent key/team are '' rather than NULL so they group and form keys.
-        "CREATE TABLE IF NOT EXISTS ledger (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ledger, daily rollups, virtual keys",
+        statements: &[
+            // Flags are BIGINT 0/1 rather than BOOLEAN so that reports can SUM them on both
+            // engines; absent key/team are '' rather than NULL so they group and form keys.
+            "CREATE TABLE IF NOT EXISTS ledger (
             id TEXT PRIMARY KEY,
             ts_ms BIGINT NOT NULL,
             day BIGINT NOT NULL,
@@ -45,8 +46,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             sensitivity TEXT NOT NULL DEFAULT '',
             redactions BIGINT NOT NULL DEFAULT 0
         )",
-        "CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts_ms)",
-        "CREATE TABLE IF NOT EXISTS spend_daily (
+            "CREATE INDEX IF NOT EXISTS ledger_ts ON ledger (ts_ms)",
+            "CREATE TABLE IF NOT EXISTS spend_daily (
             day BIGINT NOT NULL,
             team TEXT NOT NULL,
             key_id TEXT NOT NULL,
@@ -64,7 +65,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             errors BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (day, team, key_id, model, route)
         )",
-        "CREATE TABLE IF NOT EXISTS api_keys (
+            "CREATE TABLE IF NOT EXISTS api_keys (
             id TEXT PRIMARY KEY,
             hash TEXT NOT NULL UNIQUE,
             prefix TEXT NOT NULL,
@@ -77,15 +78,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             revoked_ms BIGINT,
             rotated_ms BIGINT
         )",
-        "CREATE INDEX IF NOT EXISTS api_keys_team ON api_keys (team)",
-    ],
-}, Migration {
-    version: 2,
-    name: "shadow pairs",
-    statements: &[
-        // One row per shadow comparison. Scores are integers in parts per million (the
-        // schema keeps to BIGINT/TEXT); texts are NULL unless a policy allowed retention.
-        "CREATE TABLE IF NOT EXISTS shadow_pairs (
+            "CREATE INDEX IF NOT EXISTS api_keys_team ON api_keys (team)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "shadow pairs",
+        statements: &[
+            // One row per shadow comparison. Scores are integers in parts per million (the
+            // schema keeps to BIGINT/TEXT); texts are NULL unless a policy allowed retention.
+            "CREATE TABLE IF NOT EXISTS shadow_pairs (
             id TEXT PRIMARY KEY,
             request_id TEXT NOT NULL,
             ts_ms BIGINT NOT NULL,
@@ -121,9 +123,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             primary_text TEXT,
             shadow_text TEXT
         )",
-        "CREATE INDEX IF NOT EXISTS shadow_pairs_ts ON shadow_pairs (ts_ms)",
-    ],
-}];
+            "CREATE INDEX IF NOT EXISTS shadow_pairs_ts ON shadow_pairs (ts_ms)",
+        ],
+    },
+];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {
     let is_pg = matches!(db, Db::Postgres(_));

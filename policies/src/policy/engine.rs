@@ -824,7 +824,10 @@ fn plan_shadow(
                 t.model, rule.id
             );
         } else if a.require_commercial_license && !t.commercial_use {
-            why = format!("licence `{}` of `{}` forbids commercial use", t.license, t.model);
+            why = format!(
+                "licence `{}` of `{}` forbids commercial use",
+                t.license, t.model
+            );
         } else if d.chain.first().is_some_and(|p| p.model == t.model) {
             why = format!("`{}` is already the primary model", t.model);
         } else {

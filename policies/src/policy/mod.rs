@@ -19,8 +19,7 @@ pub use catalog::{StaticCatalog, TargetCatalog, TargetInfo};
 pub use compile::{check, compile, compile_str, load_dir, CompiledPolicy, PolicyDir, PolicySource};
 pub use engine::{
     CondTrace, Decision, Facts, RemovedTarget, ResolvedTarget, RuleTrace, ShadowPlan,
-    PRIVACY_BLOCK_MESSAGE,
-    REQUESTED_TARGET,
+    PRIVACY_BLOCK_MESSAGE, REQUESTED_TARGET,
 };
 pub use error::{format_errors, ErrorCode, PolicyError};
 pub use redact::{redact, Redacted, RedactionMap, Restorer};

@@ -395,7 +395,10 @@ pub fn run_tests(
             }
         }
         if let Some(expected) = &e.shadow {
-            let got = decision.shadow.as_ref().map_or("none", |s| s.model.as_str());
+            let got = decision
+                .shadow
+                .as_ref()
+                .map_or("none", |s| s.model.as_str());
             if got != expected {
                 failures.push(format!("shadow: expected `{expected}`, got `{got}`"));
             }

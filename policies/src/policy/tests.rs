@@ -696,28 +696,52 @@ fn shadow_plans_the_other_side_and_never_leaks_privacy_critical_content() {
     let p = policy("rules:\n  - id: easy\n    when: { difficulty: { lt: 0.5 } }\n    route: local\n    shadow: { target: frontier, sample: 0.25 }\n  - id: hard\n    route: frontier\n    shadow: { target: local }\ndefault: { route: local }\n");
     let facts = Facts::default();
     let d = p.decide(&facts, &cls(vec![], 0.2, 10), false);
-    let s = d.shadow.as_ref().expect("easy requests are shadowed on the frontier");
-    assert_eq!((s.model.as_str(), s.external, s.sample), ("claude-sonnet-4-5", true, 0.25));
+    let s = d
+        .shadow
+        .as_ref()
+        .expect("easy requests are shadowed on the frontier");
+    assert_eq!(
+        (s.model.as_str(), s.external, s.sample),
+        ("claude-sonnet-4-5", true, 0.25)
+    );
     assert!(!s.retain_text);
     let d = p.decide(&facts, &cls(vec![], 0.9, 10), false);
-    let s = d.shadow.as_ref().expect("hard requests are shadowed locally");
-    assert_eq!((s.model.as_str(), s.external, s.sample), ("local/smollm2-135m-instruct", false, 0.05));
+    let s = d
+        .shadow
+        .as_ref()
+        .expect("hard requests are shadowed locally");
+    assert_eq!(
+        (s.model.as_str(), s.external, s.sample),
+        ("local/smollm2-135m-instruct", false, 0.05)
+    );
     // Privacy-critical, served locally: the external shadow is dropped, with the reason.
     let phi = vec![finding(Category::Phi, "diagnosis", 0.9)];
     let d = p.decide(&facts, &cls(phi, 0.2, 10), false);
     assert_eq!(models(&d), ["local/smollm2-135m-instruct"]);
     assert!(d.shadow.is_none());
-    assert!(d.shadow_skipped.as_deref().is_some_and(|w| w.contains("privacy-critical")), "{d:?}");
+    assert!(
+        d.shadow_skipped
+            .as_deref()
+            .is_some_and(|w| w.contains("privacy-critical")),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn shadow_of_privacy_critical_content_is_allowed_only_local_to_local() {
     let text = "version: 1\ntargets:\n  local: { model: local/smollm2-135m-instruct }\n  nc: { model: local/research-only }\n  gpt: { model: gpt-4o }\n  redacted-out: { model: gpt-4o }\nrules:\n  - id: both-local\n    when: { team: a }\n    route: local\n    shadow: { target: nc }\n  - id: out-redacted\n    when: { team: b }\n    route: redacted-out\n    redact: [phi]\n    shadow: { target: local }\ndefault: { route: local }\n";
-    let p = compile_str("p.yaml", text, &catalog()).unwrap_or_else(|e| panic!("{}", format_errors(&e)));
+    let p =
+        compile_str("p.yaml", text, &catalog()).unwrap_or_else(|e| panic!("{}", format_errors(&e)));
     let phi = cls(vec![finding(Category::Phi, "diagnosis", 0.9)], 0.5, 10);
-    let team = |t: &str| Facts { team: Some(t.to_string()), ..Facts::default() };
+    let team = |t: &str| Facts {
+        team: Some(t.to_string()),
+        ..Facts::default()
+    };
     let d = p.decide(&team("a"), &phi, false);
-    assert_eq!(d.shadow.as_ref().map(|s| s.model.as_str()), Some("local/research-only"));
+    assert_eq!(
+        d.shadow.as_ref().map(|s| s.model.as_str()),
+        Some("local/research-only")
+    );
     // The primary leaves (redacted): a comparison is optional, so it fails closed.
     let d = p.decide(&team("b"), &phi, false);
     assert!(d.leaves_organization());
@@ -727,23 +751,46 @@ fn shadow_of_privacy_critical_content_is_allowed_only_local_to_local() {
 #[test]
 fn shadow_errors_point_at_the_field() {
     let e = errors(&format!("{TARGETS}rules:\n  - id: a\n    route: local\n    shadow: {{ target: frontierr, sample: 1.5 }}\ndefault: {{ route: local }}\n"));
-    let msgs: Vec<String> = e.iter().map(|e| format!("{}:{} {}", e.line, e.column, e.message)).collect();
-    assert!(msgs.iter().any(|m| m.contains("`sample` is a fraction")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("unknown shadow target `frontierr`")), "{msgs:?}");
-    let unknown = e.iter().find(|e| e.code == ErrorCode::UnknownTarget).expect("unknown target");
+    let msgs: Vec<String> = e
+        .iter()
+        .map(|e| format!("{}:{} {}", e.line, e.column, e.message))
+        .collect();
+    assert!(
+        msgs.iter().any(|m| m.contains("`sample` is a fraction")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("unknown shadow target `frontierr`")),
+        "{msgs:?}"
+    );
+    let unknown = e
+        .iter()
+        .find(|e| e.code == ErrorCode::UnknownTarget)
+        .expect("unknown target");
     assert_eq!(unknown.line, 12);
     assert_eq!(unknown.hint.as_deref(), Some("did you mean `frontier`?"));
     let e = errors(&format!("{TARGETS}rules:\n  - id: a\n    block: no\n    shadow: {{ target: local }}\ndefault: {{ route: local }}\n"));
-    assert!(e.iter().any(|e| e.message.contains("a blocked request has none")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("a blocked request has none")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn shadow_is_never_the_primary_model_and_honours_require_local() {
     let p = policy("rules:\n  - id: same\n    when: { team: s }\n    route: local\n    shadow: { target: local }\n  - id: strict\n    when: { team: r }\n    route: local\n    require_local: true\n    shadow: { target: frontier-then-local, sample: 1 }\ndefault: { route: local }\n");
-    let team = |t: &str| Facts { team: Some(t.to_string()), ..Facts::default() };
+    let team = |t: &str| Facts {
+        team: Some(t.to_string()),
+        ..Facts::default()
+    };
     let d = p.decide(&team("s"), &cls(vec![], 0.5, 10), false);
     assert!(d.shadow.is_none());
-    assert!(d.shadow_skipped.as_deref().is_some_and(|w| w.contains("already the primary")));
+    assert!(d
+        .shadow_skipped
+        .as_deref()
+        .is_some_and(|w| w.contains("already the primary")));
     let d = p.decide(&team("r"), &cls(vec![], 0.5, 10), false);
     assert!(d.shadow.is_none(), "{d:?}");
 }
