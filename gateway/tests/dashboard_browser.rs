@@ -148,8 +148,60 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
         ledger.record(r);
     }
     ledger.flush().await.expect("flush");
+    // Shadow pairs with a known optimum: the local model matches the frontier below
+    // difficulty 0.5 and fails above it. At the dashboard's 95% target two of the twenty
+    // hard requests may stay local: the threshold is 0.55.
+    for i in 0..40 {
+        let d = f64::from(i) / 40.0;
+        let pair = switchyard::shadow::store::PairRecord {
+            id: format!("pair{i}"),
+            request_id: format!("req{i}"),
+            ts_ms: now - 120_000,
+            team: if i % 2 == 0 { "search" } else { "ads" }.into(),
+            difficulty: d,
+            primary: switchyard::shadow::store::Side {
+                model: "qwen2.5-0.5b".into(),
+                cost_micros: 10,
+                ..Default::default()
+            },
+            shadow: switchyard::shadow::store::Side {
+                model: "gpt-4o".into(),
+                external: true,
+                cost_micros: 1_000,
+                ..Default::default()
+            },
+            shadow_status: 200,
+            quality: Some(if d < 0.5 { 1.0 } else { 0.0 }),
+            ..Default::default()
+        };
+        switchyard::shadow::store::insert(&db, &pair)
+            .await
+            .expect("pair");
+    }
 
+    let catalog = Arc::new(switchyard::catalog::Catalog::new(
+        Some(db.clone()),
+        Arc::new(switchyard::accounting::PriceCatalog::builtin()),
+    ));
     let mut state = DashboardState::new(Some(db), Some(TOKEN.into()));
+    state.catalog = Some(Arc::new(move || {
+        let catalog = catalog.clone();
+        Box::pin(async move {
+            let models = [
+                switchyard::routing::ModelInfo {
+                    id: "gpt-4o".into(),
+                    owned_by: "openai".into(),
+                    metadata: None,
+                },
+                switchyard::routing::ModelInfo {
+                    id: "qwen2.5-0.5b".into(),
+                    owned_by: "local".into(),
+                    metadata: Some(serde_json::json!({"license": "Apache-2.0"})),
+                },
+            ];
+            catalog.entries(&models).await
+        })
+    }));
     state.policy_status =
         Arc::new(|| serde_json::json!({"source": "policies/", "version": 3, "last_error": null}));
     state.budget_for = Arc::new(|team| (team == "search").then_some(10_000_000));
@@ -239,10 +291,36 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
             search.find(Locator::Css("td.cost")).await?.text().await?,
             "$2.006000"
         );
+        assert!(text("calibration-summary").await?.contains("40 pairs"));
         let policy = text("policy").await?;
         assert!(policy.contains("\"version\": 3"), "{policy}");
         let svgs = client.find_all(Locator::Css("#cost-chart svg")).await?;
         assert_eq!(svgs.len(), 1);
+
+        // Model comparison: measured from the ledger, agreement from the shadow pairs.
+        let row = |sel: &'static str| {
+            let client = client.clone();
+            async move { client.find(Locator::Css(sel)).await?.text().await }
+        };
+        let local = row("#catalog tr[data-model='qwen2.5-0.5b']").await?;
+        assert!(
+            local.contains("in-process") && local.contains("Apache-2.0"),
+            "{local}"
+        );
+        // 20 of the 40 candidate pairs agree.
+        assert_eq!(
+            row("#catalog tr[data-model='qwen2.5-0.5b'] td.quality").await?,
+            "50.0%"
+        );
+        let frontier = row("#catalog tr[data-model='gpt-4o']").await?;
+        assert!(frontier.contains("$2.50 / $10.00 per M tok"), "{frontier}");
+        // Calibration: the recommended threshold per scope, with its curve.
+        assert_eq!(
+            row("#calibration tr[data-scope='all'] td.threshold").await?,
+            "0.55"
+        );
+        let curves = client.find_all(Locator::Css("#calibration svg")).await?;
+        assert_eq!(curves.len(), 3, "overall plus the two teams");
 
         // The range selector keeps the session (HttpOnly cookie) and re-renders.
         client
