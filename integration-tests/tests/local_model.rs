@@ -247,3 +247,91 @@ async fn missing_model_directory_is_a_clear_startup_error() {
     assert!(err.contains("/nonexistent/switchyard-model"), "{err}");
     assert!(err.contains("setup-models.sh"), "{err}");
 }
+
+/// Shadow evaluation between the in-process model and a frontier API, both ways: the
+/// local side is charged its measured compute, the pair is scored with the local
+/// sentence encoder, and nothing is stored as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_pairs_compare_local_and_frontier_both_ways() {
+    use switchyard::shadow::store::{load, PairFilter};
+    let mock = switchyard_it::mock::MockUpstream::start().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-local-shadow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("policy dir");
+    std::fs::write(
+        dir.join("policy.yaml"),
+        format!(
+            "version: 1\ntargets:\n  local: {{ model: {MODEL} }}\n  frontier: {{ model: gpt-4o-mini }}\nrules:\n  - id: hard\n    when: {{ team: hard }}\n    route: frontier\n    shadow: {{ target: local, sample: 1 }}\ndefault:\n  route: local\n  shadow: {{ target: frontier, sample: 1 }}\n"
+        ),
+    )
+    .expect("policy");
+    let base = gateway_yaml();
+    let db_url = base
+        .split("database_url: \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("db url")
+        .to_string();
+    let minilm = local_runtime::default_model_dir("all-minilm-l6-v2");
+    let yaml = format!(
+        "{base}embedding_model: {{ name: local/all-minilm-l6-v2, dir: {:?} }}\npolicy_dir: {:?}\nproviders:\n  - name: mock-openai\n    kind: openai\n    base_url: \"http://{}/v1\"\n    api_key: \"{}\"\n    models: [\"gpt-*\"]\n",
+        minilm.display().to_string(),
+        dir.display().to_string(),
+        mock.addr,
+        switchyard_it::harness::OPENAI_PROVIDER_KEY,
+    );
+    let gw = start_gateway(&yaml).await.expect("gateway starts");
+    let client = http_client();
+    let url = format!("http://{}{}", gw.addr, Dialect::OpenAi.path());
+    let r = post_json(
+        &client,
+        &url,
+        Dialect::OpenAi,
+        &question(Dialect::OpenAi, json!({})),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(r.json["choices"][0]["message"]["content"], ANSWER);
+    let r = client
+        .post(&url)
+        .header("x-switchyard-team", "hard")
+        .json(&question(Dialect::OpenAi, json!({})))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let db = switchyard::store::Db::connect(&db_url).await.expect("db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let pairs = loop {
+        let pairs = load(&db, &PairFilter::default()).await.expect("pairs");
+        if pairs.len() >= 2 || std::time::Instant::now() > deadline {
+            break pairs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(pairs.len(), 2, "{pairs:#?}");
+    for p in &pairs {
+        assert_eq!(p.shadow_status, 200, "{p:#?}");
+        // The external side is the reference; the local side is the candidate.
+        let (weak, strong) = (p.weak(), p.strong());
+        assert_eq!(weak.model, MODEL, "{p:#?}");
+        assert_eq!(strong.model, "gpt-4o-mini");
+        assert!(weak.cost_micros > 0, "local compute is charged: {p:#?}");
+        assert!(
+            p.embedding.is_some(),
+            "scored with the local encoder: {p:#?}"
+        );
+        assert!(p.quality.is_some_and(|q| (0.0..=1.0).contains(&q)));
+        assert!(p.prompt_text.is_none());
+    }
+    let local_primary = pairs
+        .iter()
+        .find(|p| p.rule == "default")
+        .expect("default pair");
+    assert_eq!(local_primary.primary.model, MODEL);
+    let frontier_primary = pairs.iter().find(|p| p.rule == "hard").expect("hard pair");
+    assert_eq!(frontier_primary.shadow.model, MODEL);
+    db.close().await;
+    gw.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

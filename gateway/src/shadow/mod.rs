@@ -253,8 +253,14 @@ impl ShadowRunner {
         let mut request = request.clone();
         request.stream = false;
         request.include_usage = false;
-        let cap = self.cfg.max_output_tokens;
-        request.sampling.max_tokens = Some(request.sampling.max_tokens.map_or(cap, |m| m.min(cap)));
+        // An API call's output is capped so its reservation bounds its cost; the local
+        // model keeps the client's setting (its default fits the context window, and its
+        // cost is measured compute, not tokens).
+        if route.provider.is_external() {
+            let cap = self.cfg.max_output_tokens;
+            request.sampling.max_tokens =
+                Some(request.sampling.max_tokens.map_or(cap, |m| m.min(cap)));
+        }
         Some(ShadowJob {
             request,
             route,
