@@ -1,5 +1,7 @@
 //! Upstream resilience: retries with backoff before anything reached the client,
-//! `retry-after` honoured only when short, and a circuit breaker per provider and model.
+//! `retry-after` honoured only when short, a circuit breaker per provider, endpoint and
+//! model; and providers with several endpoints (two mock upstreams): exact weighted
+//! split, a key per endpoint, failover, 429 cool-down, health in `/readyz` and metrics.
 
 use std::time::Duration;
 
