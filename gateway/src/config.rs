@@ -35,6 +35,9 @@ pub struct Config {
     /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Serve HTTPS on `listen` with this certificate (PEM); plain HTTP without it.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Largest accepted request body; larger ones get 413 in the client's dialect.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -105,6 +108,74 @@ impl EmbeddingModelConfig {
     }
 }
 
+/// Certificate chain and private key for the HTTPS listener, both PEM files read once
+/// at start-up (see `tls.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Leaf certificate first, then any intermediates.
+    pub cert_file: PathBuf,
+    /// PKCS#8, PKCS#1 (RSA) or SEC1 (EC) private key.
+    pub key_file: PathBuf,
+}
+
+/// A key from the config: its `Debug` never shows it, so a logged config cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// At most this many endpoints per provider (attempts track them in a 64-bit set).
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// One backend of a provider with several (`endpoints:`): another base URL, another
+/// key, or both. What is absent is inherited from the provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Shown in `/readyz` and metric labels; defaults to the endpoint's index ("0", "1"…).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Share of the provider's calls (smooth weighted round-robin); 0 drains it.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// An endpoint with everything inherited filled in, as the providers use it.
+#[derive(Debug, Clone)]
+pub struct ResolvedEndpoint {
+    pub label: String,
+    /// Without a trailing `/`.
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub weight: u32,
+}
+
 fn default_policy_reload_ms() -> u64 {
     1000
 }
@@ -151,10 +222,14 @@ pub struct ProviderConfig {
     pub base_url: Option<String>,
     /// The key itself. Prefer `api_key_env` so secrets stay out of files.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Name of the environment variable holding the key (read once at start-up).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Several backends (base URLs and/or keys) sharing this provider's calls by weight;
+    /// without it the provider is one endpoint made of `base_url` and the key above.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointConfig>,
     /// Whole-request deadline for non-streaming calls; for streams, the deadline for the
     /// response head and for each gap between chunks.
     #[serde(default = "default_timeout_ms")]
@@ -263,14 +338,113 @@ impl ProviderConfig {
 
     /// The key, resolved from `api_key` or `api_key_env`. `None` is allowed: some
     /// OpenAI-compatible servers (Ollama, vLLM) need no key.
-    pub fn resolve_api_key(&self) -> Option<String> {
-        if let Some(key) = &self.api_key {
-            return Some(key.clone());
+    pub fn resolve_api_key(&self) -> Option<Secret> {
+        resolve_key(self.api_key.as_ref(), self.api_key_env.as_ref())
+    }
+
+    /// The endpoints calls are spread over, in config order: the `endpoints:` list with
+    /// the provider's base URL and key filled in where an entry has none, or the
+    /// provider itself as endpoint "0". Reads key variables: call it at start-up only.
+    pub fn resolved_endpoints(&self) -> Vec<ResolvedEndpoint> {
+        if self.endpoints.is_empty() {
+            return vec![ResolvedEndpoint {
+                label: "0".into(),
+                base_url: self.base_url().to_string(),
+                api_key: self.resolve_api_key(),
+                weight: 1,
+            }];
         }
-        self.api_key_env
-            .as_ref()
-            .and_then(|var| std::env::var(var).ok())
-            .filter(|k| !k.is_empty())
+        self.endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ResolvedEndpoint {
+                label: endpoint_label(i, e),
+                base_url: e
+                    .base_url
+                    .as_deref()
+                    .map_or_else(|| self.base_url(), |u| u.trim_end_matches('/'))
+                    .to_string(),
+                api_key: if e.api_key.is_some() || e.api_key_env.is_some() {
+                    resolve_key(e.api_key.as_ref(), e.api_key_env.as_ref())
+                } else {
+                    self.resolve_api_key()
+                },
+                weight: e.weight,
+            })
+            .collect()
+    }
+
+    fn validate_endpoints(&self) -> Result<(), String> {
+        if self.endpoints.is_empty() {
+            return Ok(());
+        }
+        let name = &self.name;
+        if self.endpoints.len() > MAX_ENDPOINTS {
+            return Err(format!(
+                "provider {name:?}: at most {MAX_ENDPOINTS} endpoints are supported"
+            ));
+        }
+        let mut labels = std::collections::HashSet::new();
+        let mut total: u64 = 0;
+        for (i, e) in self.endpoints.iter().enumerate() {
+            let label = endpoint_label(i, e);
+            if let Some(n) = &e.name {
+                let ok_chars = n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if n.is_empty() || n.len() > 64 || !ok_chars {
+                    return Err(format!(
+                        "provider {name:?}: endpoint name {n:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+                    ));
+                }
+            }
+            if !labels.insert(label.clone()) {
+                return Err(format!(
+                    "provider {name:?}: endpoint name {label:?} is used twice (unnamed endpoints are named by their index)"
+                ));
+            }
+            if let Some(url) = &e.base_url {
+                check_url(url).map_err(|m| {
+                    format!("provider {name:?}: endpoint {label:?}: base_url {url:?} {m}")
+                })?;
+            }
+            if e.api_key.is_some() && e.api_key_env.is_some() {
+                return Err(format!(
+                    "provider {name:?}: endpoint {label:?}: set api_key or api_key_env, not both"
+                ));
+            }
+            total += u64::from(e.weight);
+        }
+        if total == 0 {
+            return Err(format!(
+                "provider {name:?}: the weights of its endpoints add up to 0; give at least one a weight above 0"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn endpoint_label(index: usize, e: &EndpointConfig) -> String {
+    e.name.clone().unwrap_or_else(|| index.to_string())
+}
+
+fn resolve_key(key: Option<&Secret>, env: Option<&String>) -> Option<Secret> {
+    if let Some(key) = key {
+        return Some(key.clone());
+    }
+    env.and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.is_empty())
+        .map(Secret)
+}
+
+/// An absolute http(s) URL with a host; the error completes "base_url X …".
+fn check_url(url: &str) -> Result<(), &'static str> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("must start with http:// or https://");
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err("is not a valid URL"),
     }
 }
 
@@ -322,13 +496,10 @@ impl Config {
                 return Err(invalid(format!("provider name {:?} is used twice", p.name)));
             }
             if let Some(url) = &p.base_url {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid(format!(
-                        "provider {:?}: base_url {url:?} must start with http:// or https://",
-                        p.name
-                    )));
-                }
+                check_url(url)
+                    .map_err(|m| invalid(format!("provider {:?}: base_url {url:?} {m}", p.name)))?;
             }
+            p.validate_endpoints().map_err(invalid)?;
             if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
                 return Err(invalid(format!(
                     "provider {:?}: timeouts must be greater than 0",
@@ -369,6 +540,7 @@ impl Config {
                 base_url: openai_base,
                 api_key: None,
                 api_key_env: Some("OPENAI_API_KEY".into()),
+                endpoints: Vec::new(),
                 timeout_ms: default_timeout_ms(),
                 connect_timeout_ms: default_connect_timeout_ms(),
                 models: ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "ft:*"]
@@ -391,6 +563,7 @@ impl Config {
                 base_url: anthropic_base,
                 api_key: None,
                 api_key_env: Some("ANTHROPIC_API_KEY".into()),
+                endpoints: Vec::new(),
                 timeout_ms: default_timeout_ms(),
                 connect_timeout_ms: default_connect_timeout_ms(),
                 models: vec!["claude-*".into()],
@@ -417,6 +590,7 @@ impl Config {
         let embedding_model = minilm.dir.join("model.onnx").exists().then_some(minilm);
         Config {
             listen: default_listen(),
+            tls: None,
             max_body_bytes: default_max_body_bytes(),
             max_sse_event_bytes: default_max_sse_event_bytes(),
             max_concurrent_requests: default_max_concurrent_requests(),
@@ -490,6 +664,94 @@ providers:
             Config::from_yaml_str(url),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn endpoints_inherit_url_and_key_from_their_provider() {
+        let cfg = Config::from_yaml_str(
+            r#"
+providers:
+  - name: pool
+    kind: openai
+    base_url: "http://10.0.0.1/v1/"
+    api_key: sk-provider
+    endpoints:
+      - { name: east, weight: 3 }
+      - { base_url: "http://10.0.0.2/v1", api_key: sk-second }
+"#,
+        )
+        .unwrap();
+        let e = cfg.providers[0].resolved_endpoints();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].label.as_str(), e[0].base_url.as_str(), e[0].weight),
+            ("east", "http://10.0.0.1/v1", 3)
+        );
+        assert_eq!(e[0].api_key, Some(Secret::new("sk-provider")));
+        assert_eq!(
+            (e[1].label.as_str(), e[1].base_url.as_str(), e[1].weight),
+            ("1", "http://10.0.0.2/v1", 1)
+        );
+        assert_eq!(e[1].api_key, Some(Secret::new("sk-second")));
+        let shown = format!("{cfg:?} {e:?}");
+        assert!(
+            !shown.contains("sk-second") && !shown.contains("sk-provider"),
+            "{shown}"
+        );
+        // Without `endpoints:` the provider itself is endpoint "0".
+        let single = Config::from_yaml_str("providers:\n  - {name: a, kind: anthropic}\n")
+            .unwrap()
+            .providers[0]
+            .resolved_endpoints();
+        assert_eq!(single.len(), 1);
+        assert_eq!(single[0].label, "0");
+        assert_eq!(single[0].base_url, "https://api.anthropic.com");
+    }
+
+    #[test]
+    fn bad_endpoints_are_rejected_with_the_reason() {
+        let err = |yaml: &str| match Config::from_yaml_str(yaml) {
+            Err(ConfigError::Invalid { message, .. }) => message,
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let zero =
+            err("providers:\n  - {name: p, kind: openai, endpoints: [{weight: 0}, {weight: 0}]}\n");
+        assert!(zero.contains("add up to 0"), "{zero}");
+        let url =
+            err("providers:\n  - {name: p, kind: openai, endpoints: [{base_url: 'http://'}]}\n");
+        assert!(
+            url.contains("endpoint \"0\"") && url.contains("not a valid URL"),
+            "{url}"
+        );
+        let scheme =
+            err("providers:\n  - {name: p, kind: openai, endpoints: [{base_url: 'ftp://x'}]}\n");
+        assert!(scheme.contains("http://"), "{scheme}");
+        let dup = err("providers:\n  - {name: p, kind: openai, endpoints: [{name: '1'}, {}]}\n");
+        assert!(dup.contains("used twice"), "{dup}");
+        let name = err("providers:\n  - {name: p, kind: openai, endpoints: [{name: 'a b'}]}\n");
+        assert!(name.contains("letters, digits"), "{name}");
+        let both = err(
+            "providers:\n  - {name: p, kind: openai, endpoints: [{api_key: k, api_key_env: K}]}\n",
+        );
+        assert!(both.contains("not both"), "{both}");
+        assert!(
+            !both.contains(": k"),
+            "the key itself is never quoted: {both}"
+        );
+        // One drained endpoint is fine as long as another takes calls.
+        Config::from_yaml_str(
+            "providers:\n  - {name: p, kind: openai, endpoints: [{weight: 0}, {weight: 2}]}\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn tls_section_parses() {
+        let cfg =
+            Config::from_yaml_str("tls: {cert_file: /a/cert.pem, key_file: /a/key.pem}\n").unwrap();
+        let tls = cfg.tls.unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("/a/cert.pem"));
+        assert!(Config::from_yaml_str("tls: {cert_file: /a/cert.pem}\n").is_err());
     }
 
     #[test]

@@ -23,4 +23,5 @@ pub mod server;
 pub mod shadow;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod volume;

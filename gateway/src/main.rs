@@ -228,6 +228,12 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Before anything slow, so a bad certificate fails the start at once.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(switchyard::tls::acceptor)
+            .transpose()?;
         let state = Arc::new(server::AppState::build(&config).await?);
         state.start_gauges();
         if config.policy_dir.is_none() {
@@ -235,6 +241,12 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         }
         for p in &config.providers {
             tracing::info!(provider = %p.name, kind = ?p.kind, base_url = %p.base_url(), models = ?p.models, "provider configured");
+            if !p.endpoints.is_empty() {
+                // Names, URLs and weights only: keys are never logged.
+                for e in p.resolved_endpoints() {
+                    tracing::info!(provider = %p.name, endpoint = %e.label, base_url = %e.base_url, weight = e.weight, "endpoint configured");
+                }
+            }
         }
         if config.providers.is_empty() {
             tracing::warn!("no providers configured: set OPENAI_API_KEY/OPENAI_BASE_URL or ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, or pass --config");
@@ -247,11 +259,12 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         let listener = server::bind(&config.listen).await?;
         let addr = listener.local_addr()?;
         // Printed on stdout so scripts and tests can find a port chosen with :0.
-        println!("switchyard listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("switchyard listening on {scheme}://{addr}");
         // Stop accepting on SIGTERM/Ctrl-C, let in-flight requests and streams finish,
         // but only for `shutdown_grace_ms`: a stuck stream must not block a deploy.
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = server::serve_on(listener, state.clone(), async move {
+        let serve = server::serve_with(listener, tls, state.clone(), async move {
             shutdown_signal().await;
             let _ = stopping_tx.send(());
         });
@@ -314,6 +327,22 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
             p.kind,
             p.base_url(),
             p.models
+        );
+        if !p.endpoints.is_empty() {
+            for e in p.resolved_endpoints() {
+                println!(
+                    "    endpoint {} {} weight={}",
+                    e.label, e.base_url, e.weight
+                );
+            }
+        }
+    }
+    if let Some(tls) = &config.tls {
+        switchyard::tls::acceptor(tls)?;
+        println!(
+            "  tls: {} + {}",
+            tls.cert_file.display(),
+            tls.key_file.display()
         );
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! What happens after an answer: cost, budget settlement, cache fill, the ledger record
 //! and metrics. One `Tracker` follows each model request and is finished exactly once —
 //! when a complete answer is rendered, when a stream ends (or breaks, or the client
-//! goes away: the stream tap finishes it on drop), or when the request fails.
+//! goes away: the stream tap finishes it on drop), when the request fails, or when the
+//! client goes away before an answer started (the request's future is dropped, and the
+//! tracker with it).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,6 +48,8 @@ pub struct Tracker {
     shadow: Option<ShadowJob>,
     /// The complete answer (redacted form), kept only when a shadow job waits for it.
     shadow_primary: Option<ChatResponse>,
+    /// Recorded already; a tracker is recorded exactly once.
+    finished: bool,
 }
 
 impl Tracker {
@@ -65,6 +69,7 @@ impl Tracker {
             route_kind: "none",
             shadow: None,
             shadow_primary: None,
+            finished: false,
         }
     }
 
@@ -197,6 +202,13 @@ impl Tracker {
     }
 
     fn finish(mut self, status: u16, error_kind: Option<String>) {
+        self.record(status, error_kind);
+    }
+
+    fn record(&mut self, status: u16, error_kind: Option<String>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let _span = crate::telemetry::spans::accounting().entered();
         let latency = self.started.elapsed();
         self.rec.status = status;
@@ -249,6 +261,14 @@ impl Tracker {
         if let Some(ledger) = &self.state.ledger {
             ledger.record(std::mem::take(&mut self.rec));
         }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        // Dropped unfinished: the client went away before an answer started (hyper drops
+        // the request's future), e.g. while the upstream was still thinking.
+        self.record(CLIENT_CLOSED, Some("client_closed".into()));
     }
 }
 

@@ -130,6 +130,11 @@ impl ModelMap {
             })
     }
 
+    /// Every provider, in config order (local models first).
+    pub fn providers(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.entries.iter().map(|(p, _)| p)
+    }
+
     pub fn is_local(&self, model: &str) -> bool {
         self.resolve(model)
             .map(|r| !r.provider.is_external())

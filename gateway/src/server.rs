@@ -33,6 +33,7 @@ use crate::dialects::{anthropic, openai};
 use crate::limits::{Admission, Limiter, Subject};
 use crate::outcome::{StreamTap, Tracker};
 use crate::policy_runtime::PolicyHandle;
+use crate::providers::attempts::{Attempts, Next};
 use crate::providers::resilience::{is_retryable, Breakers};
 use crate::providers::{self, local::LocalProvider, Call, EventStream, ForwardHeaders};
 use crate::routing::{LocalModelInfo, ModelMap, PolicyRouter, RoutePlan};
@@ -152,6 +153,11 @@ impl AppState {
             Some(db.clone()),
             prices.clone(),
         ));
+        for provider in core.router.models.providers() {
+            if let Some(pool) = provider.pool() {
+                metrics.register_backend(provider.name(), pool.names().map(|n| &**n));
+            }
+        }
         let reload_metrics = metrics.clone();
         core.router
             .policy
@@ -395,6 +401,8 @@ impl Drop for RunningServer {
 
 /// Binds `config.listen` and serves in a background task.
 pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
+    // Before anything slow, so a bad certificate fails the start at once.
+    let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let state = Arc::new(AppState::build(&config).await?);
     state.start_gauges();
     let watcher = state
@@ -404,7 +412,7 @@ pub async fn spawn(config: Config) -> anyhow::Result<RunningServer> {
     let listener = bind(&config.listen).await?;
     let addr = listener.local_addr()?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve_on(listener, state.clone(), async move {
+    let task = tokio::spawn(serve_with(listener, tls, state.clone(), async move {
         let _ = rx.await;
     }));
     Ok(RunningServer {
@@ -436,6 +444,24 @@ pub async fn serve_on(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// `serve_on`, over TLS when an acceptor (`tls::acceptor`) is given.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve_on(listener, state, shutdown).await,
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app(state))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn chat_completions(
@@ -792,8 +818,9 @@ enum Served {
 }
 
 /// Tries the plan's targets in order. A target that fails before anything reached the
-/// client (connect errors, timeouts, 429, 5xx) is retried with backoff per its provider's
-/// policy, then hands over to the next target; open circuits are skipped.
+/// client (connect errors, timeouts, 429, 5xx) is retried per its provider's policy —
+/// first on the provider's other endpoints, then with backoff (`providers::attempts`) —
+/// then hands over to the next target; open circuits are skipped.
 async fn dispatch<'p>(
     state: &AppState,
     request: &ChatRequest,
@@ -802,49 +829,44 @@ async fn dispatch<'p>(
 ) -> Result<(Served, &'p crate::routing::Route), GatewayError> {
     let mut last_error = None;
     for (i, route) in plan.routes.iter().enumerate() {
-        let circuit = format!("{}/{}", route.provider.name(), route.upstream_model);
-        let retry = route.provider.retry_policy();
-        let mut attempt = 0;
+        let mut attempts = Attempts::new(
+            &state.breakers,
+            &state.metrics,
+            route.provider.as_ref(),
+            &route.upstream_model,
+        );
+        let mut failure = None;
         let result = loop {
-            // Checked before every attempt: another request may have opened the circuit.
-            let probe = match state.breakers.admit(&circuit) {
-                Some(probe) => probe,
-                None => {
-                    break Err(GatewayError::Overloaded(format!(
+            let Some(pick) = attempts.choose() else {
+                // Every circuit for this target is open (perhaps by this very request).
+                break Err(failure.take().unwrap_or_else(|| {
+                    GatewayError::Overloaded(format!(
                         "{}: circuit open after repeated failures; retry later",
                         route.model
-                    )))
-                }
+                    ))
+                }));
             };
             let span = if route.provider.is_external() {
                 spans::provider_call(route.provider.name(), &route.upstream_model, request.stream)
             } else {
                 spans::local_generation(&route.model, request.stream)
             };
-            let result = call_once(request, forward, route).instrument(span).await;
+            let result = call_once(request, forward, route, pick.endpoint)
+                .instrument(span)
+                .await;
             match result {
-                Err(e) => {
-                    attempt += 1;
-                    // A half-open circuit's probe is one call, not a burst of retries.
-                    let delay = if probe {
-                        None
-                    } else {
-                        retry.delay(attempt, &e)
-                    };
-                    match delay {
-                        Some(delay) => {
-                            tracing::info!(model = %route.model, attempt, ?delay, error = %e, "retrying");
+                Err(e) => match attempts.failed(&pick, &e) {
+                    Next::Retry(delay) => {
+                        tracing::info!(model = %route.model, endpoint = %pick.name, attempt = attempts.made(), ?delay, error = %e, "retrying");
+                        if !delay.is_zero() {
                             tokio::time::sleep(delay).await;
                         }
-                        None => {
-                            // One request's outcome counts once, however often it was retried.
-                            state.breakers.record(&circuit, Err(&e));
-                            break Err(e);
-                        }
+                        failure = Some(e);
                     }
-                }
+                    Next::GiveUp => break Err(e),
+                },
                 ok => {
-                    state.breakers.record(&circuit, Ok(()));
+                    attempts.succeeded(&pick);
                     break ok;
                 }
             }
@@ -867,6 +889,7 @@ async fn call_once(
     request: &ChatRequest,
     forward: &ForwardHeaders,
     route: &crate::routing::Route,
+    endpoint: usize,
 ) -> Result<Served, GatewayError> {
     let call = Call {
         request,
@@ -874,7 +897,7 @@ async fn call_once(
         headers: forward,
     };
     if request.stream {
-        let mut events = route.provider.stream(call).await?;
+        let mut events = route.provider.stream_on(endpoint, call).await?;
         match events.next().await {
             Some(Ok(first)) => Ok(Served::Stream(first, events)),
             Some(Err(e)) => Err(e),
@@ -884,7 +907,11 @@ async fn call_once(
             }),
         }
     } else {
-        route.provider.chat(call).await.map(Served::Complete)
+        route
+            .provider
+            .chat_on(endpoint, call)
+            .await
+            .map(Served::Complete)
     }
 }
 
@@ -1252,9 +1279,24 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         })
         .collect();
     let policy = state.router.policy.status();
+    let backends: Vec<_> = state
+        .router
+        .models
+        .providers()
+        .filter_map(|p| {
+            p.pool().map(|pool| {
+                pool.report(
+                    p.name(),
+                    p.kind(),
+                    state.breakers.threshold(),
+                    state.breakers.cooldown(),
+                )
+            })
+        })
+        .collect();
     json_response(
         StatusCode::OK,
-        json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local, "circuits": state.breakers.report(),
+        json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local, "circuits": state.breakers.report(), "backends": backends,
                "policy": {"source": policy.source, "version": policy.version, "last_error": policy.last_error}}),
     )
 }

@@ -252,3 +252,54 @@ fn calibrate_prints_the_curve_and_the_threshold_to_set() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("between 0 and 1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_config_and_serve_name_a_bad_tls_file_and_show_endpoints_without_keys() {
+    let dir = std::env::temp_dir().join(format!("sy-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: \"127.0.0.1:0\"\ntls: {{ cert_file: {:?}, key_file: {:?} }}\nproviders:\n  - name: pool\n    kind: openai\n    api_key: sk-cli-secret-1\n    models: [\"gpt-*\"]\n    endpoints:\n      - {{ name: east, base_url: \"http://10.0.0.1/v1\", weight: 3 }}\n      - {{ base_url: \"http://10.0.0.2/v1\", api_key: sk-cli-secret-2 }}\n",
+            dir.join("absent-cert.pem").display().to_string(),
+            dir.join("absent-key.pem").display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("absent-cert.pem"), "{stderr}");
+    assert!(
+        stdout.contains("endpoint east http://10.0.0.1/v1 weight=3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("endpoint 1 http://10.0.0.2/v1 weight=1"),
+        "{stdout}"
+    );
+    assert!(
+        !format!("{stdout}{stderr}").contains("sk-cli-secret"),
+        "{stdout}{stderr}"
+    );
+
+    // `serve` refuses to start, naming the file, before binding anything.
+    let out = bin()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("OTEL_SDK_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("absent-cert.pem"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -123,6 +123,7 @@ impl Stack {
             openai_key: OPENAI_PROVIDER_KEY.into(),
             anthropic_key: ANTHROPIC_PROVIDER_KEY.into(),
             record: opts.record,
+            ..MockConfig::default()
         })
         .await;
         let yaml = gateway_yaml(mock.addr, &opts);

@@ -49,6 +49,11 @@
 //! | `mock-stall`          | streams the first frames (OpenAI 3, Anthropic 4), then sends nothing more but keeps the connection open (for stream idle timeouts); non-stream: like `mock-hang` |
 //! | `mock-hang`           | never answers (for timeout tests); the handler notices when the caller gives up |
 //! | `mock-say-WORD`       | answers exactly `WORD` instead of the echo (e.g. a judge's `TIE`) |
+//! | `mock-once-500`       | the first request with a given model and messages gets a 500, the same request again is answered (a failure a retry cures) |
+//! | `mock-once-429`       | likewise with a 429 carrying `retry-after: 0.05` |
+//!
+//! [`MockConfig::always`] adds a trigger to every model name, e.g. `mock-500` for an
+//! upstream that fails whatever it is asked (one of several endpoints going bad).
 //!
 //! Trigger words in the last user message (text):
 //!
@@ -93,6 +98,9 @@ pub struct MockConfig {
     pub anthropic_key: String,
     /// Record requests (disable for load tests to keep memory flat).
     pub record: bool,
+    /// A model-name trigger applied to every request, as if every model name contained
+    /// it (`mock-500`, `mock-429`, `mock-hang`…).
+    pub always: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -101,6 +109,7 @@ impl Default for MockConfig {
             openai_key: "sk-test".into(),
             anthropic_key: "sk-ant-test".into(),
             record: true,
+            always: None,
         }
     }
 }
@@ -157,6 +166,8 @@ struct Shared {
     requests: Arc<Mutex<Vec<Recorded>>>,
     changed: Notify,
     seq: AtomicU64,
+    /// Requests a `mock-once-*` trigger already failed.
+    failed_once: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -242,6 +253,7 @@ impl MockUpstream {
             requests: Arc::new(Mutex::new(Vec::new())),
             changed: Notify::new(),
             seq: AtomicU64::new(0),
+            failed_once: Mutex::new(std::collections::HashSet::new()),
         });
         let app = router(shared.clone());
         let listener = listener.tap_io(|tcp| {
@@ -588,6 +600,46 @@ fn model_failure(d: Dialect, model: &str, seq: u64) -> Option<Response> {
         });
     }
     None
+}
+
+/// What triggers are matched against: the model name plus [`MockConfig::always`].
+fn trigger_name(shared: &Shared, model: &str) -> String {
+    match &shared.cfg.always {
+        Some(t) => format!("{model} {t}"),
+        None => model.to_string(),
+    }
+}
+
+/// `mock-once-500` / `mock-once-429`: fail the first time this model and these messages
+/// are seen, answer from then on.
+fn once_failure(
+    shared: &Shared,
+    d: Dialect,
+    trigger: &str,
+    body: &Value,
+    seq: u64,
+) -> Option<Response> {
+    let status = if trigger.contains("mock-once-500") {
+        "mock-500"
+    } else if trigger.contains("mock-once-429") {
+        "mock-429"
+    } else {
+        return None;
+    };
+    let key = format!(
+        "{}|{}",
+        body.get("model").unwrap_or(&Value::Null),
+        body.get("messages").unwrap_or(&Value::Null)
+    );
+    if !shared.failed_once.lock().unwrap().insert(key) {
+        return None;
+    }
+    let mut resp = model_failure(d, status, seq)?;
+    if status == "mock-429" {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("0.05"));
+    }
+    Some(resp)
 }
 
 fn slow_delay(model: &str) -> Option<Duration> {
@@ -1008,7 +1060,11 @@ async fn openai_chat(
             json_response(StatusCode::BAD_REQUEST, &b, &[rid]),
         );
     }
-    if let Some(r) = model_failure(d, &model, req.seq) {
+    let trigger = trigger_name(&shared, &model);
+    if let Some(r) = model_failure(d, &trigger, req.seq) {
+        return finish(&shared, &req, r);
+    }
+    if let Some(r) = once_failure(&shared, d, &trigger, &body, req.seq) {
         return finish(&shared, &req, r);
     }
     let guard = OutcomeGuard {
@@ -1016,11 +1072,11 @@ async fn openai_chat(
         idx: req.idx,
         armed: true,
     };
-    if model.contains("mock-hang") || (model.contains("mock-stall") && !is_stream(&body)) {
+    if trigger.contains("mock-hang") || (trigger.contains("mock-stall") && !is_stream(&body)) {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let stream = is_stream(&body);
-    let delay = slow_delay(&model);
+    let delay = slow_delay(&trigger);
     let a = answer(d, &body);
     let id = format!("chatcmpl-mock{}", req.seq);
     let fingerprint = "fp_mock";
@@ -1046,7 +1102,7 @@ async fn openai_chat(
             "service_tier": "default",
             "system_fingerprint": fingerprint,
         });
-        if model.contains("mock-truncate") {
+        if trigger.contains("mock-truncate") {
             guard.finish(Outcome::Truncated);
             return truncated_json(&b);
         }
@@ -1108,11 +1164,11 @@ async fn openai_chat(
     }
     frames.push("data: [DONE]\n\n".to_string());
     let mut truncate_after = None;
-    if model.contains("mock-truncate") {
+    if trigger.contains("mock-truncate") {
         truncate_after = Some(2.min(frames.len() - 1));
     }
-    let stall_after = model.contains("mock-stall").then_some(3);
-    if model.contains("mock-stream-error") {
+    let stall_after = trigger.contains("mock-stall").then_some(3);
+    if trigger.contains("mock-stream-error") {
         frames.truncate(2);
         let e = error_body(
             d,
@@ -1241,7 +1297,11 @@ async fn anthropic_messages(
         Ok(m) => m,
         Err(r) => return finish(&shared, &req, r),
     };
-    if let Some(r) = model_failure(d, &model, req.seq) {
+    let trigger = trigger_name(&shared, &model);
+    if let Some(r) = model_failure(d, &trigger, req.seq) {
+        return finish(&shared, &req, r);
+    }
+    if let Some(r) = once_failure(&shared, d, &trigger, &body, req.seq) {
         return finish(&shared, &req, r);
     }
     let guard = OutcomeGuard {
@@ -1249,11 +1309,11 @@ async fn anthropic_messages(
         idx: req.idx,
         armed: true,
     };
-    if model.contains("mock-hang") || (model.contains("mock-stall") && !is_stream(&body)) {
+    if trigger.contains("mock-hang") || (trigger.contains("mock-stall") && !is_stream(&body)) {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let stream = is_stream(&body);
-    let delay = slow_delay(&model);
+    let delay = slow_delay(&trigger);
     let a = answer(d, &body);
     let id = format!("msg_mock{}", req.seq);
     let usage = json!({"input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
@@ -1279,7 +1339,7 @@ async fn anthropic_messages(
             "content": content, "stop_reason": anthropic_stop(a.reason), "stop_sequence": a.stop_sequence,
             "usage": usage,
         });
-        if model.contains("mock-truncate") {
+        if trigger.contains("mock-truncate") {
             guard.finish(Outcome::Truncated);
             return truncated_json(&b);
         }
@@ -1338,11 +1398,11 @@ async fn anthropic_messages(
     ));
     frames.push(ev("message_stop", json!({"type": "message_stop"})));
     let mut truncate_after = None;
-    if model.contains("mock-truncate") {
+    if trigger.contains("mock-truncate") {
         truncate_after = Some(3.min(frames.len() - 1));
     }
-    let stall_after = model.contains("mock-stall").then_some(4);
-    if model.contains("mock-stream-error") {
+    let stall_after = trigger.contains("mock-stall").then_some(4);
+    if trigger.contains("mock-stream-error") {
         frames.truncate(3);
         frames.push(ev(
             "error",

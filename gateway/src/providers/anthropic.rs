@@ -9,17 +9,24 @@ use crate::canonical::{ChatResponse, GatewayError};
 use crate::config::ProviderConfig;
 use crate::dialects::anthropic as wire;
 
+use super::endpoints::Pool;
 use super::http::{event_stream, read_body, send};
 use super::{Call, EventStream, Provider};
 
 /// The API version we speak when the client did not name one.
 const DEFAULT_VERSION: &str = "2023-06-01";
 
-pub struct AnthropicProvider {
-    name: String,
+/// Where and with which key one endpoint is called (built once at start-up).
+struct Endpoint {
     messages_url: String,
     count_tokens_url: String,
     headers: HeaderMap,
+}
+
+pub struct AnthropicProvider {
+    name: String,
+    endpoints: Vec<Endpoint>,
+    pool: Pool,
     client: reqwest::Client,
     timeout: Duration,
     max_sse_event_bytes: usize,
@@ -29,25 +36,36 @@ pub struct AnthropicProvider {
 
 impl AnthropicProvider {
     pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = cfg.resolve_api_key() {
-            if let Ok(mut value) = HeaderValue::from_str(&key) {
-                value.set_sensitive(true);
-                headers.insert("x-api-key", value);
-            }
-        }
-        for (k, v) in &cfg.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
-        }
-        let base = cfg.base_url();
+        let resolved = cfg.resolved_endpoints();
+        let endpoints = resolved
+            .iter()
+            .map(|e| {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if let Some(key) = &e.api_key {
+                    if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
+                        value.set_sensitive(true);
+                        headers.insert("x-api-key", value);
+                    }
+                }
+                for (k, v) in &cfg.headers {
+                    if let (Ok(k), Ok(v)) =
+                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
+                    {
+                        headers.insert(k, v);
+                    }
+                }
+                Endpoint {
+                    messages_url: format!("{}/v1/messages", e.base_url),
+                    count_tokens_url: format!("{}/v1/messages/count_tokens", e.base_url),
+                    headers,
+                }
+            })
+            .collect();
         AnthropicProvider {
             name: cfg.name.clone(),
-            messages_url: format!("{base}/v1/messages"),
-            count_tokens_url: format!("{base}/v1/messages/count_tokens"),
-            headers,
+            endpoints,
+            pool: Pool::new(&resolved),
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
@@ -56,15 +74,22 @@ impl AnthropicProvider {
         }
     }
 
+    fn endpoint(&self, endpoint: usize) -> Result<&Endpoint, GatewayError> {
+        self.endpoints.get(endpoint).ok_or_else(|| {
+            GatewayError::Internal(format!("{}: no endpoint number {endpoint}", self.name))
+        })
+    }
+
     fn post(
         &self,
+        endpoint: &Endpoint,
         url: &str,
         call: &Call<'_>,
         body: serde_json::Value,
     ) -> Result<reqwest::RequestBuilder, GatewayError> {
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
-        let mut headers = self.headers.clone();
+        let mut headers = endpoint.headers.clone();
         let version = call
             .headers
             .anthropic_version
@@ -111,10 +136,27 @@ impl Provider for AnthropicProvider {
         self.retry
     }
 
+    fn pool(&self) -> Option<&Pool> {
+        Some(&self.pool)
+    }
+
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        self.chat_on(self.pool.pick_any(), call)
+    }
+
+    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        self.stream_on(self.pool.pick_any(), call)
+    }
+
+    fn chat_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
+            let endpoint = self.endpoint(endpoint)?;
             let body = Self::message_body(&call, false);
-            let request = self.post(&self.messages_url, &call, body)?;
+            let request = self.post(endpoint, &endpoint.messages_url, &call, body)?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             wire::parse_response(&body).map_err(|message| GatewayError::BadGateway {
@@ -124,10 +166,15 @@ impl Provider for AnthropicProvider {
         })
     }
 
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+    fn stream_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
+            let endpoint = self.endpoint(endpoint)?;
             let body = Self::message_body(&call, true);
-            let request = self.post(&self.messages_url, &call, body)?;
+            let request = self.post(endpoint, &endpoint.messages_url, &call, body)?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             Ok(event_stream(
                 &self.name,
@@ -141,8 +188,9 @@ impl Provider for AnthropicProvider {
 
     fn count_tokens<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<u32, GatewayError>> {
         Box::pin(async move {
+            let endpoint = self.endpoint(self.pool.pick_any())?;
             let body = wire::build_count_tokens_request(call.request, call.upstream_model);
-            let request = self.post(&self.count_tokens_url, &call, body)?;
+            let request = self.post(endpoint, &endpoint.count_tokens_url, &call, body)?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             #[derive(serde::Deserialize)]

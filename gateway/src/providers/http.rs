@@ -60,6 +60,9 @@ impl SseDecoder for crate::dialects::anthropic::StreamDecoder {
 
 pub(crate) type ErrorParser = fn(u16, &[u8], Option<String>, &str) -> GatewayError;
 
+/// The message of a failed connection; `health::UpstreamErrorKind` recognises it.
+pub(crate) const CONNECT_FAILED: &str = "cannot connect to upstream";
+
 fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> GatewayError {
     if e.is_timeout() {
         return GatewayError::Timeout {
@@ -68,7 +71,7 @@ fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> Gate
         };
     }
     let message = if e.is_connect() {
-        "cannot connect to upstream".to_string()
+        CONNECT_FAILED.to_string()
     } else {
         // Strip the URL: it is config, but error text should not grow with it.
         format!("upstream transport error: {}", e.without_url())
@@ -110,6 +113,16 @@ pub(crate) async fn send(
     let body = read_body(provider, timeout, response)
         .await
         .unwrap_or_default();
+    if status == http::StatusCode::UNAUTHORIZED {
+        // About the gateway's own key, and upstreams quote part of it back ("Incorrect
+        // API key provided: sk-ab***"): the text must reach neither clients nor logs.
+        return Err(GatewayError::Upstream {
+            provider: provider.to_string(),
+            status: 401,
+            message: "the upstream refused the key configured for this provider".into(),
+            retry_after: None,
+        });
+    }
     Err(parse_error(status.as_u16(), &body, retry_after, provider))
 }
 

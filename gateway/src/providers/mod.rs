@@ -2,6 +2,9 @@
 //! is just another implementation.
 
 pub mod anthropic;
+pub mod attempts;
+pub mod endpoints;
+pub mod health;
 mod http;
 pub mod local;
 pub mod openai;
@@ -59,9 +62,36 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// The endpoints (base URL and key pairs) calls are spread over, with their health;
+    /// `None` for a backend that is one thing (the in-process model).
+    fn pool(&self) -> Option<&endpoints::Pool> {
+        None
+    }
+
+    /// Any endpoint, as the provider's balancer picks it.
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;
 
     fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>>;
+
+    /// `chat` on endpoint `endpoint` of `pool()`, as `attempts::Attempts` chose it.
+    /// Backends without a pool have one endpoint and ignore the index.
+    fn chat_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        let _ = endpoint;
+        self.chat(call)
+    }
+
+    fn stream_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        let _ = endpoint;
+        self.stream(call)
+    }
 
     /// Prompt tokens as the backend would count them. The default is an estimate for
     /// backends without a counting endpoint.

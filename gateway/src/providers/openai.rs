@@ -9,14 +9,21 @@ use crate::canonical::{ChatResponse, GatewayError};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::dialects::openai as wire;
 
+use super::endpoints::Pool;
 use super::http::{event_stream, read_body, send};
 use super::{Call, EventStream, Provider};
+
+/// Where and with which key one endpoint is called (built once at start-up).
+struct Endpoint {
+    chat_url: String,
+    headers: HeaderMap,
+}
 
 pub struct OpenAiProvider {
     name: String,
     kind: &'static str,
-    chat_url: String,
-    headers: HeaderMap,
+    endpoints: Vec<Endpoint>,
+    pool: Pool,
     client: reqwest::Client,
     timeout: Duration,
     max_sse_event_bytes: usize,
@@ -26,27 +33,42 @@ pub struct OpenAiProvider {
 
 impl OpenAiProvider {
     pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = cfg.resolve_api_key() {
-            if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}")) {
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
-            }
-        }
-        for (k, v) in &cfg.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
-                headers.insert(k, v);
-            }
-        }
+        let resolved = cfg.resolved_endpoints();
+        let endpoints = resolved
+            .iter()
+            .map(|e| {
+                let mut headers = HeaderMap::new();
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                if let Some(key) = &e.api_key {
+                    if let Ok(mut value) =
+                        HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    {
+                        value.set_sensitive(true);
+                        headers.insert(AUTHORIZATION, value);
+                    }
+                }
+                // After the key, so a configured header (Azure's `api-key`…) can replace it.
+                for (k, v) in &cfg.headers {
+                    if let (Ok(k), Ok(v)) =
+                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
+                    {
+                        headers.insert(k, v);
+                    }
+                }
+                Endpoint {
+                    chat_url: format!("{}/chat/completions", e.base_url),
+                    headers,
+                }
+            })
+            .collect();
         OpenAiProvider {
             name: cfg.name.clone(),
             kind: match cfg.kind {
                 ProviderKind::Openai => "openai",
                 _ => "openai_compatible",
             },
-            chat_url: format!("{}/chat/completions", cfg.base_url()),
-            headers,
+            endpoints,
+            pool: Pool::new(&resolved),
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
             max_sse_event_bytes,
@@ -55,17 +77,29 @@ impl OpenAiProvider {
         }
     }
 
-    fn post(&self, call: &Call<'_>, stream: bool) -> Result<reqwest::RequestBuilder, GatewayError> {
+    fn post(
+        &self,
+        endpoint: usize,
+        call: &Call<'_>,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, GatewayError> {
+        let endpoint = self.endpoints.get(endpoint).ok_or_else(|| {
+            GatewayError::Internal(format!("{}: no endpoint number {endpoint}", self.name))
+        })?;
         let mut body = wire::build_request(call.request, call.upstream_model);
         body["stream"] = serde_json::Value::Bool(stream);
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
-        let mut headers = self.headers.clone();
+        let mut headers = endpoint.headers.clone();
         for (k, v) in &call.headers.extra {
             headers.insert(k.clone(), v.clone());
         }
         crate::telemetry::inject_trace_headers(&mut headers);
-        Ok(self.client.post(&self.chat_url).headers(headers).body(body))
+        Ok(self
+            .client
+            .post(&endpoint.chat_url)
+            .headers(headers)
+            .body(body))
     }
 }
 
@@ -86,9 +120,25 @@ impl Provider for OpenAiProvider {
         self.retry
     }
 
+    fn pool(&self) -> Option<&Pool> {
+        Some(&self.pool)
+    }
+
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        self.chat_on(self.pool.pick_any(), call)
+    }
+
+    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        self.stream_on(self.pool.pick_any(), call)
+    }
+
+    fn chat_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
-            let request = self.post(&call, false)?;
+            let request = self.post(endpoint, &call, false)?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             wire::parse_response(&body).map_err(|message| GatewayError::BadGateway {
@@ -98,9 +148,13 @@ impl Provider for OpenAiProvider {
         })
     }
 
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+    fn stream_on<'a>(
+        &'a self,
+        endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
-            let request = self.post(&call, true)?;
+            let request = self.post(endpoint, &call, true)?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             Ok(event_stream(
                 &self.name,

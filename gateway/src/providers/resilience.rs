@@ -1,11 +1,11 @@
-//! Retries with jittered backoff and a circuit breaker per provider and model.
+//! Retries with jittered backoff and a circuit breaker per provider, endpoint and model.
 //!
 //! Retries happen only before anything reached the client (the dispatcher calls them
 //! only for errors returned before the first byte), so a retried request is never seen
 //! twice by the client.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -58,8 +58,16 @@ pub fn is_retryable(e: &GatewayError) -> bool {
     }
 }
 
+/// Failures that say something about the backend: retryable ones, except a 429, which
+/// says the backend is healthy but throttling us; and an upstream 401, which says the
+/// endpoint's key is refused (clients never send their own credentials upstream).
+pub fn counts_against_circuit(e: &GatewayError) -> bool {
+    (is_retryable(e) && e.status() != 429)
+        || matches!(e, GatewayError::Upstream { status: 401, .. })
+}
+
 /// Seconds (integer or fractional); HTTP dates are not honoured (treated as absent).
-fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim()
         .parse::<f64>()
         .ok()
@@ -91,21 +99,50 @@ struct Circuit {
     failures: u32,
     opened_at: Option<Instant>,
     probe_in_flight: bool,
+    /// The endpoint's name, for reports.
+    endpoint: Arc<str>,
+}
+
+/// Whether a circuit would let a call through now, without claiming anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Closed,
+    /// Half-open with no probe in flight: the next call is the probe.
+    Probe,
+    Refused,
 }
 
 /// Consecutive failures open the circuit for `cooldown`; then one probe request is let
-/// through (half-open): success closes it, failure opens it again.
+/// through (half-open): success closes it, failure opens it again. One circuit per
+/// target (`provider/model`) and endpoint of the provider, so a model broken on one
+/// endpoint neither blocks that model on the others nor the endpoint's other models.
 pub struct Breakers {
     threshold: u32,
     cooldown: Duration,
-    circuits: Mutex<HashMap<String, Circuit>>,
+    /// target → endpoint index → circuit; only circuits with failures are kept.
+    circuits: Mutex<HashMap<String, HashMap<usize, Circuit>>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CircuitReport {
     pub target: String,
+    pub endpoint: String,
     pub state: CircuitState,
     pub consecutive_failures: u32,
+}
+
+impl Circuit {
+    fn gate(&self, cooldown: Duration) -> Gate {
+        match self.state {
+            CircuitState::Closed => Gate::Closed,
+            CircuitState::Open if self.opened_at.is_some_and(|t| t.elapsed() >= cooldown) => {
+                Gate::Probe
+            }
+            CircuitState::Open => Gate::Refused,
+            CircuitState::HalfOpen if self.probe_in_flight => Gate::Refused,
+            CircuitState::HalfOpen => Gate::Probe,
+        }
+    }
 }
 
 impl Breakers {
@@ -117,73 +154,106 @@ impl Breakers {
         }
     }
 
-    /// Whether a request may go to `target` now: `None` when the circuit is open,
-    /// `Some(true)` for the single probe of a half-open circuit (not to be retried).
-    pub fn admit(&self, target: &str) -> Option<bool> {
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+    }
+
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
+    /// Which of endpoints `0..n` of `target` would refuse a call now, as a bit set.
+    pub fn refused(&self, target: &str, n: usize) -> u64 {
+        let Ok(map) = self.circuits.lock() else {
+            return 0;
+        };
+        let Some(circuits) = map.get(target) else {
+            return 0;
+        };
+        circuits
+            .iter()
+            .filter(|(i, c)| **i < n.min(64) && c.gate(self.cooldown) == Gate::Refused)
+            .fold(0, |acc, (i, _)| acc | 1 << i)
+    }
+
+    /// Whether a request may go to `endpoint` of `target` now: `None` when the circuit
+    /// is open, `Some(true)` for the single probe of a half-open circuit (not to be
+    /// retried on the same endpoint).
+    pub fn admit(&self, target: &str, endpoint: usize) -> Option<bool> {
         let Ok(mut map) = self.circuits.lock() else {
             return Some(false);
         };
-        let Some(c) = map.get_mut(target) else {
+        let Some(c) = map.get_mut(target).and_then(|m| m.get_mut(&endpoint)) else {
             return Some(false);
         };
-        match c.state {
-            CircuitState::Closed => Some(false),
-            CircuitState::Open => {
-                if c.opened_at.is_some_and(|t| t.elapsed() >= self.cooldown) {
-                    c.state = CircuitState::HalfOpen;
-                    c.probe_in_flight = true;
-                    Some(true)
-                } else {
-                    None
-                }
-            }
-            CircuitState::HalfOpen => {
-                if c.probe_in_flight {
-                    None
-                } else {
-                    c.probe_in_flight = true;
-                    Some(true)
-                }
+        match c.gate(self.cooldown) {
+            Gate::Closed => Some(false),
+            Gate::Refused => None,
+            Gate::Probe => {
+                c.state = CircuitState::HalfOpen;
+                c.probe_in_flight = true;
+                Some(true)
             }
         }
     }
 
-    pub fn allow(&self, target: &str) -> bool {
-        self.admit(target).is_some()
-    }
-
-    /// Records the outcome of a call that `allow` let through. Only failures that say
-    /// something about the backend (retryable ones) count; a 400 does not.
-    pub fn record(&self, target: &str, result: Result<(), &GatewayError>) {
+    /// Records the outcome of a call that `admit` let through. Only failures that say
+    /// something about the backend (`counts_against_circuit`) count; a 400 does not.
+    pub fn record(
+        &self,
+        target: &str,
+        endpoint: usize,
+        endpoint_name: &Arc<str>,
+        result: Result<(), &GatewayError>,
+    ) {
         let Ok(mut map) = self.circuits.lock() else {
             return;
         };
         match result {
             Ok(()) => {
-                map.remove(target);
+                if let Some(m) = map.get_mut(target) {
+                    m.remove(&endpoint);
+                    if m.is_empty() {
+                        map.remove(target);
+                    }
+                }
             }
-            // A 429 says the backend is healthy but throttling us: not a reason to open.
-            Err(e) if is_retryable(e) && e.status() != 429 => {
-                let c = map.entry(target.to_string()).or_insert(Circuit {
-                    state: CircuitState::Closed,
-                    failures: 0,
-                    opened_at: None,
-                    probe_in_flight: false,
-                });
+            Err(e) if counts_against_circuit(e) => {
+                let c = map
+                    .entry(target.to_string())
+                    .or_default()
+                    .entry(endpoint)
+                    .or_insert_with(|| Circuit {
+                        state: CircuitState::Closed,
+                        failures: 0,
+                        opened_at: None,
+                        probe_in_flight: false,
+                        endpoint: endpoint_name.clone(),
+                    });
                 c.failures = c.failures.saturating_add(1);
                 c.probe_in_flight = false;
                 if c.state == CircuitState::HalfOpen || c.failures >= self.threshold {
                     if c.state != CircuitState::Open {
-                        tracing::warn!(target, failures = c.failures, "circuit opened");
+                        tracing::warn!(target, endpoint = %endpoint_name, failures = c.failures, "circuit opened");
                     }
                     c.state = CircuitState::Open;
                     c.opened_at = Some(Instant::now());
                 }
             }
             Err(_) => {
-                if let Some(c) = map.get_mut(target) {
+                if let Some(c) = map.get_mut(target).and_then(|m| m.get_mut(&endpoint)) {
                     c.probe_in_flight = false;
                 }
+            }
+        }
+    }
+
+    /// Frees the probe slot of a half-open circuit whose probe was abandoned (the
+    /// request went away mid-call), so the next request can probe.
+    pub fn release(&self, target: &str, endpoint: usize) {
+        if let Ok(mut map) = self.circuits.lock() {
+            if let Some(c) = map.get_mut(target).and_then(|m| m.get_mut(&endpoint)) {
+                c.probe_in_flight = false;
             }
         }
     }
@@ -194,13 +264,16 @@ impl Breakers {
         };
         let mut out: Vec<_> = map
             .iter()
-            .map(|(t, c)| CircuitReport {
-                target: t.clone(),
-                state: c.state,
-                consecutive_failures: c.failures,
+            .flat_map(|(t, circuits)| {
+                circuits.values().map(move |c| CircuitReport {
+                    target: t.clone(),
+                    endpoint: c.endpoint.to_string(),
+                    state: c.state,
+                    consecutive_failures: c.failures,
+                })
             })
             .collect();
-        out.sort_by(|a, b| a.target.cmp(&b.target));
+        out.sort_by(|a, b| (&a.target, &a.endpoint).cmp(&(&b.target, &b.endpoint)));
         out
     }
 }
@@ -253,30 +326,73 @@ mod tests {
         );
     }
 
+    fn name() -> Arc<str> {
+        Arc::from("0")
+    }
+
     #[test]
     fn breaker_opens_half_opens_and_closes() {
         let b = Breakers::new(3, Duration::from_millis(30));
+        let allow = |b: &Breakers| b.admit("t", 0).is_some();
         for _ in 0..3 {
-            assert!(b.allow("t"));
-            b.record("t", Err(&err500()));
+            assert!(allow(&b));
+            b.record("t", 0, &name(), Err(&err500()));
         }
-        assert!(!b.allow("t"), "open after 3 failures");
+        assert!(!allow(&b), "open after 3 failures");
+        assert_eq!(b.refused("t", 2), 0b01);
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow("t"), "one probe after the cooldown");
-        assert!(!b.allow("t"), "only one probe at a time");
-        b.record("t", Err(&err500()));
-        assert!(!b.allow("t"), "a failed probe opens it again");
+        assert_eq!(b.refused("t", 2), 0, "the probe is allowed");
+        assert_eq!(b.admit("t", 0), Some(true), "one probe after the cooldown");
+        assert!(!allow(&b), "only one probe at a time");
+        b.record("t", 0, &name(), Err(&err500()));
+        assert!(!allow(&b), "a failed probe opens it again");
         std::thread::sleep(Duration::from_millis(40));
-        assert!(b.allow("t"));
-        b.record("t", Ok(()));
-        assert!(b.allow("t") && b.allow("t"), "closed after a good probe");
+        assert!(allow(&b));
+        b.record("t", 0, &name(), Ok(()));
+        assert!(allow(&b) && allow(&b), "closed after a good probe");
         assert!(b.report().is_empty());
     }
 
     #[test]
-    fn client_errors_do_not_open_the_circuit() {
+    fn endpoints_of_a_target_have_their_own_circuits() {
         let b = Breakers::new(1, Duration::from_secs(60));
-        b.record("t", Err(&GatewayError::InvalidRequest("bad".into())));
-        assert!(b.allow("t"));
+        b.record("p/m", 1, &Arc::from("west"), Err(&err500()));
+        assert_eq!(b.admit("p/m", 1), None);
+        assert_eq!(
+            b.admit("p/m", 0),
+            Some(false),
+            "another endpoint is unaffected"
+        );
+        assert_eq!(
+            b.admit("p/other", 1),
+            Some(false),
+            "another model is unaffected"
+        );
+        assert_eq!(b.refused("p/m", 2), 0b10);
+        let report = b.report();
+        assert_eq!(report.len(), 1);
+        assert_eq!(
+            (report[0].target.as_str(), report[0].endpoint.as_str()),
+            ("p/m", "west")
+        );
+    }
+
+    #[test]
+    fn client_errors_and_429s_do_not_open_the_circuit() {
+        let b = Breakers::new(1, Duration::from_secs(60));
+        b.record(
+            "t",
+            0,
+            &name(),
+            Err(&GatewayError::InvalidRequest("bad".into())),
+        );
+        let throttled = GatewayError::Upstream {
+            provider: "p".into(),
+            status: 429,
+            message: "slow down".into(),
+            retry_after: None,
+        };
+        b.record("t", 0, &name(), Err(&throttled));
+        assert!(b.admit("t", 0).is_some());
     }
 }

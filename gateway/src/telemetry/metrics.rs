@@ -220,6 +220,9 @@ pub struct Metrics {
     policy_ok: Gauge,
     policy_reload_time: Gauge,
     budget_rejections: IntCounterVec,
+    backend_up: GaugeVec,
+    upstream_calls: IntCounterVec,
+    upstream_errors: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -381,8 +384,77 @@ impl Metrics {
                     &["scope"],
                 )?,
             )?,
+            backend_up: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new("switchyard_backend_up", "1 unless the endpoint's last failure_threshold calls all failed (until one succeeds)."),
+                    &["provider", "endpoint"],
+                )?,
+            )?,
+            upstream_calls: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("switchyard_upstream_calls_total", "Calls made to provider endpoints (every attempt, retries included)."),
+                    &["provider", "endpoint"],
+                )?,
+            )?,
+            upstream_errors: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("switchyard_upstream_errors_total", "Failed calls to provider endpoints by kind of failure."),
+                    &["provider", "endpoint", "kind"],
+                )?,
+            )?,
             registry: r,
         })
+    }
+
+    /// Makes a provider's endpoints visible (up, no calls yet) before their first call.
+    /// Endpoint names come from the config only, which bounds that label.
+    pub fn register_backend<'a>(&self, provider: &str, endpoints: impl Iterator<Item = &'a str>) {
+        let provider = self.providers.label(provider);
+        for endpoint in endpoints {
+            if let Ok(g) = self
+                .backend_up
+                .get_metric_with_label_values(&[provider, endpoint])
+            {
+                g.set(1.0);
+            }
+            if let Ok(c) = self
+                .upstream_calls
+                .get_metric_with_label_values(&[provider, endpoint])
+            {
+                c.inc_by(0);
+            }
+        }
+    }
+
+    /// One call to a provider endpoint finished (`error` is `None` on success); `up` is
+    /// the endpoint's state afterwards.
+    pub fn upstream_attempt(
+        &self,
+        provider: &str,
+        endpoint: &str,
+        error: Option<crate::providers::health::UpstreamErrorKind>,
+        up: bool,
+    ) {
+        let provider = self.providers.label(provider);
+        let labels = [provider, endpoint];
+        if let Ok(c) = self.upstream_calls.get_metric_with_label_values(&labels) {
+            c.inc();
+        }
+        if let Some(kind) = error {
+            if let Ok(c) = self.upstream_errors.get_metric_with_label_values(&[
+                provider,
+                endpoint,
+                kind.as_str(),
+            ]) {
+                c.inc();
+            }
+        }
+        if let Ok(g) = self.backend_up.get_metric_with_label_values(&labels) {
+            g.set(if up { 1.0 } else { 0.0 });
+        }
     }
 
     /// Replaces the models that may be labels (after a config or catalog change).
