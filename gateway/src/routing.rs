@@ -323,14 +323,23 @@ pub fn classify(classifier: &Classifier, request: &ChatRequest) -> Classificatio
 
 /// `*` matches any run of characters, `?` exactly one; everything else is literal.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    // Model names are ASCII: match on bytes without allocating (this runs for every
+    // configured pattern on every request).
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob_match_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    glob_match_units(&p, &t, '*', '?')
+}
+
+fn glob_match_units<T: PartialEq + Copy>(p: &[T], t: &[T], star: T, one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut backtrack: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && (p[pi] == one || p[pi] == t[ti]) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star {
             backtrack = Some((pi, ti));
             pi += 1;
         } else if let Some((star, matched)) = backtrack {
@@ -341,7 +350,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star)
 }
 
 #[cfg(test)]
@@ -359,12 +368,25 @@ mod tests {
         assert!(!glob_match("o?", "o10"));
         assert!(glob_match("exact", "exact"));
         assert!(!glob_match("exact", "exactly"));
+        // Non-ASCII takes the char path: `?` is one character, not one byte.
+        assert!(glob_match("caf?", "café"));
+        assert!(glob_match("*é*", "crème brûlée"));
+        assert!(!glob_match("caf??", "café"));
     }
 
     proptest! {
         #[test]
         fn literal_patterns_match_only_themselves(a in "[a-z0-9.-]{0,12}", b in "[a-z0-9.-]{0,12}") {
             prop_assert_eq!(glob_match(&a, &b), a == b);
+        }
+
+        #[test]
+        fn byte_and_char_matchers_agree(p in "[a-c*?]{0,8}", t in "[a-c]{0,10}") {
+            let (pc, tc): (Vec<char>, Vec<char>) = (p.chars().collect(), t.chars().collect());
+            prop_assert_eq!(
+                glob_match_units(p.as_bytes(), t.as_bytes(), b'*', b'?'),
+                glob_match_units(&pc, &tc, '*', '?')
+            );
         }
 
         #[test]
