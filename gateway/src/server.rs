@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use local_runtime::{Embedder, LocalModel, RuntimeConfig};
 use policies::policy::Facts;
@@ -1440,6 +1440,9 @@ impl Encoder {
 
 /// Streams canonical events back in the client's dialect. The caller has already seen
 /// the first event (see `call_once`), so the upstream is committed and the head can go.
+/// Bytes of already-arrived events written to the client in one chunk at most.
+const COALESCE_MAX_BYTES: usize = 16 * 1024;
+
 fn stream_body(dialect: Dialect, request: &ChatRequest, events: EventStream) -> Response {
     let encoder = match dialect {
         Dialect::OpenAi => Encoder::OpenAi(openai::StreamEncoder::new(request.include_usage)),
@@ -1453,9 +1456,18 @@ fn stream_body(dialect: Dialect, request: &ChatRequest, events: EventStream) -> 
             }
             let mut out = Vec::with_capacity(256);
             let mut finished = false;
-            // Loop until something is encoded, so no empty chunk is written.
-            while out.is_empty() && !finished {
-                match events.next().await {
+            // Wait until something is encoded (no empty chunk is written), then take the
+            // events that are already there without waiting: one upstream read that
+            // carried several events becomes one write to the client, not one per event.
+            let mut wait = true;
+            while !finished && (wait || out.len() < COALESCE_MAX_BYTES) {
+                let next = if wait {
+                    Some(events.next().await)
+                } else {
+                    events.next().now_or_never()
+                };
+                let Some(next) = next else { break };
+                match next {
                     Some(Ok(ev)) => encoder.encode(&ev, &mut out),
                     Some(Err(err)) => {
                         tracing::warn!(error = %err, "upstream stream failed");
@@ -1467,6 +1479,7 @@ fn stream_body(dialect: Dialect, request: &ChatRequest, events: EventStream) -> 
                         finished = true;
                     }
                 }
+                wait = out.is_empty();
             }
             Some((
                 Ok::<_, std::convert::Infallible>(Bytes::from(out)),
@@ -1491,5 +1504,69 @@ fn stream_body(dialect: Dialect, request: &ChatRequest, events: EventStream) -> 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         error_response(Dialect::OpenAi, &self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{Message, Role, StopReason};
+    use http_body_util::BodyExt;
+
+    fn events(n: usize) -> Vec<Result<StreamEvent, GatewayError>> {
+        let mut v = vec![Ok(StreamEvent::Start {
+            id: "x".into(),
+            model: "m".into(),
+            created: 0,
+            usage: None,
+        })];
+        v.extend((0..n).map(|i| {
+            Ok(StreamEvent::TextDelta {
+                index: 0,
+                text: format!("t{i} "),
+            })
+        }));
+        v.push(Ok(StreamEvent::Finish {
+            stop_reason: StopReason::EndTurn,
+            usage: None,
+        }));
+        v
+    }
+
+    async fn frames(body: Body) -> Vec<Bytes> {
+        let mut body = body;
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.expect("frame").into_data() {
+                out.push(data);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn events_already_arrived_go_out_in_one_write() {
+        let request = ChatRequest::new("m", vec![Message::text(Role::User, "hi")], Dialect::OpenAi);
+        let ready: EventStream = Box::pin(futures::stream::iter(events(20)));
+        let body = stream_body(Dialect::OpenAi, &request, ready).into_body();
+        let frames = frames(body).await;
+        assert_eq!(frames.len(), 1, "{} frames", frames.len());
+        let text = String::from_utf8_lossy(&frames[0]);
+        assert!(
+            text.contains("t19 ") && text.ends_with("data: [DONE]\n\n"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_that_arrive_apart_are_not_held_back() {
+        let request = ChatRequest::new("m", vec![Message::text(Role::User, "hi")], Dialect::OpenAi);
+        // Each event arrives after a pause: each is written as soon as it is there.
+        let spaced: EventStream = Box::pin(futures::stream::iter(events(3)).then(|e| async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            e
+        }));
+        let body = stream_body(Dialect::OpenAi, &request, spaced).into_body();
+        assert!(frames(body).await.len() >= 4);
     }
 }
