@@ -1297,7 +1297,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     json_response(
         StatusCode::OK,
         json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local, "circuits": state.breakers.report(), "backends": backends,
-               "policy": {"source": policy.source, "version": policy.version, "last_error": policy.last_error}}),
+               "policy": {"source": policy.source, "version": policy.version, "last_error": policy.last_error},
+               "shadow": state.shadow.status()}),
     )
 }
 

@@ -435,6 +435,22 @@ async fn shadow_spend_and_concurrency_are_bounded() {
         spent <= 200,
         "shadow spend {spent} µ$ passed the $0.0002 budget"
     );
+    // `/readyz` reports the same spend against the budget.
+    let ready: Value = env
+        .client
+        .get(env.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["shadow"]["daily_budget_usd"], "$0.0002", "{ready}");
+    assert_eq!(
+        ready["shadow"]["spent_today_usd"],
+        switchyard::limits::format_usd(spent),
+        "{ready}"
+    );
     assert!(
         count(&env, "mock-echo") >= 2,
         "the budget allowed more than one call"

@@ -349,6 +349,18 @@ impl ShadowRunner {
         }
     }
 
+    /// What `/readyz` shows: whether shadowing is on, work in flight, today's spend.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "enabled": self.cfg.enabled,
+            "in_flight": self.in_flight(),
+            "max_concurrent": self.cfg.max_concurrent,
+            "spent_today_usd": crate::limits::format_usd(self.spent_today()),
+            "daily_budget_usd": crate::limits::format_usd(self.cfg.daily_budget_usd.micros()),
+            "judge": self.cfg.judge.as_ref().map(|j| j.model.clone()),
+        })
+    }
+
     /// Spend today so far (µ$), for `/readyz` and tests.
     pub fn spent_today(&self) -> i64 {
         self.spend.lock().map_or(0, |s| {
