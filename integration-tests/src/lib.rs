@@ -3,7 +3,9 @@
 //! - [`mock`]: a deterministic OpenAI + Anthropic mock upstream that records requests.
 //! - [`harness`]: starts a mock upstream and a Switchyard gateway wired to it.
 //! - [`client`]: helpers for raw HTTP calls and SSE parsing in tests.
+//! - [`loadgen`]: the closed-loop load generator of the `bench-*` binaries.
 
 pub mod client;
 pub mod harness;
+pub mod loadgen;
 pub mod mock;

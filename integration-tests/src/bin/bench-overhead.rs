@@ -10,120 +10,11 @@
 //! through the gateway, and prints the added latency in µs and the throughput ratio.
 //! Bounded: about `4 × (warmup + secs) × scenarios` seconds (default ≈ 40 s).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{json, Value};
 use switchyard_it::harness::{gateway_yaml, start_gateway, StackOptions, OPENAI_PROVIDER_KEY};
+use switchyard_it::loadgen::{chat_body, run, runtime, Target};
 use switchyard_it::mock::{MockConfig, MockUpstream};
-
-#[derive(Clone)]
-struct Target {
-    url: String,
-    auth: Option<String>,
-    body: bytes::Bytes,
-    stream: bool,
-}
-
-#[derive(Default, Clone)]
-struct Stats {
-    n: usize,
-    errors: usize,
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-fn runtime(name: &str, threads: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(64)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn one(client: &reqwest::Client, t: &Target) -> bool {
-    let mut rb = client
-        .post(&t.url)
-        .header("content-type", "application/json")
-        .body(t.body.clone());
-    if let Some(a) = &t.auth {
-        rb = rb.header("authorization", a);
-    }
-    let Ok(resp) = rb.send().await else {
-        return false;
-    };
-    if !resp.status().is_success() {
-        return false;
-    }
-    match resp.bytes().await {
-        Ok(b) => !t.stream || b.ends_with(b"data: [DONE]\n\n"),
-        Err(_) => false,
-    }
-}
-
-async fn run(t: &Target, concurrency: usize, warmup: Duration, secs: Duration) -> Stats {
-    let client = client();
-    // Warm the pool and both servers.
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, t, stop) = (client.clone(), t.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(100_000);
-            let mut errors = 0usize;
-            let start = Instant::now();
-            while !stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
-                let ok = one(&client, &t).await;
-                if t0.duration_since(start) >= warmup {
-                    if ok {
-                        lat.push(t0.elapsed().as_nanos() as u64);
-                    } else {
-                        errors += 1;
-                    }
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    tokio::time::sleep(warmup + secs).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (l, e) = task.await.unwrap();
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if all.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
-        all[i] as f64 / 1000.0
-    };
-    Stats {
-        n: all.len(),
-        errors,
-        rps: all.len() as f64 / secs.as_secs_f64(),
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-    }
-}
 
 fn main() {
     let mut secs = 3.0f64;
@@ -159,26 +50,16 @@ fn main() {
         .block_on(start_gateway(&yaml))
         .unwrap_or_else(|e| panic!("gateway failed to start: {e:#}"));
 
-    let msg = |model: &str, stream: bool| -> bytes::Bytes {
-        let mut b: Value = json!({"model": model, "max_tokens": 64, "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "hello from the load generator, please echo this back"}]});
-        if stream {
-            b["stream"] = json!(true);
-            b["stream_options"] = json!({"include_usage": true});
-        }
-        serde_json::to_vec(&b).unwrap().into()
-    };
     let direct = |stream: bool| Target {
         url: format!("{}/chat/completions", mock.openai_base_url()),
         auth: Some(format!("Bearer {OPENAI_PROVIDER_KEY}")),
-        body: msg("gpt-4o-mini", stream),
+        body: chat_body("gpt-4o-mini", stream),
         stream,
     };
     let via = |model: &str, stream: bool| Target {
         url: format!("http://{}/v1/chat/completions", gw.addr),
         auth: Some("Bearer sk-bench-client".into()),
-        body: msg(model, stream),
+        body: chat_body(model, stream),
         stream,
     };
     let scenarios: Vec<(&str, Target, Target)> = vec![
