@@ -463,7 +463,7 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             let cases = policies::policy::parse_tests(&loaded.tests)
                 .map_err(|errs| anyhow::anyhow!("{}", policies::policy::format_errors(&errs)))?;
             let classifier = policy.classifier().map_err(|e| anyhow::anyhow!(e))?;
-            let report = policies::policy::run_tests(&policy, &classifier, &cases);
+            let report = policies::policy::run_tests(&policy, &classifier, &cases, &catalog);
             println!("{report}");
             if report.ok() {
                 Ok(())

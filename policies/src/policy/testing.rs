@@ -1,6 +1,7 @@
 //! Policy tests (`*.test.yaml`): requests with the decision they must get.
 
 use super::ast::{ExpectDef, RequestDef, TestCaseDef, TimeValue};
+use super::catalog::TargetCatalog;
 use super::compile::{check_version, join_key, sorted, CompiledPolicy, Ctx2, Loc, PolicySource};
 use super::engine::{cat_name, Decision, Facts, ALL_CATEGORIES};
 use super::error::{did_you_mean, ErrorCode, PolicyError};
@@ -309,9 +310,8 @@ fn lower_case(cx: &mut Ctx2, def: TestCaseDef, loc: &Loc) -> Option<TestCase> {
             key: r.key,
             app: r.app,
             tags: r.tags.unwrap_or_default(),
-            // Local models are named `local/NAME` by convention; the gateway asks its
-            // catalog instead.
-            requested_is_local: r.model.as_deref().is_some_and(|m| m.starts_with("local/")),
+            // Set by `run_tests` from the catalog, as the gateway does per request.
+            requested_is_local: false,
             model: r.model,
             dialect: r.dialect,
             stream: r.stream.unwrap_or(false),
@@ -324,11 +324,14 @@ fn lower_case(cx: &mut Ctx2, def: TestCaseDef, loc: &Loc) -> Option<TestCase> {
     })
 }
 
-/// Runs test cases against a policy and the classifier it asks for. Pure.
+/// Runs test cases against a policy and the classifier it asks for. Whether the model a
+/// case requests is local comes from `catalog`, the same question the gateway asks its
+/// providers. Pure.
 pub fn run_tests(
     policy: &CompiledPolicy,
     classifier: &Classifier,
     cases: &[TestCase],
+    catalog: &dyn TargetCatalog,
 ) -> TestReport {
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
@@ -344,7 +347,13 @@ pub fn run_tests(
         if let Some(d) = case.difficulty {
             cls.difficulty = d;
         }
-        let decision = policy.decide(&case.facts, &cls, true);
+        let mut facts = case.facts.clone();
+        facts.requested_is_local = facts
+            .model
+            .as_deref()
+            .and_then(|m| catalog.lookup(m))
+            .is_some_and(|i| !i.external);
+        let decision = policy.decide(&facts, &cls, true);
         let e = &case.expect;
         let mut failures = Vec::new();
         if let Some(rule) = &e.rule {

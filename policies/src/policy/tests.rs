@@ -588,7 +588,7 @@ fn shipped_examples_pass_their_tests() {
             Ok(c) => c,
             Err(e) => panic!("{name}: {e}"),
         };
-        let report = run_tests(&p, &classifier, &cases);
+        let report = run_tests(&p, &classifier, &cases, &catalog());
         if !report.ok() {
             failed.push(format!("{name}:\n{report}"));
         }
@@ -609,7 +609,7 @@ fn failing_test_case_is_reported_with_trace() {
     let Some(classifier) = classifier else {
         panic!("classifier")
     };
-    let report = run_tests(&p, &classifier, &cases);
+    let report = run_tests(&p, &classifier, &cases, &catalog());
     assert_eq!((report.passed, report.failed), (0, 1));
     assert_eq!(report.cases[0].failures.len(), 3);
     let text = report.to_string();
@@ -793,4 +793,32 @@ fn shadow_is_never_the_primary_model_and_honours_require_local() {
         .is_some_and(|w| w.contains("already the primary")));
     let d = p.decide(&team("r"), &cls(vec![], 0.5, 10), false);
     assert!(d.shadow.is_none(), "{d:?}");
+}
+
+#[test]
+fn policy_tests_ask_the_catalog_whether_the_requested_model_is_local() {
+    // No `local/` naming convention: an on-premises model the catalog calls local keeps
+    // privacy-critical content on the `requested` route; one it does not know fails closed.
+    let p = policy("rules: []\ndefault: { route: requested }\n");
+    let cases = parse_tests(&[PolicySource::new(
+        "t.test.yaml",
+        "version: 1\ncases:\n  - name: private on the in-house model\n    request: { prompt: \"Patient diagnosed with type 2 diabetes, DOB 1980-02-03\", model: onprem-llama }\n    expect: { blocked: false, external: false, model: onprem-llama }\n",
+    )])
+    .unwrap_or_default();
+    assert_eq!(cases.len(), 1);
+    let Ok(classifier) = p.classifier() else {
+        panic!("classifier")
+    };
+    let inside = catalog().with(
+        "onprem-llama",
+        TargetInfo {
+            external: false,
+            commercial_use: true,
+            license: "llama3".to_string(),
+        },
+    );
+    let report = run_tests(&p, &classifier, &cases, &inside);
+    assert_eq!((report.passed, report.failed), (1, 0), "{report}");
+    let report = run_tests(&p, &classifier, &cases, &catalog());
+    assert_eq!((report.passed, report.failed), (0, 1), "{report}");
 }
