@@ -192,6 +192,7 @@ on_both!(
     rollups_equal_raw_sums,
     retention_deletes_raw_rows_but_keeps_rollups,
     cli_helpers,
+    shadow_pairs_round_trip_filter_and_expire,
 );
 
 fn fast_cfg(flush_ms: u64, batch: usize) -> AccountingConfig {
@@ -1087,4 +1088,89 @@ proptest! {
         let y = c.local_cost(a.max(0.0) + b, gpu);
         prop_assert!(x >= 0 && y >= x);
     }
+}
+
+/// The shadow side-table on both engines: every field survives, filters apply, newest
+/// first, and retention removes old pairs with the ledger rows they compared.
+async fn shadow_pairs_round_trip_filter_and_expire(t: &TestDb) {
+    use switchyard::shadow::store::{insert, load, PairFilter, PairRecord, Side};
+    let today = now_ms().div_euclid(DAY_MS);
+    let pair = |i: i64, team: &str, day: i64| PairRecord {
+        id: format!("pair-{i}"),
+        request_id: format!("req-{i}"),
+        ts_ms: day * DAY_MS + 1000 + i,
+        team: team.into(),
+        key_id: "key_1".into(),
+        rule: if i % 2 == 0 { "easy" } else { "hard" }.into(),
+        difficulty: 0.123456,
+        primary: Side {
+            model: "local/smollm2-135m-instruct".into(),
+            external: false,
+            cost_micros: 3,
+            latency_ms: 250,
+            output_tokens: 12,
+        },
+        shadow: Side {
+            model: "gpt-4o".into(),
+            external: true,
+            cost_micros: 420,
+            latency_ms: 900,
+            output_tokens: 40,
+        },
+        shadow_status: 200,
+        shadow_error: None,
+        primary_is_strong: false,
+        length_ratio: Some(0.3),
+        refusal_primary: Some(false),
+        refusal_shadow: Some(false),
+        format_primary: None,
+        format_shadow: Some(true),
+        lexical: Some(0.5),
+        embedding: Some(0.875),
+        judge: Some("tie".into()),
+        judge_model: Some("gpt-4o".into()),
+        judge_cost_micros: 7,
+        quality: Some(1.0),
+        prompt_text: None,
+        primary_text: None,
+        shadow_text: None,
+    };
+    let first = pair(0, "search", today);
+    insert(&t.db, &first).await.expect("insert");
+    // The same pair again (a retried write) is stored once.
+    insert(&t.db, &first).await.expect("insert again");
+    for i in 1..6 {
+        insert(&t.db, &pair(i, if i < 3 { "search" } else { "ads" }, today))
+            .await
+            .expect("insert");
+    }
+    insert(&t.db, &pair(9, "search", today - 30))
+        .await
+        .expect("old");
+    let all = load(&t.db, &PairFilter::default()).await.expect("load");
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[0].id, "pair-5", "newest first");
+    let got = all.iter().find(|p| p.id == "pair-0").expect("pair-0");
+    assert_eq!(*got, first, "every field survives the round trip");
+    let search = PairFilter {
+        team: Some("search".into()),
+        rule: Some("easy".into()),
+        from_ms: Some(today * DAY_MS),
+        ..PairFilter::default()
+    };
+    let ids: Vec<String> = load(&t.db, &search)
+        .await
+        .expect("load")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(ids, ["pair-2", "pair-0"]);
+    let cfg = AccountingConfig {
+        retention_days: 3,
+        ..fast_cfg(1000, 500)
+    };
+    let ledger = Ledger::start(t.db.clone(), &cfg);
+    ledger.run_retention().await.expect("retention");
+    assert_eq!(t.count("SELECT COUNT(*) FROM shadow_pairs").await, 6);
+    ledger.shutdown().await.expect("shutdown");
 }
