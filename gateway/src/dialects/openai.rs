@@ -1355,6 +1355,20 @@ impl StreamDecoder {
         Ok(out)
     }
 
+    /// A key no call has used yet, for a new call that came without `index`.
+    fn unused_tool_key(&self) -> u64 {
+        match self.tools.keys().max() {
+            None => 0,
+            // The upstream chooses indices, `u64::MAX` included; then take the first gap
+            // (there is one: the map is far smaller than the key space).
+            Some(max) => max.checked_add(1).unwrap_or_else(|| {
+                (0..u64::MAX)
+                    .find(|k| !self.tools.contains_key(k))
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
     fn decode_tool_call(&mut self, call: &Value, out: &mut Vec<StreamEvent>) {
         let id = str_at(call, "id").filter(|s| !s.is_empty());
         let f = call.get("function").unwrap_or(&Value::Null);
@@ -1364,7 +1378,7 @@ impl StreamDecoder {
             Some(k) => k,
             None => match (id, self.last_tool) {
                 (None, Some(last)) => last,
-                _ => self.tools.keys().max().map_or(0, |m| m + 1),
+                _ => self.unused_tool_key(),
             },
         };
         self.last_tool = Some(key);
@@ -1461,6 +1475,39 @@ pub(super) mod tests {
         assert!(d.is_done());
         out.extend(d.finish().unwrap());
         out
+    }
+
+    /// A call without `index` after one at index `u64::MAX` overflowed the next key (a
+    /// panic with overflow checks on); reproduced with `fuzz/fuzz_targets/upstream_stream.rs`.
+    #[test]
+    fn call_without_index_after_max_index_is_a_new_call() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":18446744073709551615,\"id\":\"a\",\"function\":{\"name\":\"f\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"id\":\"b\",\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let starts: Vec<(u32, String)> = decode_all(stream.as_bytes())
+            .into_iter()
+            .filter_map(|ev| match ev {
+                StreamEvent::ToolCallStart { index, name, .. } => Some((index, name)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [(0, "f".to_string()), (1, "g".to_string())]);
+    }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/openai_request.rs`): with serde_json's default
+    /// (not correctly rounded) float parsing, a number in a forwarded field moved by one
+    /// ulp each time the gateway re-read a body it had written.
+    #[test]
+    fn forwarded_numbers_survive_rebuilds_exactly() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi"}],
+            "x":[77777777777777777777777777777777777777777,7.777777777777779e40,0.1]}"#;
+        let req = parse_request(body).unwrap();
+        let rebuilt = build_request(&req, "m").to_string();
+        let again = parse_request(rebuilt.as_bytes()).unwrap();
+        assert_eq!(again.extra, req.extra);
+        assert_eq!(again.extra["x"][1].as_f64(), Some(7.777777777777779e40));
     }
 
     fn usage(input: u32, output: u32, cached: u32) -> Usage {

@@ -12,6 +12,7 @@ use super::engine::{
 };
 use super::error::{did_you_mean, ErrorCode, PolicyError, Pos};
 use super::span::SpanIndex;
+use crate::classify::rules::CompiledOrgRules;
 use crate::classify::{
     Classification, Classifier, ClassifierError, OrgRules, SENSITIVE_MIN_CONFIDENCE,
 };
@@ -616,7 +617,9 @@ pub fn compile(
     let org_rules = match &acc.classifier {
         None => OrgRules::default(),
         Some((r, loc)) => {
-            if let Err(e) = Classifier::new(r.clone()) {
+            // Only the organization's rules can be wrong: building a whole `Classifier`
+            // here would also compile every built-in detector on each check and reload.
+            if let Err(e) = CompiledOrgRules::compile(r) {
                 classifier_error(&mut cx, r, loc, &e);
             }
             r.clone()
