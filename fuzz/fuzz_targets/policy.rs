@@ -64,7 +64,7 @@ fn classifier_for(policy: &CompiledPolicy) -> Rc<Classifier> {
 }
 
 fn run(policy: &CompiledPolicy, cases: &[TestCase]) {
-    let report = run_tests(policy, &classifier_for(policy), cases);
+    let report = run_tests(policy, &classifier_for(policy), cases, catalog());
     assert_eq!(report.passed + report.failed, cases.len());
 }
 
