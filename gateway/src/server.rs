@@ -1298,7 +1298,8 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         StatusCode::OK,
         json!({"status": "ready", "models": state.router.models.models().len(), "local_models": local, "circuits": state.breakers.report(), "backends": backends,
                "policy": {"source": policy.source, "version": policy.version, "last_error": policy.last_error},
-               "shadow": state.shadow.status()}),
+               "shadow": state.shadow.status(),
+               "ledger": state.ledger.as_ref().map(|l| json!({"pending": l.pending(), "dropped": l.dropped()}))}),
     )
 }
 

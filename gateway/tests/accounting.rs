@@ -1174,3 +1174,40 @@ async fn shadow_pairs_round_trip_filter_and_expire(t: &TestDb) {
     assert_eq!(t.count("SELECT COUNT(*) FROM shadow_pairs").await, 6);
     ledger.shutdown().await.expect("shutdown");
 }
+
+/// Batches of every size must not pile up in the connection's prepared-statement cache:
+/// a cached multi-row INSERT holds hundreds of KB, and the ledger writes batches of any
+/// size, so caching them grew a busy gateway by tens of MB (found with massif).
+#[tokio::test]
+async fn ledger_batches_are_not_kept_as_prepared_statements() {
+    use sqlx::Connection;
+    // In memory: one connection, so the writer's statement cache is the one inspected.
+    let db = Db::connect("sqlite::memory:").await.expect("connect");
+    let ledger = Ledger::start(db.clone(), &fast_cfg(60_000, 10_000));
+    let Db::Sqlite(pool) = &db else {
+        panic!("sqlite")
+    };
+    let cached = || async {
+        let conn = pool.acquire().await.expect("connection");
+        conn.cached_statements_size()
+    };
+    let records = random_records(11, 40 * 41 / 2, now_ms().div_euclid(DAY_MS), 1);
+    let mut it = records.into_iter();
+    let mut before = 0;
+    for size in 1..=40 {
+        for r in it.by_ref().take(size) {
+            ledger.record(r);
+        }
+        ledger.flush().await.expect("flush");
+        if size == 1 {
+            before = cached().await;
+        }
+    }
+    let after = cached().await;
+    assert!(
+        after <= before + 2,
+        "{after} statements cached after 40 batch sizes ({before} after the first)"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM ledger").await, 820);
+    ledger.shutdown().await.expect("shutdown");
+}

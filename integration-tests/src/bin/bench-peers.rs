@@ -507,9 +507,21 @@ fn main() {
         println!("{r}");
     }
 
-    // Memory after the load: RSS now and peak.
+    // Memory after the load: RSS now and peak, and how many ledger records were still
+    // queued (not yet written) at that moment.
     if let Some(p) = &sy_proc {
         let pid = p.pid();
+        let ready = load_rt.block_on(async {
+            let r = client()
+                .get(format!("http://{sy_addr}/readyz"))
+                .send()
+                .await
+                .ok()?;
+            r.json::<serde_json::Value>().await.ok()
+        });
+        if let Some(l) = ready.as_ref().map(|v| v["ledger"].clone()) {
+            println!("switchyard ledger queue after load: {l}");
+        }
         println!(
             "switchyard serve RSS after load: VmRSS {:.1} MB, VmHWM (peak) {:.1} MB (no local model; pid {pid})",
             mb(proc_status_kb(pid, "VmRSS").unwrap_or(0)),
