@@ -4,9 +4,12 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). When PostgreSQL cannot be reached the
 //! PostgreSQL variants are skipped with a message, unless `SWITCHYARD_REQUIRE_POSTGRES=1`.
 
+mod support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::PgSchemaGuard;
 
 use proptest::prelude::*;
 use sqlx::Row;
@@ -32,33 +35,6 @@ struct TestDb {
 }
 
 /// Drops the test's PostgreSQL schema even when the test body panics.
-struct PgSchemaGuard {
-    url: String,
-    schema: String,
-}
-
-impl Drop for PgSchemaGuard {
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 fn pg_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES_URL")

@@ -12,6 +12,9 @@
 //! to the run. Skipped with a message when PostgreSQL or Redis is unreachable, unless
 //! `SWITCHYARD_REQUIRE_POSTGRES=1`.
 
+mod support;
+use support::PgSchemaGuard;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -47,34 +50,6 @@ fn url_with_schema(url: &str, schema: &str) -> String {
 }
 
 /// Drops the test's PostgreSQL schema even when the test body panics.
-struct SchemaGuard {
-    url: String,
-    schema: String,
-}
-
-impl Drop for SchemaGuard {
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        // Its own runtime on its own thread: this may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                        .execute(&pool)
-                        .await;
-                    pool.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// Creates the schema (and the gateway's tables in it); checks that Redis answers.
 async fn services(url: &str, schema: &str) -> Result<Db, String> {
@@ -298,7 +273,7 @@ async fn two_serve_processes_share_limits_cache_and_ledger() {
     let started = Instant::now();
     let url = pg_url();
     let schema = format!("sy_procs_{}", uuid::Uuid::new_v4().simple());
-    let _guard = SchemaGuard {
+    let _guard = PgSchemaGuard {
         url: url.clone(),
         schema: schema.clone(),
     };
