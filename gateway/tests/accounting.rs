@@ -34,8 +34,6 @@ struct TestDb {
     pg: Option<PgSchemaGuard>,
 }
 
-/// Drops the test's PostgreSQL schema even when the test body panics.
-
 fn pg_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())

@@ -49,8 +49,6 @@ fn url_with_schema(url: &str, schema: &str) -> String {
     format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
-/// Drops the test's PostgreSQL schema even when the test body panics.
-
 /// Creates the schema (and the gateway's tables in it); checks that Redis answers.
 async fn services(url: &str, schema: &str) -> Result<Db, String> {
     let db = Db::connect_postgres_schema(url, schema)
