@@ -374,20 +374,7 @@ impl ShadowRunner {
 
     async fn run(self: &Arc<Self>, job: ShadowJob, primary: PrimaryOutcome, reserved: i64) {
         let started = Instant::now();
-        let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        let headers = ForwardHeaders::default();
-        let call = Call {
-            request: &job.request,
-            upstream_model: &job.route.upstream_model,
-            headers: &headers,
-        };
-        let result = match tokio::time::timeout(timeout, job.route.provider.chat(call)).await {
-            Ok(r) => r,
-            Err(_) => Err(GatewayError::Timeout {
-                provider: job.route.provider.name().to_string(),
-                after_ms: self.cfg.timeout_ms,
-            }),
-        };
+        let result = self.call(&job.route, &job.request).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let mut rec = PairRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -410,7 +397,7 @@ impl ShadowRunner {
         match result {
             Ok(resp) => {
                 rec.shadow.output_tokens = resp.usage.output_tokens;
-                rec.shadow.cost_micros = self.cost_of(&job.route, &resp, &job.request);
+                rec.shadow.cost_micros = self.cost_of(&job.route, &resp);
                 spent += rec.shadow.cost_micros;
                 rec.shadow_status = 200;
                 spent += self.score(&job, &primary.response, &resp, &mut rec).await;
@@ -436,7 +423,30 @@ impl ShadowRunner {
         }
     }
 
-    fn cost_of(&self, route: &Route, resp: &ChatResponse, request: &ChatRequest) -> i64 {
+    /// One non-streaming call (shadow or judge) under the shadow timeout.
+    async fn call(
+        &self,
+        route: &Route,
+        request: &ChatRequest,
+    ) -> Result<ChatResponse, GatewayError> {
+        let headers = ForwardHeaders::default();
+        let call = Call {
+            request,
+            upstream_model: &route.upstream_model,
+            headers: &headers,
+        };
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        tokio::time::timeout(timeout, route.provider.chat(call))
+            .await
+            .unwrap_or_else(|_| {
+                Err(GatewayError::Timeout {
+                    provider: route.provider.name().to_string(),
+                    after_ms: self.cfg.timeout_ms,
+                })
+            })
+    }
+
+    fn cost_of(&self, route: &Route, resp: &ChatResponse) -> i64 {
         if route.provider.is_external() {
             let c = self.prices.cost(&route.upstream_model, &resp.usage);
             if c.price_known {
@@ -446,11 +456,9 @@ impl ShadowRunner {
         }
         match route.provider.take_compute(&resp.id) {
             Some((busy_ms, gpu)) => self.prices.local_cost(busy_ms, gpu),
-            // A complete local answer always reports its compute; without it the request
-            // is charged at the configured rate for its wall time by the caller's tokens.
-            None => self
-                .prices
-                .local_cost(estimated_local_ms(request, resp), false),
+            // A complete local answer reports its compute; if it ever does not, charge a
+            // conservative estimate from its output tokens rather than nothing.
+            None => self.prices.local_cost(estimated_local_ms(resp), false),
         }
     }
 
@@ -564,20 +572,12 @@ impl ShadowRunner {
         if !self.reserve(estimate) {
             return (None, 0);
         }
-        let headers = ForwardHeaders::default();
-        let call = Call {
-            request: &request,
-            upstream_model: &route.upstream_model,
-            headers: &headers,
-        };
-        let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        let result = tokio::time::timeout(timeout, route.provider.chat(call)).await;
-        let (verdict, cost) = match result {
-            Ok(Ok(resp)) => (
+        let (verdict, cost) = match self.call(&route, &request).await {
+            Ok(resp) => (
                 score::parse_verdict(&score::answer_text(&resp)),
-                self.cost_of(&route, &resp, &request),
+                self.cost_of(&route, &resp),
             ),
-            _ => (None, 0),
+            Err(_) => (None, 0),
         };
         self.settle(estimate, cost);
         rec.judge_model = Some(route.model.clone());
@@ -609,7 +609,7 @@ fn request_text(request: &ChatRequest) -> String {
 
 /// Busy time for a local answer that reported none: the measured single-stream CPU decode
 /// rate (~5 tokens/s, docs/local-runtime.md) is the conservative basis.
-fn estimated_local_ms(_request: &ChatRequest, resp: &ChatResponse) -> f64 {
+fn estimated_local_ms(resp: &ChatResponse) -> f64 {
     f64::from(resp.usage.output_tokens.max(1)) * 200.0
 }
 
