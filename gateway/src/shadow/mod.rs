@@ -316,13 +316,18 @@ impl ShadowRunner {
             .sampling
             .max_tokens
             .unwrap_or(self.cfg.max_output_tokens);
-        let c = self.prices.estimate(&route.upstream_model, prompt, out);
-        let c = if c.price_known {
-            c
-        } else {
-            self.prices.estimate(&route.model, prompt, out)
-        };
+        let c = self.prices.estimate(self.priced_name(route), prompt, out);
         c.price_known.then_some(c.micros)
+    }
+
+    /// The name the price catalog knows the route's model by: the upstream name
+    /// (`gpt-4o` for `openai/gpt-4o`), else the name the policy used.
+    fn priced_name<'r>(&self, route: &'r Route) -> &'r str {
+        if self.prices.lookup(&route.upstream_model).is_some() {
+            &route.upstream_model
+        } else {
+            &route.model
+        }
     }
 
     fn reserve(&self, micros: i64) -> bool {
@@ -448,11 +453,10 @@ impl ShadowRunner {
 
     fn cost_of(&self, route: &Route, resp: &ChatResponse) -> i64 {
         if route.provider.is_external() {
-            let c = self.prices.cost(&route.upstream_model, &resp.usage);
-            if c.price_known {
-                return c.micros;
-            }
-            return self.prices.cost(&route.model, &resp.usage).micros;
+            return self
+                .prices
+                .cost(self.priced_name(route), &resp.usage)
+                .micros;
         }
         match route.provider.take_compute(&resp.id) {
             Some((busy_ms, gpu)) => self.prices.local_cost(busy_ms, gpu),
