@@ -540,6 +540,7 @@ async fn entries_hold_only_the_redacted_form() {
         let mut req = request(&text);
         let finding = Finding {
             category: Category::Pii,
+            detector: policies::Detector::Rule,
             kind: Cow::Borrowed("email"),
             start,
             end: start + email.len(),

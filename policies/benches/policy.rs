@@ -47,6 +47,7 @@ fn cls(findings: Vec<Finding>, difficulty: f32) -> Classification {
 fn finding(category: Category, kind: &'static str) -> Finding {
     Finding {
         category,
+        detector: policies::Detector::Rule,
         kind: kind.into(),
         start: 0,
         end: 5,

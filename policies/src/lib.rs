@@ -5,5 +5,5 @@ pub mod policy;
 
 pub use classify::{
     classify, classify_jsonl, joined_text, Category, Classification, Classifier, ClassifierError,
-    ClassifyInput, ClassifyJsonlError, Finding, OrgRules, Segment, SegmentRole,
+    ClassifyInput, ClassifyJsonlError, Detector, Finding, OrgRules, Segment, SegmentRole,
 };

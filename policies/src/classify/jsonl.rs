@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Category, Classifier, ClassifyInput, Segment, SegmentRole};
+use super::{Category, Classifier, ClassifyInput, Detector, Segment, SegmentRole};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyJsonlError {
@@ -38,6 +38,7 @@ struct InMessage {
 #[derive(Serialize)]
 struct OutFinding<'a> {
     category: Category,
+    detector: Detector,
     #[serde(rename = "type")]
     kind: &'a str,
     start: usize,
@@ -123,6 +124,7 @@ pub fn classify_jsonl(
                 .iter()
                 .map(|f| OutFinding {
                     category: f.category,
+                    detector: f.detector,
                     kind: &f.kind,
                     start: f.start,
                     end: f.end,

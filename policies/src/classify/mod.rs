@@ -74,10 +74,32 @@ impl Category {
     }
 }
 
+/// Which detector produced a finding, so a security engineer can see why a request was
+/// flagged. Serialised lowercase: `rule` (built-in validating detectors), `org` (the
+/// organization's own detectors and terms), `model` (a learned detector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detector {
+    Rule,
+    Org,
+    Model,
+}
+
+impl Detector {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::Rule => "rule",
+            Detector::Org => "org",
+            Detector::Model => "model",
+        }
+    }
+}
+
 /// One detected span.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub category: Category,
+    pub detector: Detector,
     /// Detector kind, e.g. `email`, `credit_card`, `aws_access_key`, or an org detector name.
     pub kind: Cow<'static, str>,
     /// Byte offsets into the canonical (joined) text.
@@ -170,6 +192,7 @@ impl Classifier {
             for r in resolve_overlaps(&mut raws, seg.text) {
                 findings.push(Finding {
                     category: r.category,
+                    detector: r.detector,
                     kind: r.kind,
                     start: offset + r.start,
                     end: offset + r.end,
@@ -218,6 +241,33 @@ impl Classifier {
             },
             _ => (difficulty::sigmoid(z), "lexical"),
         }
+    }
+}
+
+impl Classification {
+    /// Adds findings from a detector that runs outside this crate (a learned model in the
+    /// gateway), and recomputes the categories: one merge rule for every detector. A model
+    /// finding that overlaps a rule finding of the same category adds nothing.
+    pub fn merge_findings(&mut self, extra: impl IntoIterator<Item = Finding>) {
+        for f in extra {
+            let covered = self.findings.iter().any(|k| {
+                k.category == f.category
+                    && k.segment == f.segment
+                    && k.start < f.end
+                    && f.start < k.end
+            });
+            if !covered {
+                self.findings.push(f);
+            }
+        }
+        self.findings.sort_by_key(|f| (f.start, f.end));
+        self.categories = self
+            .findings
+            .iter()
+            .filter(|f| f.confidence >= SENSITIVE_MIN_CONFIDENCE)
+            .map(|f| f.category)
+            .collect();
+        self.sensitive = !self.categories.is_empty();
     }
 }
 

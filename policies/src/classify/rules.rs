@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::entropy::is_placeholder;
 use super::sensitivity::Raw;
-use super::{validate, Category, ClassifierError};
+use super::{validate, Category, ClassifierError, Detector};
 
 /// Organisation rules. Every field is optional.
 ///
@@ -162,6 +162,7 @@ impl CompiledOrgRules {
                 if ok {
                     out.push(Raw {
                         category: d.category,
+                        detector: Detector::Org,
                         kind: Cow::Owned(d.name.clone()),
                         start: m.start(),
                         end: m.end(),
@@ -174,6 +175,7 @@ impl CompiledOrgRules {
             for m in t.find_iter(text) {
                 out.push(Raw {
                     category: Category::Confidential,
+                    detector: Detector::Org,
                     kind: Cow::Borrowed("confidential_term"),
                     start: m.start(),
                     end: m.end(),

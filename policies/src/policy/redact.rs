@@ -242,6 +242,7 @@ mod tests {
     fn finding(cat: Category, kind: &str, seg: usize, s: usize, e: usize) -> Finding {
         Finding {
             category: cat,
+            detector: crate::classify::Detector::Rule,
             kind: kind.to_string().into(),
             start: s,
             end: e,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 fn finding(category: Category, kind: &str, confidence: f32) -> Finding {
     Finding {
         category,
+        detector: crate::classify::Detector::Rule,
         kind: kind.to_string().into(),
         start: 0,
         end: 1,

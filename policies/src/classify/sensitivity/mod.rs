@@ -15,7 +15,7 @@ use regex::Regex;
 use super::entropy::{is_placeholder, shannon};
 use super::rules::CompiledOrgRules;
 use super::text::{despace, sentence_at, skeleton, tokens, Token};
-use super::{validate, Category, ClassifierError};
+use super::{validate, Category, ClassifierError, Detector};
 use lexicon::{
     Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
 };
@@ -50,6 +50,7 @@ type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
 #[derive(Debug, Clone)]
 pub struct Raw {
     pub category: Category,
+    pub detector: Detector,
     pub kind: Cow<'static, str>,
     pub start: usize,
     pub end: usize,
@@ -792,6 +793,7 @@ impl Sensitivity {
                 };
                 out.push(Raw {
                     category,
+                    detector: Detector::Rule,
                     kind: Cow::Borrowed(kind),
                     start: s,
                     end: e,
@@ -958,6 +960,7 @@ impl Sensitivity {
                 if ok {
                     out.push(Raw {
                         category: noun.category,
+                        detector: Detector::Rule,
                         kind: Cow::Borrowed(noun.kind),
                         start: s,
                         end: e,
@@ -987,6 +990,7 @@ impl Sensitivity {
                 let noun = &NOUNS[pi];
                 out.push(Raw {
                     category: noun.category,
+                    detector: Detector::Rule,
                     kind: Cow::Borrowed(noun.kind),
                     start: m.start(),
                     end: m.end(),
@@ -1561,6 +1565,7 @@ fn surname_like(w: &str) -> bool {
 fn raw(category: Category, kind: &'static str, start: usize, end: usize, confidence: f32) -> Raw {
     Raw {
         category,
+        detector: Detector::Rule,
         kind: Cow::Borrowed(kind),
         start,
         end,
