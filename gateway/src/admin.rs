@@ -1,23 +1,21 @@
 //! The admin HTTP API (`/admin/keys`, `/admin/spend`) and the CLI helpers behind
 //! `switchyard keys ...` and `switchyard report`.
 //!
-//! Every admin route requires `Authorization: Bearer <admin token>`. The comparison is
-//! constant-time over SHA-256 digests, so neither the token's content nor its length
-//! leaks through timing. Without a configured token every admin route answers 401: the
-//! API is off rather than open.
+//! Every admin route is declared `Access::Admin` (`access.rs`): it requires
+//! `Authorization: Bearer <admin token>`, compared in constant time. Without a configured
+//! token every admin route answers 401 "admin API disabled": the API is off, not open.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use crate::access::{Access::Admin, RouteTable};
 use crate::accounting::{render_report, spend_report, Ledger, SpendQuery};
 use crate::auth::{AuthError, KeyInfo, KeyStore, NewKey};
 use crate::store::{Db, StoreError};
@@ -25,17 +23,48 @@ use crate::store::{Db, StoreError};
 pub struct AdminState {
     pub keys: KeyStore,
     pub ledger: Ledger,
-    pub admin_token: Option<String>,
 }
 
-pub fn admin_router(state: Arc<AdminState>) -> axum::Router {
-    axum::Router::new()
-        .route("/admin/keys", post(create_key).get(list_keys))
-        .route("/admin/keys/{id}", delete(revoke_key))
-        .route("/admin/keys/{id}/rotate", post(rotate_key))
-        .route("/admin/spend", get(spend))
-        .route("/admin/calibration", get(calibration))
-        .with_state(state)
+/// Adds the admin API's routes, each `Access::Admin`.
+pub fn routes(table: RouteTable, state: Arc<AdminState>) -> RouteTable {
+    let s = || state.clone();
+    table
+        .route(
+            Admin,
+            Method::POST,
+            "/admin/keys",
+            post(create_key).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::GET,
+            "/admin/keys",
+            get(list_keys).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::DELETE,
+            "/admin/keys/{id}",
+            delete(revoke_key).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::POST,
+            "/admin/keys/{id}/rotate",
+            post(rotate_key).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::GET,
+            "/admin/spend",
+            get(spend).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::GET,
+            "/admin/calibration",
+            get(calibration).with_state(s()),
+        )
 }
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -44,30 +73,6 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
         Json(json!({"error": {"type": kind, "message": message.into()}})),
     )
         .into_response()
-}
-
-/// Whether `headers` carry the admin token.
-pub fn is_admin(headers: &HeaderMap, token: Option<&str>) -> bool {
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return false;
-    };
-    let Some(given) = crate::auth::bearer_token(headers) else {
-        return false;
-    };
-    let a = Sha256::digest(given.as_bytes());
-    let b = Sha256::digest(token.as_bytes());
-    bool::from(a.as_slice().ct_eq(b.as_slice()))
-}
-
-/// The 401 to answer with, or `None` when the request carries the admin token.
-fn deny(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
-    (!is_admin(headers, state.admin_token.as_deref())).then(|| {
-        error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid admin bearer token is required",
-        )
-    })
 }
 
 fn auth_error(e: AuthError) -> Response {
@@ -93,14 +98,7 @@ fn with_key(info: &KeyInfo, plain: &str) -> serde_json::Value {
     v
 }
 
-async fn create_key(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
+async fn create_key(State(state): State<Arc<AdminState>>, body: axum::body::Bytes) -> Response {
     let req: NewKey = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
@@ -111,38 +109,21 @@ async fn create_key(
     }
 }
 
-async fn list_keys(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
+async fn list_keys(State(state): State<Arc<AdminState>>) -> Response {
     match state.keys.list().await {
         Ok(keys) => Json(json!({ "keys": keys })).into_response(),
         Err(e) => auth_error(e),
     }
 }
 
-async fn revoke_key(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
+async fn revoke_key(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
     match state.keys.revoke(&id).await {
         Ok(info) => Json(info).into_response(),
         Err(e) => auth_error(e),
     }
 }
 
-async fn rotate_key(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
+async fn rotate_key(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
     match state.keys.rotate(&id).await {
         Ok((info, plain)) => Json(with_key(&info, &plain)).into_response(),
         Err(e) => auth_error(e),
@@ -156,14 +137,7 @@ struct SpendParams {
     to: Option<String>,
 }
 
-async fn spend(
-    State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
-    Query(p): Query<SpendParams>,
-) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
+async fn spend(State(state): State<Arc<AdminState>>, Query(p): Query<SpendParams>) -> Response {
     let q = match SpendQuery::parse(
         p.group_by.as_deref().unwrap_or("team"),
         p.from.as_deref(),
@@ -196,12 +170,8 @@ struct CalibrationParams {
 /// The difficulty-threshold curve from shadow pairs, and the recommended threshold.
 async fn calibration(
     State(state): State<Arc<AdminState>>,
-    headers: HeaderMap,
     Query(p): Query<CalibrationParams>,
 ) -> Response {
-    if let Some(r) = deny(&state, &headers) {
-        return r;
-    }
     let q = match calibration_query(
         p.target_quality,
         p.team,

@@ -448,6 +448,75 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A provider the gateway configures from the standard environment variables.
+pub struct EnvProvider {
+    pub name: &'static str,
+    /// How the provider is named in messages.
+    pub label: &'static str,
+    pub kind: ProviderKind,
+    pub key_var: &'static str,
+    pub base_url_var: &'static str,
+    /// The model names it serves.
+    pub models: &'static [&'static str],
+}
+
+/// The providers the environment variables configure: one list for the default config,
+/// the start-up summary and the "model not found" hint.
+pub const ENV_PROVIDERS: &[EnvProvider] = &[
+    EnvProvider {
+        name: "openai",
+        label: "OpenAI",
+        kind: ProviderKind::Openai,
+        key_var: "OPENAI_API_KEY",
+        base_url_var: "OPENAI_BASE_URL",
+        models: &["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "ft:*"],
+    },
+    EnvProvider {
+        name: "anthropic",
+        label: "Anthropic",
+        kind: ProviderKind::Anthropic,
+        key_var: "ANTHROPIC_API_KEY",
+        base_url_var: "ANTHROPIC_BASE_URL",
+        models: &["claude-*"],
+    },
+];
+
+/// The environment provider whose model names include `model`.
+pub fn env_provider_for(model: &str) -> Option<&'static EnvProvider> {
+    ENV_PROVIDERS.iter().find(|p| {
+        p.models
+            .iter()
+            .any(|pattern| crate::routing::glob_match(pattern, model))
+    })
+}
+
+/// The providers configured by the environment: each whose key or base URL is set.
+pub fn env_providers(var: &impl Fn(&str) -> Option<String>) -> Vec<ProviderConfig> {
+    ENV_PROVIDERS
+        .iter()
+        .filter_map(|p| {
+            let base_url = var(p.base_url_var);
+            (var(p.key_var).is_some() || base_url.is_some()).then(|| ProviderConfig {
+                name: p.name.into(),
+                kind: p.kind,
+                base_url,
+                api_key: None,
+                api_key_env: Some(p.key_var.into()),
+                endpoints: Vec::new(),
+                timeout_ms: default_timeout_ms(),
+                connect_timeout_ms: default_connect_timeout_ms(),
+                models: p.models.iter().map(|m| m.to_string()).collect(),
+                headers: Default::default(),
+                external: true,
+                max_retries: default_max_retries(),
+                retry_base_ms: default_retry_base_ms(),
+                retry_max_ms: default_retry_max_ms(),
+                max_retry_after_ms: default_max_retry_after_ms(),
+            })
+        })
+        .collect()
+}
+
 impl Config {
     pub fn from_yaml_str(yaml: &str) -> Result<Config, ConfigError> {
         Self::parse(yaml, "<config>")
@@ -530,51 +599,7 @@ impl Config {
     }
 
     pub fn from_env_vars(var: impl Fn(&str) -> Option<String>) -> Config {
-        let mut providers = Vec::new();
-        let openai_key = var("OPENAI_API_KEY");
-        let openai_base = var("OPENAI_BASE_URL");
-        if openai_key.is_some() || openai_base.is_some() {
-            providers.push(ProviderConfig {
-                name: "openai".into(),
-                kind: ProviderKind::Openai,
-                base_url: openai_base,
-                api_key: None,
-                api_key_env: Some("OPENAI_API_KEY".into()),
-                endpoints: Vec::new(),
-                timeout_ms: default_timeout_ms(),
-                connect_timeout_ms: default_connect_timeout_ms(),
-                models: ["gpt-*", "o1*", "o3*", "o4*", "chatgpt-*", "ft:*"]
-                    .map(String::from)
-                    .to_vec(),
-                headers: Default::default(),
-                external: true,
-                max_retries: default_max_retries(),
-                retry_base_ms: default_retry_base_ms(),
-                retry_max_ms: default_retry_max_ms(),
-                max_retry_after_ms: default_max_retry_after_ms(),
-            });
-        }
-        let anthropic_key = var("ANTHROPIC_API_KEY");
-        let anthropic_base = var("ANTHROPIC_BASE_URL");
-        if anthropic_key.is_some() || anthropic_base.is_some() {
-            providers.push(ProviderConfig {
-                name: "anthropic".into(),
-                kind: ProviderKind::Anthropic,
-                base_url: anthropic_base,
-                api_key: None,
-                api_key_env: Some("ANTHROPIC_API_KEY".into()),
-                endpoints: Vec::new(),
-                timeout_ms: default_timeout_ms(),
-                connect_timeout_ms: default_connect_timeout_ms(),
-                models: vec!["claude-*".into()],
-                headers: Default::default(),
-                external: true,
-                max_retries: default_max_retries(),
-                retry_base_ms: default_retry_base_ms(),
-                retry_max_ms: default_retry_max_ms(),
-                max_retry_after_ms: default_max_retry_after_ms(),
-            });
-        }
+        let providers = env_providers(&var);
         // The set-up cache's models, when `scripts/setup-models.sh` has prepared them.
         let smollm2 = local_runtime::LocalModelConfig::default_smollm2();
         let local_models = if smollm2.dir.join("model.onnx").exists() {

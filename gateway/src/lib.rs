@@ -4,6 +4,7 @@
 //! classify → policy decision → (redact) → provider along the fallback chain →
 //! (restore) → encode in the client's dialect.
 
+pub mod access;
 pub mod accounting;
 pub mod admin;
 pub mod auth;

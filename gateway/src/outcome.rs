@@ -167,10 +167,15 @@ impl Tracker {
         self.finish(200, None);
     }
 
-    pub fn fail(mut self, err: &GatewayError) {
-        if self.rec.route.is_empty() {
-            self.route_kind = "blocked";
-        }
+    /// The policy refused the request under `rule` (a block, or no allowed target).
+    pub fn refused(&mut self, rule: String) {
+        self.rec.route = rule;
+        self.route_kind = "blocked";
+    }
+
+    /// Errors before a route was chosen keep the route kind `none`; a policy refusal is
+    /// `blocked` (see `refused`).
+    pub fn fail(self, err: &GatewayError) {
         let status = err.status();
         let kind = crate::telemetry::spans::error_type(err);
         self.finish(status, Some(kind.to_string()));

@@ -205,6 +205,20 @@ pub struct RoutePlan {
     pub redaction: Option<Redaction>,
 }
 
+/// A request the policy did not let through, with the rule that decided so (the client
+/// sees it in `x-switchyard-rule`, the ledger and dashboard count blocks per rule).
+#[derive(Debug)]
+pub struct Refused {
+    pub rule: String,
+    pub error: GatewayError,
+}
+
+impl From<Refused> for GatewayError {
+    fn from(r: Refused) -> GatewayError {
+        r.error
+    }
+}
+
 /// The policy engine behind the routing seam.
 pub struct PolicyRouter {
     pub models: Arc<ModelMap>,
@@ -219,13 +233,17 @@ impl PolicyRouter {
         request: &mut ChatRequest,
         facts: Facts,
         explain: bool,
-    ) -> Result<RoutePlan, GatewayError> {
+    ) -> Result<RoutePlan, Refused> {
         let (classification, decision, _) = self.decide(request, facts, explain);
+        let refuse = |error| Refused {
+            rule: decision.rule.clone(),
+            error,
+        };
         if let Some(message) = &decision.blocked {
-            return Err(GatewayError::PermissionDenied(format!(
+            return Err(refuse(GatewayError::PermissionDenied(format!(
                 "blocked by policy rule `{}`: {message}",
                 decision.rule
-            )));
+            ))));
         }
         let redaction = if decision.redact.is_empty() {
             None
@@ -270,16 +288,13 @@ impl PolicyRouter {
                     unavailable.join(", ")
                 )
             };
-            return Err(
+            return Err(refuse(
                 if decision.target.as_deref() == Some("requested") && !decision.privacy_critical {
-                    GatewayError::NotFound(format!(
-                    "The model `{}` does not exist or is not served by this gateway (see GET /v1/models)",
-                    request.model
-                ))
+                    GatewayError::NotFound(model_not_found(&request.model))
                 } else {
                     GatewayError::Overloaded(message)
                 },
-            );
+            ));
         }
         Ok(RoutePlan {
             decision,
@@ -288,6 +303,20 @@ impl PolicyRouter {
             unavailable,
             redaction,
         })
+    }
+}
+
+/// The 404 text for a model nobody serves; it names the environment variables that
+/// would enable a known provider's model, so the fix is one restart away.
+pub fn model_not_found(model: &str) -> String {
+    match crate::config::env_provider_for(model) {
+        Some(p) => format!(
+            "The model `{model}` is not served by this gateway: {} models are served when {} (or {}) is set when the gateway starts, or by a provider in the config file (GET /v1/models lists what is served)",
+            p.label, p.key_var, p.base_url_var
+        ),
+        None => format!(
+            "The model `{model}` does not exist or is not served by this gateway (GET /v1/models lists what is served)"
+        ),
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::telemetry::spans;
 
+use crate::access::{Access, Credentials, Identity, RouteTable};
 use crate::accounting::{Ledger, PriceCatalog, UnknownPrice};
 use crate::auth::KeyStore;
 use crate::cache::ResponseCache;
@@ -58,9 +59,8 @@ pub struct AppState {
     /// Durable request records; `None` only when accounting is disabled in tests.
     pub ledger: Option<Ledger>,
     pub keys: KeyStore,
-    /// Every model request needs a virtual key (set when an admin token exists).
-    pub require_key: bool,
-    pub admin_token: Option<String>,
+    /// What the route guards check: virtual keys, admin and metrics tokens.
+    pub credentials: Arc<Credentials>,
     pub prices: Arc<PriceCatalog>,
     pub unknown_price: UnknownPrice,
     pub limiter: Arc<Limiter>,
@@ -99,6 +99,18 @@ impl AppState {
         let keys = KeyStore::new(db.clone(), config.auth.cache_ttl());
         let admin_token = config.auth.admin_token();
         let require_key = config.auth.require_key || admin_token.is_some();
+        let credentials = Credentials {
+            keys: Some(keys.clone()),
+            require_key,
+            admin_token,
+            admin_token_env: config
+                .auth
+                .admin_token_env
+                .clone()
+                .unwrap_or_else(|| "SWITCHYARD_ADMIN_TOKEN".into()),
+            metrics_token: config.auth.metrics_token(),
+            on_refused_model_call: std::sync::OnceLock::new(),
+        };
         if !require_key {
             tracing::warn!("OPEN MODE: no admin token is configured (SWITCHYARD_ADMIN_TOKEN), so model requests need no virtual key; set one for production");
         }
@@ -179,8 +191,7 @@ impl AppState {
             ),
             ledger: Some(ledger),
             keys,
-            require_key,
-            admin_token,
+            credentials: Arc::new(credentials),
             prices,
             unknown_price: config.accounting.unknown_price,
             limiter: Arc::new(limiter),
@@ -311,38 +322,104 @@ impl AppState {
 }
 
 pub fn app(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/chat/completions", post(chat_completions))
-        .route("/v1/messages", post(messages))
-        .route("/v1/messages/count_tokens", post(count_tokens))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
-        .route("/v1/route/explain", post(explain))
-        .route("/v1/classify", post(classify))
-        .route("/admin/policy/status", get(policy_status))
-        .route("/admin/policy/reload", post(policy_reload))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .fallback(not_found)
-        .with_state(state.clone())
-        .merge(extra_routers(&state))
+    // Refused model requests land in the ledger like every answered request.
+    let weak = Arc::downgrade(&state);
+    let _ = state
+        .credentials
+        .on_refused_model_call
+        .set(Box::new(move |dialect, err| {
+            if let Some(state) = weak.upgrade() {
+                Tracker::new(state, dialect).fail(err);
+            }
+        }));
+    route_table(&state).into_router().fallback(not_found)
 }
 
-/// Admin API, dashboard and metrics, each with its own state.
-fn extra_routers(state: &Arc<AppState>) -> axum::Router {
-    let mut router = crate::telemetry::metrics::metrics_router(state.metrics.clone());
+/// Every route the gateway serves, each with its access class (`access.rs`): the one
+/// place a route is added.
+pub fn route_table(state: &Arc<AppState>) -> RouteTable {
+    use Access::{Admin, Client, Metrics, Public};
+    let s = || state.clone();
+    let mut table = RouteTable::new(state.credentials.clone())
+        .route(
+            Client,
+            Method::POST,
+            "/v1/chat/completions",
+            post(chat_completions).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/chat/completions",
+            post(chat_completions).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/v1/messages",
+            post(messages).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/v1/messages/count_tokens",
+            post(count_tokens).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/v1/embeddings",
+            post(embeddings).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::GET,
+            "/v1/models",
+            get(models).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/v1/route/explain",
+            post(explain).with_state(s()),
+        )
+        .route(
+            Client,
+            Method::POST,
+            "/v1/classify",
+            post(classify).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::GET,
+            "/admin/policy/status",
+            get(policy_status).with_state(s()),
+        )
+        .route(
+            Admin,
+            Method::POST,
+            "/admin/policy/reload",
+            post(policy_reload).with_state(s()),
+        )
+        .route(Public, Method::GET, "/healthz", get(healthz))
+        .route(Public, Method::GET, "/readyz", get(readyz).with_state(s()))
+        .route(
+            Metrics,
+            Method::GET,
+            "/metrics",
+            get(crate::telemetry::metrics::metrics_handler).with_state(state.metrics.clone()),
+        );
     if let Some(ledger) = &state.ledger {
-        router = router.merge(crate::admin::admin_router(Arc::new(
-            crate::admin::AdminState {
+        table = crate::admin::routes(
+            table,
+            Arc::new(crate::admin::AdminState {
                 keys: state.keys.clone(),
                 ledger: ledger.clone(),
-                admin_token: state.admin_token.clone(),
-            },
-        )));
+            }),
+        );
         let mut dash = crate::dashboard::DashboardState::new(
             Some(ledger.db().clone()),
-            state.admin_token.clone(),
+            state.credentials.admin_token.clone(),
         );
         let policy = state.router.policy.clone();
         dash.policy_status = Arc::new(move || json!(policy.status()));
@@ -360,9 +437,9 @@ fn extra_routers(state: &Arc<AppState>) -> axum::Router {
                 .find(|b| crate::routing::glob_match(&b.subject, team))
                 .and_then(|b| b.hard_usd.map(|u| u.micros()))
         });
-        router = router.merge(crate::dashboard::dashboard_router(dash));
+        table = crate::dashboard::routes(table, dash);
     }
-    router
+    table
 }
 
 /// A gateway serving in the background (tests, embedding).
@@ -466,33 +543,48 @@ pub async fn serve_with(
 
 async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<Identity>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_chat(state, Dialect::OpenAi, &headers, body).await
+    handle_chat(state, Dialect::OpenAi, identity, &headers, body).await
 }
 
-async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    handle_chat(state, Dialect::Anthropic, &headers, body).await
+async fn messages(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<Identity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_chat(state, Dialect::Anthropic, identity, &headers, body).await
 }
 
-/// The request path: decode dialect → authenticate → classify → decide → (redact) →
-/// cache → budget → dispatch along the fallback chain → (restore) → encode → account.
+/// The request path (the client guard authenticated the caller before the body was
+/// read): decode dialect → classify → decide → (redact) → cache → budget → dispatch
+/// along the fallback chain → (restore) → encode → account.
 async fn handle_chat(
     state: Arc<AppState>,
     dialect: Dialect,
+    identity: Identity,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let mut tracker = Some(Tracker::new(state.clone(), dialect));
-    let result = chat(&state, dialect, headers, body, &mut tracker).await;
+    let result = chat(&state, dialect, identity, headers, body, &mut tracker).await;
     match result {
         Ok(response) => response,
         Err(err) => {
+            let mut response = error_response(dialect, &err);
             if let Some(t) = tracker.take() {
+                // A refusal by a policy rule names the rule, as every answer does.
+                if let Ok(v) = HeaderValue::from_str(&t.rec.route) {
+                    if !t.rec.route.is_empty() {
+                        response.headers_mut().insert("x-switchyard-rule", v);
+                    }
+                }
                 t.fail(&err);
             }
-            error_response(dialect, &err)
+            response
         }
     }
 }
@@ -500,6 +592,7 @@ async fn handle_chat(
 async fn chat(
     state: &Arc<AppState>,
     dialect: Dialect,
+    identity: Identity,
     headers: &HeaderMap,
     body: Body,
     tracker: &mut Option<Tracker>,
@@ -515,7 +608,7 @@ async fn chat(
         &request.model,
         request.stream,
     );
-    let result = chat_parsed(state, dialect, headers, request, tracker, &span)
+    let result = chat_parsed(state, dialect, identity, headers, request, tracker, &span)
         .instrument(span.span().clone())
         .await;
     match &result {
@@ -528,6 +621,7 @@ async fn chat(
 async fn chat_parsed(
     state: &Arc<AppState>,
     dialect: Dialect,
+    Identity(identity): Identity,
     headers: &HeaderMap,
     mut request: ChatRequest,
     tracker: &mut Option<Tracker>,
@@ -538,14 +632,11 @@ async fn chat_parsed(
         .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
     t.rec.requested_model = request.model.clone();
     t.rec.stream = request.stream;
-    let identity = authenticate(state, headers)
-        .instrument(spans::auth())
-        .await?;
     if let Some(key) = &identity {
         t.rec.key_id = Some(key.id.clone());
         t.rec.team = Some(key.team.clone());
     }
-    let facts = facts_for(state, headers, &request, dialect, identity.as_ref());
+    let facts = facts_for(state, headers, &request, dialect, identity.as_deref());
     if t.rec.team.is_none() {
         t.rec.team = facts.team.clone();
     }
@@ -554,8 +645,12 @@ async fn chat_parsed(
     }
     let classify_started = std::time::Instant::now();
     let classify_span = spans::classify();
-    let plan = classify_span.in_scope(|| state.router.plan(&mut request, facts, false))?;
+    let planned = classify_span.in_scope(|| state.router.plan(&mut request, facts, false));
     state.metrics.observe_classifier(classify_started.elapsed());
+    let plan = planned.map_err(|refused| {
+        t.refused(refused.rule);
+        refused.error
+    })?;
     t.note_plan(&plan);
     let categories: Vec<&str> = t.rec.sensitivity.iter().map(String::as_str).collect();
     spans::record_classification(
@@ -784,32 +879,6 @@ async fn render_cached(
     }
 }
 
-/// The virtual key of the request, required when the gateway is not in open mode.
-async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<crate::auth::KeyInfo>, GatewayError> {
-    let presented = crate::auth::key_from_headers(headers);
-    match presented {
-        Some(plain) if crate::auth::looks_like_key(plain) => {
-            match state.keys.authenticate(plain).await {
-                Ok(Some(info)) => Ok(Some(info)),
-                Ok(None) => Err(GatewayError::Authentication(
-                    "invalid or revoked virtual key".into(),
-                )),
-                Err(e) => {
-                    tracing::error!(error = %e, "key store unavailable");
-                    Err(GatewayError::Overloaded("cannot verify the virtual key right now".into()))
-                }
-            }
-        }
-        _ if state.require_key => Err(GatewayError::Authentication(
-            "a virtual key (sk-sy-...) is required: send it as `Authorization: Bearer` or `x-api-key`".into(),
-        )),
-        _ => Ok(None),
-    }
-}
-
 /// What a target delivered before anything went to the client.
 enum Served {
     Complete(ChatResponse),
@@ -993,13 +1062,20 @@ fn facts_for(
 
 async fn count_tokens(
     State(state): State<Arc<AppState>>,
+    Extension(Identity(identity)): Extension<Identity>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
         let body = read_body_timed(&state, body, &headers).await?;
         let mut request = anthropic::parse_count_tokens_request(&body)?;
-        let facts = facts_for(&state, &headers, &request, Dialect::Anthropic, None);
+        let facts = facts_for(
+            &state,
+            &headers,
+            &request,
+            Dialect::Anthropic,
+            identity.as_deref(),
+        );
         // Counting sends the prompt upstream too, so it obeys the same policy.
         let plan = state.router.plan(&mut request, facts, false)?;
         let forward = forward_headers(&headers, &plan);
@@ -1030,6 +1106,7 @@ struct ExplainQuery {
 /// The routing decision for a request, with every rule's trace, without calling any model.
 async fn explain(
     State(state): State<Arc<AppState>>,
+    Extension(Identity(identity)): Extension<Identity>,
     Query(q): Query<ExplainQuery>,
     headers: HeaderMap,
     body: Body,
@@ -1045,7 +1122,7 @@ async fn explain(
             Dialect::OpenAi => openai::parse_request(&body)?,
             Dialect::Anthropic => anthropic::parse_count_tokens_request(&body)?,
         };
-        let facts = facts_for(&state, &headers, &request, dialect, None);
+        let facts = facts_for(&state, &headers, &request, dialect, identity.as_deref());
         Ok(json_response(
             StatusCode::OK,
             explain_json(&state.router, request, facts),
@@ -1070,7 +1147,9 @@ pub fn explain_json(
             "unavailable": plan.unavailable,
             "redactions": plan.redaction.as_ref().map(|r| r.map.placeholders().map(str::to_string).collect::<Vec<_>>()).unwrap_or_default(),
         }),
-        Err(e) => json!({ "error": e.to_string(), "status": e.status() }),
+        Err(r) => {
+            json!({ "error": r.error.to_string(), "status": r.error.status(), "rule": r.rule })
+        }
     };
     json!({
         "policy": { "source": active.source, "version": active.version },
@@ -1267,7 +1346,14 @@ async fn healthz() -> Response {
     json_response(StatusCode::OK, json!({"status": "ok"}))
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+/// Readiness. A load balancer needs only the status; the details (models, backends,
+/// circuits, policy source, shadow spend, ledger queue) go to the admin token, or to
+/// anyone in open mode, where nothing is guarded.
+async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let creds = &state.credentials;
+    if !creds.open_mode() && crate::access::admin_check(creds, &headers).is_err() {
+        return json_response(StatusCode::OK, json!({"status": "ready"}));
+    }
     let local: Vec<_> = state
         .local_models
         .iter()

@@ -13,11 +13,12 @@ use support::PgSchemaGuard;
 
 use proptest::prelude::*;
 use sqlx::Row;
+use switchyard::access::{Credentials, RouteTable};
 use switchyard::accounting::{
     money, spend_report, spend_report_from, AccountingConfig, Cost, GroupBy, Ledger, LedgerRecord,
     PriceCatalog, SpendQuery, SpendRow, SpendSource,
 };
-use switchyard::admin::{admin_router, cli_keys, cli_report, AdminState, KeysCommand};
+use switchyard::admin::{cli_keys, cli_report, AdminState, KeysCommand};
 use switchyard::auth::{AuthError, KeyStore, NewKey};
 use switchyard::canonical::Usage;
 use switchyard::store::time::{now_ms, DAY_MS};
@@ -434,13 +435,18 @@ async fn plain_keys_are_never_stored(t: &TestDb) {
 
 const ADMIN_TOKEN: &str = "test-admin-token-5f2e";
 
-async fn serve(state: Arc<AdminState>) -> (String, tokio::task::JoinHandle<()>) {
+async fn serve(
+    state: Arc<AdminState>,
+    token: Option<&str>,
+) -> (String, tokio::task::JoinHandle<()>) {
+    let creds = Arc::new(Credentials::admin_only(token.map(str::to_string)));
+    let router = switchyard::admin::routes(RouteTable::new(creds), state).into_router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, admin_router(state)).await;
+        let _ = axum::serve(listener, router).await;
     });
     (format!("http://{addr}"), task)
 }
@@ -451,9 +457,8 @@ async fn admin_api_over_http(t: &TestDb) {
     let state = Arc::new(AdminState {
         keys: keys.clone(),
         ledger: ledger.clone(),
-        admin_token: Some(ADMIN_TOKEN.into()),
     });
-    let (base, server) = serve(state).await;
+    let (base, server) = serve(state, Some(ADMIN_TOKEN)).await;
     let http = reqwest::Client::new();
 
     // 401 JSON without the token, with a wrong one, with the right one in the wrong place.
@@ -609,9 +614,8 @@ async fn admin_api_over_http(t: &TestDb) {
     let closed = Arc::new(AdminState {
         keys,
         ledger: ledger.clone(),
-        admin_token: None,
     });
-    let (base, server) = serve(closed).await;
+    let (base, server) = serve(closed, None).await;
     let resp = http
         .get(format!("{base}/admin/keys"))
         .header("authorization", "Bearer ")
@@ -619,6 +623,14 @@ async fn admin_api_over_http(t: &TestDb) {
         .await
         .expect("send");
     assert_eq!(resp.status(), 401);
+    // It says why, and what to do: the token is read when the gateway starts.
+    let body: serde_json::Value = resp.json().await.expect("json error body");
+    assert_eq!(body["error"]["type"], "admin_disabled");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("admin API disabled") && message.contains("SWITCHYARD_ADMIN_TOKEN"),
+        "{message}"
+    );
     server.abort();
     ledger.shutdown().await.expect("shutdown");
 }

@@ -66,6 +66,10 @@ pub struct AuthConfig {
     pub cache_ttl_ms: u64,
     /// Environment variable holding the admin bearer token; unset disables `/admin/*`.
     pub admin_token_env: Option<String>,
+    /// Environment variable holding a bearer token for `GET /metrics`. Unset (the
+    /// default), `/metrics` is open so that Prometheus can scrape it without a secret;
+    /// see docs/observability.md for what the metrics reveal.
+    pub metrics_token_env: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -74,6 +78,7 @@ impl Default for AuthConfig {
             require_key: false,
             cache_ttl_ms: 5000,
             admin_token_env: Some("SWITCHYARD_ADMIN_TOKEN".into()),
+            metrics_token_env: None,
         }
     }
 }
@@ -86,6 +91,12 @@ impl AuthConfig {
     /// The admin token from the environment, if configured and non-empty.
     pub fn admin_token(&self) -> Option<String> {
         let var = self.admin_token_env.as_deref()?;
+        std::env::var(var).ok().filter(|t| !t.trim().is_empty())
+    }
+
+    /// The metrics bearer token from the environment, if configured and non-empty.
+    pub fn metrics_token(&self) -> Option<String> {
+        let var = self.metrics_token_env.as_deref()?;
         std::env::var(var).ok().filter(|t| !t.trim().is_empty())
     }
 }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+
+use crate::access::{ct_eq, Access, RouteTable};
 
 pub use data::{load, load_between, DashboardData, Range};
 
@@ -82,15 +84,50 @@ pub enum DashboardError {
     Unauthorized,
 }
 
-/// `GET /dashboard`, `GET|POST /dashboard/login`, `GET /dashboard/logout`. Merge it into
-/// the app router: `app.merge(dashboard_router(state))`.
+/// Adds `GET /dashboard` (`Access::Dashboard`) and the sign-in pages `GET|POST
+/// /dashboard/login`, `GET /dashboard/logout` (`Access::Public`).
+pub fn routes(table: RouteTable, state: DashboardState) -> RouteTable {
+    let state = Arc::new(state);
+    let s = || state.clone();
+    table
+        .route(
+            Access::Dashboard,
+            Method::GET,
+            "/dashboard",
+            get(dashboard).with_state(s()),
+        )
+        .route(
+            Access::Dashboard,
+            Method::GET,
+            "/dashboard/",
+            get(dashboard).with_state(s()),
+        )
+        .route(
+            Access::Public,
+            Method::GET,
+            "/dashboard/login",
+            get(login_form).with_state(s()),
+        )
+        .route(
+            Access::Public,
+            Method::POST,
+            "/dashboard/login",
+            post(login).with_state(s()),
+        )
+        .route(
+            Access::Public,
+            Method::GET,
+            "/dashboard/logout",
+            get(logout).with_state(s()),
+        )
+}
+
+/// The dashboard served on its own (tests): its routes behind their guards.
 pub fn dashboard_router(state: DashboardState) -> axum::Router {
-    axum::Router::new()
-        .route("/dashboard", get(dashboard))
-        .route("/dashboard/", get(dashboard))
-        .route("/dashboard/login", get(login_form).post(login))
-        .route("/dashboard/logout", get(logout))
-        .with_state(Arc::new(state))
+    let creds = Arc::new(crate::access::Credentials::admin_only(
+        state.admin_token.clone(),
+    ));
+    routes(RouteTable::new(creds), state).into_router()
 }
 
 fn session_value(token: &str) -> String {
@@ -105,10 +142,6 @@ fn session_value(token: &str) -> String {
     out
 }
 
-fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -120,20 +153,34 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether the request may see the dashboard.
-pub fn authorized(state: &DashboardState, headers: &HeaderMap) -> bool {
-    let Some(token) = &state.admin_token else {
+/// Whether the request may see the dashboard: the admin token as a bearer token or the
+/// session cookie derived from it; anyone in open mode (no admin token).
+pub fn authorized(admin_token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = admin_token.filter(|t| !t.is_empty()) else {
         return true;
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if bearer.is_some_and(|b| ct_eq(b, token)) {
+    if crate::auth::bearer_token(headers).is_some_and(|b| ct_eq(b, token)) {
         return true;
     }
     cookie(headers, COOKIE).is_some_and(|c| ct_eq(c, &session_value(token)))
+}
+
+/// The 401 a browser gets for a dashboard page without a session: the sign-in form.
+pub fn sign_in_required(query: Option<&str>) -> Response {
+    let range = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("range="));
+    let range = Range::parse(range);
+    let mut r = html(
+        StatusCode::UNAUTHORIZED,
+        render::login_page(None, range.as_str()),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"switchyard-dashboard\""),
+    );
+    r
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -164,20 +211,8 @@ struct RangeQuery {
 async fn dashboard(
     State(state): State<Arc<DashboardState>>,
     Query(q): Query<RangeQuery>,
-    headers: HeaderMap,
 ) -> Response {
     let range = Range::parse(q.range.as_deref());
-    if !authorized(&state, &headers) {
-        let mut r = html(
-            StatusCode::UNAUTHORIZED,
-            render::login_page(None, range.as_str()),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"switchyard-dashboard\""),
-        );
-        return r;
-    }
     let data = match &state.db {
         Some(db) => match load(db, range).await {
             Ok(d) => d,
@@ -325,10 +360,6 @@ async fn logout() -> Response {
 mod tests {
     use super::*;
 
-    fn state(token: Option<&str>) -> DashboardState {
-        DashboardState::new(None, token.map(str::to_string))
-    }
-
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
@@ -341,24 +372,24 @@ mod tests {
 
     #[test]
     fn open_without_a_token_closed_with_one() {
-        assert!(authorized(&state(None), &HeaderMap::new()));
-        let s = state(Some("s3cret"));
-        assert!(!authorized(&s, &HeaderMap::new()));
+        assert!(authorized(None, &HeaderMap::new()));
+        let s = Some("s3cret");
+        assert!(!authorized(s, &HeaderMap::new()));
         assert!(!authorized(
-            &s,
+            s,
             &headers(&[("authorization", "Bearer nope")])
         ));
         assert!(authorized(
-            &s,
+            s,
             &headers(&[("authorization", "Bearer s3cret")])
         ));
         // The cookie carries the session hash; the raw token there is not accepted.
         assert!(!authorized(
-            &s,
+            s,
             &headers(&[("cookie", "switchyard_dashboard=s3cret")])
         ));
         let c = format!("a=b; switchyard_dashboard={}", session_value("s3cret"));
-        assert!(authorized(&s, &headers(&[("cookie", &c)])));
+        assert!(authorized(s, &headers(&[("cookie", &c)])));
     }
 
     #[test]
