@@ -89,6 +89,9 @@ pub struct Config {
     /// Shadow comparisons that policies request (docs/shadow.md).
     #[serde(default)]
     pub shadow: crate::shadow::ShadowConfig,
+    /// The file this config was read from (absolute), `None` for the environment default.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -527,7 +530,19 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(config)
+    }
+
+    /// The ledger database: `accounting.database_url`, or the default SQLite file of this
+    /// config (`Db::default_sqlite_url_for`).
+    pub fn database_url(&self) -> String {
+        self.accounting
+            .database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| crate::store::Db::default_sqlite_url_for(self.source.as_deref()))
     }
 
     fn parse(yaml: &str, origin: &str) -> Result<Config, ConfigError> {
@@ -633,6 +648,7 @@ impl Config {
             limits: Default::default(),
             cache: Default::default(),
             shadow: Default::default(),
+            source: None,
         }
     }
 }
@@ -640,6 +656,31 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_config_file_has_its_own_default_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, "listen: 127.0.0.1:0\n").expect("write");
+        std::fs::write(&b, "listen: 127.0.0.1:0\n").expect("write");
+        let (ca, cb) = (Config::load(&a).expect("a"), Config::load(&b).expect("b"));
+        assert_ne!(ca.database_url(), cb.database_url());
+        // The CLI loading the same file (by another spelling of its path) finds the same one.
+        let again = Config::load(&dir.path().join(".").join("a.yaml")).expect("a again");
+        assert_eq!(ca.database_url(), again.database_url());
+        assert!(
+            ca.database_url().contains("switchyard-a-"),
+            "{}",
+            ca.database_url()
+        );
+        // An explicit database wins; no config file keeps the historical default.
+        let explicit = Config::from_yaml_str("accounting: { database_url: 'sqlite::memory:' }")
+            .expect("explicit");
+        assert_eq!(explicit.database_url(), "sqlite::memory:");
+        assert!(Config::from_env_vars(|_| None)
+            .database_url()
+            .ends_with("/switchyard.db"));
+    }
 
     #[test]
     fn parses_full_config() {

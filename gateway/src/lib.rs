@@ -22,6 +22,7 @@ pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod shadow;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

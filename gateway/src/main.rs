@@ -236,20 +236,13 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
             .transpose()?;
         let state = Arc::new(server::AppState::build(&config).await?);
         state.start_gauges();
-        if config.policy_dir.is_none() {
-            tracing::info!("no policy_dir: built-in policy (requested model; privacy-critical requests stay local)");
-        }
         for p in &config.providers {
-            tracing::info!(provider = %p.name, kind = ?p.kind, base_url = %p.base_url(), models = ?p.models, "provider configured");
             if !p.endpoints.is_empty() {
                 // Names, URLs and weights only: keys are never logged.
                 for e in p.resolved_endpoints() {
                     tracing::info!(provider = %p.name, endpoint = %e.label, base_url = %e.base_url, weight = e.weight, "endpoint configured");
                 }
             }
-        }
-        if config.providers.is_empty() {
-            tracing::warn!("no providers configured: set OPENAI_API_KEY/OPENAI_BASE_URL or ANTHROPIC_API_KEY/ANTHROPIC_BASE_URL, or pass --config");
         }
         let watcher = state
             .router
@@ -261,6 +254,9 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         // Printed on stdout so scripts and tests can find a port chosen with :0.
         let scheme = if tls.is_some() { "https" } else { "http" };
         println!("switchyard listening on {scheme}://{addr}");
+        for line in switchyard::startup::summary(&config, &state, &format!("{scheme}://{addr}")) {
+            println!("  {line}");
+        }
         // Stop accepting on SIGTERM/Ctrl-C, let in-flight requests and streams finish,
         // but only for `shutdown_grace_ms`: a stuck stream must not block a deploy.
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -514,9 +510,7 @@ fn ledger_db(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let db = runtime.block_on(switchyard::store::Db::connect(
-        &config.accounting.database_url(),
-    ))?;
+    let db = runtime.block_on(switchyard::store::Db::connect(&config.database_url()))?;
     Ok((runtime, db))
 }
 

@@ -90,13 +90,18 @@ impl AppState {
     pub async fn build(config: &Config) -> anyhow::Result<AppState> {
         let cfg = config.clone();
         let core = tokio::task::spawn_blocking(move || Self::core(&cfg)).await??;
-        let db = Db::connect(&config.accounting.database_url())
+        let db = Db::connect(&config.database_url())
             .await
             .with_context(|| "cannot open the ledger database (accounting.database_url)")?;
         let prices =
             PriceCatalog::load(&config.accounting).context("cannot load the price catalog")?;
         let ledger = Ledger::start(db.clone(), &config.accounting);
         let keys = KeyStore::new(db.clone(), config.auth.cache_ttl());
+        if let (Some(var), None) = (&config.auth.metrics_token_env, config.auth.metrics_token()) {
+            // Fail closed: a metrics token that was asked for but is missing must not
+            // leave `/metrics` open.
+            anyhow::bail!("auth.metrics_token_env names {var}, but {var} is not set or empty");
+        }
         let admin_token = config.auth.admin_token();
         let require_key = config.auth.require_key || admin_token.is_some();
         let credentials = Credentials {

@@ -33,7 +33,7 @@ pub enum UnknownPrice {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccountingConfig {
-    /// `sqlite:PATH` or `postgres://...`; unset means [`crate::store::Db::default_sqlite_url`].
+    /// `sqlite:PATH` or `postgres://...`; unset means [`crate::config::Config::database_url`]'s default.
     pub database_url: Option<String>,
     pub flush_interval_ms: u64,
     /// A batch is written as soon as this many records wait, without waiting for the tick.
@@ -69,15 +69,6 @@ impl Default for AccountingConfig {
             gpu_hour_micros: 2_500_000,
             retention_days: 30,
         }
-    }
-}
-
-impl AccountingConfig {
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(crate::store::Db::default_sqlite_url)
     }
 }
 

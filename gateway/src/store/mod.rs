@@ -182,9 +182,42 @@ impl Db {
         Ok(Db::Sqlite(pool))
     }
 
-    /// `sqlite:${SWITCHYARD_DATA:-~/.local/share/switchyard}/switchyard.db`.
-    pub fn default_sqlite_url() -> String {
-        let dir = std::env::var_os("SWITCHYARD_DATA")
+    /// The default ledger of a gateway: `switchyard.db` without a config file, and one
+    /// database per config file otherwise (`switchyard-<stem>-<hash of its path>.db`), so
+    /// two gateways with different configs never mix their ledgers, and `switchyard keys`
+    /// or `report` with the same `--config` open the same database as the gateway.
+    pub fn default_sqlite_url_for(config_file: Option<&std::path::Path>) -> String {
+        let Some(path) = config_file else {
+            return Self::default_sqlite_url();
+        };
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+        let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let stem: String = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        format!(
+            "sqlite:{}",
+            Self::data_dir()
+                .join(format!("switchyard-{stem}-{hash}.db"))
+                .display()
+        )
+    }
+
+    /// `${SWITCHYARD_DATA:-~/.local/share/switchyard}`.
+    fn data_dir() -> PathBuf {
+        std::env::var_os("SWITCHYARD_DATA")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .or_else(|| {
@@ -192,8 +225,15 @@ impl Db {
                     .filter(|v| !v.is_empty())
                     .map(|h| PathBuf::from(h).join(".local/share/switchyard"))
             })
-            .unwrap_or_else(|| PathBuf::from("."));
-        format!("sqlite:{}", dir.join("switchyard.db").display())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// `sqlite:${SWITCHYARD_DATA:-~/.local/share/switchyard}/switchyard.db`.
+    pub fn default_sqlite_url() -> String {
+        format!(
+            "sqlite:{}",
+            Self::data_dir().join("switchyard.db").display()
+        )
     }
 
     /// Applies the migrations not applied yet; safe to call any number of times and from
