@@ -28,8 +28,11 @@ fn command_one_env(readme: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One README request: path, headers, body.
+type Example = (String, Vec<(String, String)>, String);
+
 /// Each `curl ... URL ... -d 'BODY'` of the README, joined over `\` continuations.
-fn curl_examples(readme: &str) -> Vec<(String, Vec<(String, String)>, String)> {
+fn curl_examples(readme: &str) -> Vec<Example> {
     let mut joined = Vec::new();
     let mut current = String::new();
     for line in readme.lines() {
@@ -249,7 +252,7 @@ fn start(
 async fn send(
     client: &reqwest::Client,
     addr: &str,
-    (path, headers, body): &(String, Vec<(String, String)>, String),
+    (path, headers, body): &Example,
     vars: &[(String, String)],
 ) -> (u16, Option<String>, String) {
     let mut rb = client
