@@ -61,7 +61,9 @@ impl UpstreamErrorKind {
     pub fn of(e: &GatewayError) -> Self {
         match e {
             GatewayError::Timeout { .. } => UpstreamErrorKind::Timeout,
-            GatewayError::BadGateway { message, .. } if message == super::http::CONNECT_FAILED => {
+            GatewayError::BadGateway { message, .. }
+                if message.starts_with(super::http::CONNECT_FAILED) =>
+            {
                 UpstreamErrorKind::Connect
             }
             GatewayError::BadGateway { .. } => UpstreamErrorKind::BadResponse,

@@ -71,7 +71,9 @@ fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> Gate
         };
     }
     let message = if e.is_connect() {
-        CONNECT_FAILED.to_string()
+        let cause = ConnectCause::of(&e);
+        tracing::warn!(provider, cause = cause.as_str(), error = %error_chain(&e), "cannot connect to upstream");
+        format!("{CONNECT_FAILED}: {}", cause.as_str())
     } else {
         // Strip the URL: it is config, but error text should not grow with it.
         format!("upstream transport error: {}", e.without_url())
@@ -80,6 +82,91 @@ fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> Gate
         provider: provider.to_string(),
         message,
     }
+}
+
+/// Why a connection failed, as far as the error chain tells: named in the client's error
+/// and the log (never the URL, which may carry credentials for some providers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConnectCause {
+    Dns,
+    Refused,
+    Tls,
+    Timeout,
+    Unreachable,
+    Other,
+}
+
+impl ConnectCause {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ConnectCause::Dns => "DNS lookup failed",
+            ConnectCause::Refused => "connection refused",
+            ConnectCause::Tls => "TLS handshake failed",
+            ConnectCause::Timeout => "connect timed out",
+            ConnectCause::Unreachable => "network unreachable",
+            ConnectCause::Other => "connection failed",
+        }
+    }
+
+    fn of(e: &(dyn std::error::Error + 'static)) -> ConnectCause {
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        let mut text = String::new();
+        while let Some(err) = next {
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                // rustls reports through the connector as an io::Error wrapping its own.
+                if io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
+                {
+                    return ConnectCause::Tls;
+                }
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => return ConnectCause::Refused,
+                    std::io::ErrorKind::TimedOut => return ConnectCause::Timeout,
+                    std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::HostUnreachable => return ConnectCause::Unreachable,
+                    _ => {}
+                }
+            }
+            if err.downcast_ref::<tokio_rustls::rustls::Error>().is_some() {
+                return ConnectCause::Tls;
+            }
+            text.push_str(&err.to_string().to_ascii_lowercase());
+            text.push(' ');
+            next = err.source();
+        }
+        // hyper-util's resolver and connector say what failed only in their text.
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            ConnectCause::Dns
+        } else if [
+            "certificate",
+            "tls",
+            "handshake",
+            "corrupt message",
+            "fatal alert",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
+        {
+            ConnectCause::Tls
+        } else if text.contains("timed out") {
+            ConnectCause::Timeout
+        } else {
+            ConnectCause::Other
+        }
+    }
+}
+
+/// The error and its sources on one line, for the log.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(err) = next {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        next = err.source();
+    }
+    out
 }
 
 fn timed_out(provider: &str, timeout: Duration) -> GatewayError {
@@ -237,4 +324,51 @@ pub(crate) fn event_stream<D: SseDecoder>(
         finished: false,
     };
     Box::pin(futures::stream::unfold(state, StreamState::next_event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn failure(url: &str) -> String {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        let e = client.get(url).send().await.expect_err("cannot succeed");
+        match transport_error("p", Duration::from_secs(2), e) {
+            GatewayError::BadGateway { message, .. } => message,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_names_its_cause() {
+        // A port nobody listens on: refused.
+        let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = free.local_addr().expect("addr").port();
+        drop(free);
+        let m = failure(&format!("http://127.0.0.1:{port}/v1")).await;
+        assert_eq!(m, "cannot connect to upstream: connection refused");
+        // TLS spoken to a plain-TCP server that answers garbage: the handshake fails.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let m = failure(&format!("https://127.0.0.1:{port}/v1")).await;
+        assert_eq!(m, "cannot connect to upstream: TLS handshake failed");
+        use crate::providers::health::UpstreamErrorKind;
+        assert!(
+            UpstreamErrorKind::of(&GatewayError::BadGateway {
+                provider: "p".into(),
+                message: m
+            }) == UpstreamErrorKind::Connect
+        );
+    }
 }
