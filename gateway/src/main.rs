@@ -436,12 +436,17 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             let catalog = catalog_for(config)?;
             match policies::policy::check(&dir, &catalog) {
                 Ok(p) => {
+                    let warnings = p.warnings();
                     println!(
-                        "{}: ok ({} file(s), {} rule(s))",
+                        "{}: ok ({} file(s), {} rule(s), {} warning(s))",
                         dir.display(),
                         p.files().len(),
-                        p.rule_ids().len()
+                        p.rule_ids().len(),
+                        warnings.len()
                     );
+                    for w in warnings {
+                        println!("warning: {w}");
+                    }
                     Ok(())
                 }
                 Err(errs) => {

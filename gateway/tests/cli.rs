@@ -71,6 +71,31 @@ fn policy_check_reports_file_line_column_and_exits_non_zero() {
 }
 
 #[test]
+fn policy_check_warns_about_a_redacting_rule_with_no_local_fallback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("policy.yaml"),
+        "version: 1\ntargets:\n  local: { model: local/smollm2-135m-instruct }\n  gpt: { model: gpt-4o }\nrules:\n  - id: redact-pii\n    when: { sensitivity: { categories: [pii] } }\n    route: gpt\n    redact: [pii]\ndefault: { route: local }\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["policy", "check"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Valid, so it passes; but it says what will be refused.
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("1 warning(s)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "warning: rule `redact-pii` redacts pii but its chain (gpt-4o) has no local target"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn policy_test_runs_the_shipped_cases() {
     for name in ["builtin", "default", "healthcare", "cost-saver"] {
         let out = bin()

@@ -164,6 +164,45 @@ impl CompiledPolicy {
     }
 
     /// Rule ids in evaluation order (without `default`).
+    /// What is valid but probably not meant: a redacting rule whose chain has no local
+    /// target refuses every request that also carries a privacy-critical category it
+    /// does not redact (the engine removes external targets that would see it, and
+    /// nothing is left). `policy check` prints these; they are not errors.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for rule in self.rules.iter().chain(std::iter::once(&self.default)) {
+            let action = &rule.action;
+            let Some(route) = &action.route else { continue };
+            if action.redact.is_empty() || route.chain.iter().any(|t| !t.external) {
+                continue;
+            }
+            let unredacted = self.privacy.cats.difference(action.redact);
+            if unredacted.is_empty() {
+                continue;
+            }
+            let names = |c: CatSet| {
+                c.to_vec()
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            out.push(format!(
+                "rule `{}` redacts {} but its chain ({}) has no local target: a request that also carries {} is refused; add a local model to the chain or redact those categories too",
+                rule.id,
+                names(action.redact),
+                route
+                    .chain
+                    .iter()
+                    .map(|t| t.model.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → "),
+                names(unredacted),
+            ));
+        }
+        out
+    }
+
     pub fn rule_ids(&self) -> Vec<&str> {
         self.rules.iter().map(|r| r.id.as_str()).collect()
     }

@@ -84,7 +84,7 @@ impl CatSet {
             .filter(|c| self.contains(*c))
             .collect()
     }
-    fn difference(self, other: CatSet) -> CatSet {
+    pub(crate) fn difference(self, other: CatSet) -> CatSet {
         CatSet(self.0 & !other.0)
     }
 }

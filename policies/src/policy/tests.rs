@@ -823,3 +823,25 @@ fn policy_tests_ask_the_catalog_whether_the_requested_model_is_local() {
     let report = run_tests(&p, &classifier, &cases, &catalog());
     assert_eq!((report.passed, report.failed), (0, 1), "{report}");
 }
+
+#[test]
+fn a_redacting_rule_without_a_local_target_is_warned_about() {
+    // The trap a security engineer fell into: email redacted, chain all external, so a
+    // request with an email *and* a secret is refused while `policy test` only tried the
+    // email.
+    let p = policy("rules:\n  - id: redact-pii\n    when: { sensitivity: { categories: [pii] } }\n    route: frontier\n    redact: [pii]\ndefault: { route: local }\n");
+    let w = p.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("rule `redact-pii` redacts pii"), "{}", w[0]);
+    assert!(
+        w[0].contains("phi, financial, secret, confidential"),
+        "{}",
+        w[0]
+    );
+    // With a local model at the end of the chain, the rest goes there: no warning.
+    let ok = policy("rules:\n  - id: redact-pii\n    when: { sensitivity: { categories: [pii] } }\n    route: frontier-then-local\n    redact: [pii]\ndefault: { route: local }\n");
+    assert!(ok.warnings().is_empty(), "{:?}", ok.warnings());
+    // Redacting every critical category leaves nothing to refuse.
+    let all = policy("rules:\n  - id: redact-all\n    route: frontier\n    redact: [pii, phi, financial, secret, confidential]\ndefault: { route: local }\n");
+    assert!(all.warnings().is_empty());
+}
