@@ -52,6 +52,9 @@ pub struct Tracker {
     finished: bool,
 }
 
+/// The ledger's `error_kind` of a request the policy refused.
+pub const POLICY_BLOCKED: &str = "policy_blocked";
+
 impl Tracker {
     pub fn new(state: Arc<AppState>, dialect: Dialect) -> Tracker {
         Tracker {
@@ -167,17 +170,26 @@ impl Tracker {
         self.finish(200, None);
     }
 
-    /// The policy refused the request under `rule` (a block, or no allowed target).
-    pub fn refused(&mut self, rule: String) {
+    /// The policy did not let the request through under `rule`: a block, or no allowed
+    /// target (privacy-critical content and no local model). A requested model nobody
+    /// serves is an error of the client's, not a block.
+    pub fn refused(&mut self, rule: String, error: &GatewayError) {
         self.rec.route = rule;
-        self.route_kind = "blocked";
+        if !matches!(error, GatewayError::NotFound(_)) {
+            self.route_kind = "blocked";
+        }
     }
 
     /// Errors before a route was chosen keep the route kind `none`; a policy refusal is
-    /// `blocked` (see `refused`).
+    /// `blocked` (see `refused`) and its ledger row's error kind is `policy_blocked`, so
+    /// the dashboard counts blocks per rule apart from errors.
     pub fn fail(self, err: &GatewayError) {
         let status = err.status();
-        let kind = crate::telemetry::spans::error_type(err);
+        let kind = if self.route_kind == "blocked" {
+            POLICY_BLOCKED
+        } else {
+            crate::telemetry::spans::error_type(err)
+        };
         self.finish(status, Some(kind.to_string()));
     }
 

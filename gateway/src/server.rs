@@ -653,7 +653,7 @@ async fn chat_parsed(
     let planned = classify_span.in_scope(|| state.router.plan(&mut request, facts, false));
     state.metrics.observe_classifier(classify_started.elapsed());
     let plan = planned.map_err(|refused| {
-        t.refused(refused.rule);
+        t.refused(refused.rule, &refused.error);
         refused.error
     })?;
     t.note_plan(&plan);

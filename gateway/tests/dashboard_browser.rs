@@ -139,10 +139,25 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
     }
     records.push(record("ads", "openai", "cached", 0, 0, 5));
     records.push(record("ads", "local", "easy", 1_000, 200_000, 120));
+    // A local answer that cost more than the baseline would have: a negative saving.
+    records.push(record("ads", "local", "loss", 5_000, 1_000, 130));
+    // Refusals are their own rows, not "frontier" traffic: a policy block (per rule) and
+    // two client errors (per status class), none of them served by anyone.
+    let refused = |status: u16, route: &str, kind: &str| LedgerRecord {
+        team: Some("ads".into()),
+        route: route.into(),
+        status,
+        error_kind: Some(kind.into()),
+        latency_ms: 1,
+        ..LedgerRecord::default()
+    };
+    records.push(refused(403, "suspended", "policy_blocked"));
+    records.push(refused(401, "", "authentication"));
+    records.push(refused(404, "default", "not_found"));
     let now = switchyard::store::time::now_ms();
     for (i, r) in records.iter_mut().enumerate() {
         // Spread over the last hours so the cost chart has a shape.
-        r.ts_ms = now - (i as i64) * 2 * 3_600_000 - 60_000;
+        r.ts_ms = now - (i as i64) * 5_400_000 - 60_000;
     }
     for r in records {
         ledger.record(r);
@@ -202,8 +217,9 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
             catalog.entries(&models).await
         })
     }));
-    state.policy_status =
-        Arc::new(|| serde_json::json!({"source": "policies/", "version": 3, "last_error": null}));
+    state.policy_status = Arc::new(
+        || serde_json::json!({"source": "policies/", "version": 3, "rules": 4, "files": ["policies/10-base.yaml"], "loaded_at_unix_s": 1_796_000_000u64, "reloads_ok": 2, "reloads_failed": 1, "last_error": null}),
+    );
     state.budget_for = Arc::new(|team| (team == "search").then_some(10_000_000));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -270,12 +286,43 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
             let client = client.clone();
             async move { client.find(Locator::Id(id)).await?.text().await }
         };
-        assert_eq!(text("total-requests").await?, "9");
-        // 4 × $0.50 + 3 × $0.002 + $0.001
-        assert_eq!(text("total-cost").await?, "$2.007000");
-        assert_eq!(text("local-requests").await?, "4");
+        assert_eq!(text("total-requests").await?, "13");
+        // 4 × $0.50 + 3 × $0.002 + $0.001 + $0.005
+        assert_eq!(text("total-cost").await?, "$2.012000");
+        assert_eq!(text("local-requests").await?, "5");
         assert_eq!(text("frontier-requests").await?, "5");
-        assert_eq!(text("cache-hit-rate").await?, "11.1%");
+        assert_eq!(text("blocked-requests").await?, "1");
+        assert_eq!(text("error-requests").await?, "2");
+        assert_eq!(text("cache-hit-rate").await?, "7.7%");
+        let blocked = client
+            .find(Locator::Css("#traffic tr[data-outcome='blocked']"))
+            .await?
+            .text()
+            .await?;
+        assert!(blocked.starts_with("suspended"), "{blocked}");
+        let errors_row = client
+            .find(Locator::Css("#traffic tr[data-outcome='error']"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            errors_row.starts_with("4xx") && errors_row.ends_with('2'),
+            "{errors_row}"
+        );
+        let loss = client
+            .find(Locator::Css("#by-route tr[data-group='loss']"))
+            .await?
+            .text()
+            .await?;
+        assert!(loss.contains("-$0.004000"), "{loss}");
+        // The cost chart has a dollar axis and five UTC time labels.
+        let ticks = client.find_all(Locator::Css("#cost-xaxis span")).await?;
+        assert_eq!(ticks.len(), 5);
+        for t in ticks {
+            let t = t.text().await?;
+            assert!(t.contains(':'), "time label {t:?}");
+        }
+        assert!(text("sign-out").await?.contains("sign out"));
         let search = client
             .find(Locator::Css("#teams tr[data-team='search']"))
             .await?;
@@ -293,7 +340,9 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
         );
         assert!(text("calibration-summary").await?.contains("40 pairs"));
         let policy = text("policy").await?;
-        assert!(policy.contains("\"version\": 3"), "{policy}");
+        assert!(policy.contains("version 3"), "{policy}");
+        assert!(policy.contains("loaded at (UTC) 2026-"), "{policy}");
+        assert!(!policy.contains('{'), "not a JSON dump: {policy}");
         let svgs = client.find_all(Locator::Css("#cost-chart svg")).await?;
         assert_eq!(svgs.len(), 1);
 
@@ -333,7 +382,7 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
             .at_most(Duration::from_secs(15))
             .for_element(Locator::Css("nav a.on[href='/dashboard?range=7d']"))
             .await?;
-        assert_eq!(text("total-requests").await?, "9");
+        assert_eq!(text("total-requests").await?, "13");
 
         let cookies = client.execute("return document.cookie", vec![]).await?;
         assert_eq!(

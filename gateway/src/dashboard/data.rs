@@ -72,20 +72,58 @@ pub struct CostPoint {
     pub requests: i64,
 }
 
-/// Requests served locally or by a frontier provider under one policy rule.
+/// How a request ended, for the traffic split: served (locally or by a frontier
+/// provider), refused by a policy rule, or an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Local,
+    Frontier,
+    Blocked,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Local => "local",
+            Outcome::Frontier => "frontier",
+            Outcome::Blocked => "blocked",
+            Outcome::Error => "error",
+        }
+    }
+
+    fn from_code(code: i64) -> Outcome {
+        match code {
+            0 => Outcome::Local,
+            1 => Outcome::Frontier,
+            2 => Outcome::Blocked,
+            _ => Outcome::Error,
+        }
+    }
+}
+
+/// The SQL expression giving a ledger row's [`Outcome`] code (`$3` is the local provider,
+/// `$4` the refused-by-policy error kind).
+const OUTCOME_SQL: &str = "CAST(CASE WHEN error_kind = $4 THEN 2 WHEN status >= 400 THEN 3 \
+                           WHEN provider = $3 THEN 0 ELSE 1 END AS BIGINT)";
+
+/// Requests of one outcome under one policy rule; errors are grouped by status class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrafficRow {
-    /// `local` or `frontier`.
-    pub target: &'static str,
-    /// The policy rule that routed them (the ledger's `route`).
+    pub outcome: Outcome,
+    /// The policy rule that routed or refused them (the ledger's `route`); for errors,
+    /// the status class (`4xx`, `5xx`).
     pub rule: String,
     pub requests: i64,
 }
 
-/// Latency and time-to-first-token percentiles of one rule, in milliseconds.
+/// Latency and time-to-first-token percentiles of one rule and outcome, in milliseconds
+/// (served requests only: a fast refusal is not a latency).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyRow {
     pub route: String,
+    /// `Local` or `Frontier`: a rule that served both shows one row each.
+    pub outcome: Outcome,
     pub samples: usize,
     pub p50_ms: f64,
     pub p95_ms: f64,
@@ -121,15 +159,18 @@ impl DashboardData {
         (self.requests > 0).then(|| self.cache_hits as f64 / self.requests as f64)
     }
 
-    /// Requests served locally and by frontier providers.
+    /// Requests of one outcome.
+    pub fn count(&self, outcome: Outcome) -> i64 {
+        self.traffic
+            .iter()
+            .filter(|t| t.outcome == outcome)
+            .map(|t| t.requests)
+            .sum()
+    }
+
+    /// Requests served locally and by frontier providers (refusals and errors apart).
     pub fn local_frontier(&self) -> (i64, i64) {
-        self.traffic.iter().fold((0, 0), |(l, f), t| {
-            if t.target == "local" {
-                (l + t.requests, f)
-            } else {
-                (l, f + t.requests)
-            }
-        })
+        (self.count(Outcome::Local), self.count(Outcome::Frontier))
     }
 }
 
@@ -213,55 +254,69 @@ async fn series(db: &Db, from: i64, to: i64, bucket: i64) -> Result<Vec<CostPoin
 }
 
 async fn traffic(db: &Db, from: i64, to: i64) -> Result<Vec<TrafficRow>, StoreError> {
-    let sql = "SELECT CAST(CASE WHEN provider = $3 THEN 1 ELSE 0 END AS BIGINT) AS is_local, \
-               route, COUNT(*) AS n FROM ledger WHERE ts_ms >= $1 AND ts_ms < $2 GROUP BY 1, 2";
-    let mut out = Vec::new();
+    let sql = format!(
+        "SELECT {OUTCOME_SQL} AS outcome, route, CAST(status / 100 AS BIGINT) AS class, \
+         COUNT(*) AS n FROM ledger WHERE ts_ms >= $1 AND ts_ms < $2 GROUP BY 1, 2, 3"
+    );
+    let mut grouped: BTreeMap<(Outcome, String), i64> = BTreeMap::new();
     with_pool!(db, |pool| {
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(&sql)
             .bind(from)
             .bind(to)
             .bind(LOCAL_PROVIDER)
+            .bind(crate::outcome::POLICY_BLOCKED)
             .fetch_all(pool)
             .await?;
         for row in rows {
-            let is_local: i64 = row.try_get("is_local")?;
+            let outcome = Outcome::from_code(row.try_get("outcome")?);
             let rule: String = row.try_get("route")?;
-            out.push(TrafficRow {
-                target: if is_local == 1 { "local" } else { "frontier" },
-                rule: if rule.is_empty() {
-                    "(none)".into()
-                } else {
-                    rule
-                },
-                requests: row.try_get("n")?,
-            });
+            let class: i64 = row.try_get("class")?;
+            let label = match outcome {
+                Outcome::Error => format!("{class}xx"),
+                _ if rule.is_empty() => "(none)".into(),
+                _ => rule,
+            };
+            *grouped.entry((outcome, label)).or_default() += row.try_get::<i64, _>("n")?;
         }
         Ok::<(), StoreError>(())
     })?;
+    let mut out: Vec<TrafficRow> = grouped
+        .into_iter()
+        .map(|((outcome, rule), requests)| TrafficRow {
+            outcome,
+            rule,
+            requests,
+        })
+        .collect();
     out.sort_by(|a, b| {
-        b.requests
-            .cmp(&a.requests)
+        a.outcome
+            .cmp(&b.outcome)
+            .then(b.requests.cmp(&a.requests))
             .then_with(|| a.rule.cmp(&b.rule))
     });
     Ok(out)
 }
 
 async fn latency(db: &Db, from: i64, to: i64) -> Result<Vec<LatencyRow>, StoreError> {
-    let sql = "SELECT route, latency_ms, ttft_ms FROM ledger \
-               WHERE ts_ms >= $1 AND ts_ms < $2 ORDER BY ts_ms DESC LIMIT $3";
-    let mut by_route: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let sql =
+        "SELECT route, CAST(CASE WHEN provider = $4 THEN 0 ELSE 1 END AS BIGINT) AS outcome, \
+               latency_ms, ttft_ms FROM ledger \
+               WHERE ts_ms >= $1 AND ts_ms < $2 AND status < 400 ORDER BY ts_ms DESC LIMIT $3";
+    let mut by_route: BTreeMap<(String, Outcome), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     with_pool!(db, |pool| {
         let rows = sqlx::query(sql)
             .bind(from)
             .bind(to)
             .bind(LATENCY_SAMPLE)
+            .bind(LOCAL_PROVIDER)
             .fetch_all(pool)
             .await?;
         for row in rows {
             let route: String = row.try_get("route")?;
+            let outcome = Outcome::from_code(row.try_get("outcome")?);
             let lat: i64 = row.try_get("latency_ms")?;
             let ttft: Option<i64> = row.try_get("ttft_ms")?;
-            let e = by_route.entry(route).or_default();
+            let e = by_route.entry((route, outcome)).or_default();
             e.0.push(lat as f64);
             if let Some(t) = ttft {
                 e.1.push(t as f64);
@@ -271,7 +326,7 @@ async fn latency(db: &Db, from: i64, to: i64) -> Result<Vec<LatencyRow>, StoreEr
     })?;
     Ok(by_route
         .into_iter()
-        .map(|(route, (mut lat, mut ttft))| {
+        .map(|((route, outcome), (mut lat, mut ttft))| {
             lat.sort_by(f64::total_cmp);
             ttft.sort_by(f64::total_cmp);
             LatencyRow {
@@ -280,6 +335,7 @@ async fn latency(db: &Db, from: i64, to: i64) -> Result<Vec<LatencyRow>, StoreEr
                 } else {
                     route
                 },
+                outcome,
                 samples: lat.len(),
                 p50_ms: percentile(&lat, 0.50).unwrap_or(0.0),
                 p95_ms: percentile(&lat, 0.95).unwrap_or(0.0),

@@ -257,6 +257,7 @@ async fn dashboard(
         &render::PageExtras {
             range,
             refresh_s: state.refresh_s.max(5),
+            signed_in: state.admin_token.is_some(),
             policy: &policy,
             budget_for: &budget_for,
             calibration: calibration.as_ref(),

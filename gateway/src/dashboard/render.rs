@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use super::data::{DashboardData, Range};
+use super::data::{DashboardData, Outcome, Range};
 use crate::accounting::money::format_usd;
 use crate::accounting::SpendRow;
 use crate::catalog::{CatalogEntry, Pricing};
@@ -38,7 +38,12 @@ td:first-child,th:first-child{text-align:left}\
 .card b{display:block;font-size:1.3rem}.legend span{margin-right:1rem}\
 .sw{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}\
 nav a{margin-right:.6rem}nav a.on{font-weight:bold}.bar{background:#eee;width:10rem;height:.7rem;display:inline-block}\
-.bar i{display:block;height:100%;background:#c0392b}pre{background:#fff;border:1px solid #ddd;padding:.5rem;overflow:auto}";
+.bar i{display:block;height:100%;background:#c0392b}pre{background:#fff;border:1px solid #ddd;padding:.5rem;overflow:auto}\
+.chart{display:flex;width:100%;max-width:1200px}.plot{flex:1;border-left:1px solid #888;border-bottom:1px solid #888}\
+.plot svg{display:block}.yaxis{display:flex;flex-direction:column;justify-content:space-between;height:220px;\
+padding-right:.4rem;font-size:.75rem;color:#555;text-align:right;width:5.6rem;flex:none}\
+.xaxis{display:flex;justify-content:space-between;font-size:.75rem;color:#555;margin-left:6rem;max-width:calc(1200px - 6rem)}\
+#split-chart{max-width:1200px}#policy th{text-align:left}";
 
 /// Collects script errors, failed resource loads and CSP violations into
 /// `window.__dashboardErrors`, so a browser test can assert the page loaded clean.
@@ -87,8 +92,35 @@ pub fn login_page(error: Option<&str>, next_range: &str) -> String {
     h
 }
 
+/// `$1.250000`, and `-$0.000329` for a negative amount (a saving that was a loss).
 fn usd(micros: i64) -> String {
-    format!("${}", format_usd(micros))
+    let text = format_usd(micros);
+    match text.strip_prefix('-') {
+        Some(abs) => format!("-${abs}"),
+        None => format!("${text}"),
+    }
+}
+
+/// A UTC timestamp short enough for an axis: `HH:MM` within a day, `MM-DD HH:MM` beyond.
+fn axis_time(ts_ms: i64, span_ms: i64) -> String {
+    let t = crate::store::time::format_rfc3339(ts_ms);
+    // `YYYY-MM-DDTHH:MM:SS...Z`
+    match (t.get(5..10), t.get(11..16)) {
+        (Some(day), Some(hm)) if span_ms > 24 * 3_600_000 => format!("{day} {hm}"),
+        (_, Some(hm)) => hm.to_string(),
+        _ => t,
+    }
+}
+
+/// Makes a plotters SVG scale to its container's width (it writes fixed pixel sizes).
+fn responsive(svg: String, w: u32, h: u32) -> String {
+    svg.replacen(
+        &format!("width=\"{w}\" height=\"{h}\""),
+        &format!(
+            "width=\"100%\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\""
+        ),
+        1,
+    )
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -117,6 +149,33 @@ fn spend_table(h: &mut String, id: &str, what: &str, rows: &[SpendRow]) {
         );
     }
     h.push_str("</table>");
+}
+
+/// The cost chart with its axes: dollars on the left (0, half, peak), UTC times below.
+fn cost_figure(d: &DashboardData) -> String {
+    let peak = d
+        .series
+        .iter()
+        .map(|p| p.cost_micros.max(p.counterfactual_micros))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    // The chart's y range is 0..peak*1.1: the labels sit at those fractions of its height.
+    let top = peak as f64 * 1.1;
+    let mut h = String::from("<div class=\"chart\"><div class=\"yaxis\">");
+    for frac in [1.0, 0.5, 0.0] {
+        let _ = write!(h, "<span>{}</span>", usd((top * frac).round() as i64));
+    }
+    h.push_str("</div><div class=\"plot\">");
+    h.push_str(&cost_chart(d));
+    h.push_str("</div></div><div class=\"xaxis\" id=\"cost-xaxis\">");
+    let span = d.to_ms - d.from_ms;
+    for i in 0..=4 {
+        let ts = d.from_ms + span * i / 4;
+        let _ = write!(h, "<span>{}</span>", axis_time(ts, span));
+    }
+    h.push_str("</div>");
+    h
 }
 
 /// Cost (actual and counterfactual) per bucket as an SVG line chart.
@@ -171,7 +230,7 @@ pub fn cost_chart(d: &DashboardData) -> String {
             tracing::warn!(error = %e, "cannot draw the cost chart");
         }
     }
-    svg
+    responsive(svg, 720, 220)
 }
 
 /// Local versus frontier requests as one horizontal stacked bar.
@@ -195,13 +254,15 @@ pub fn split_chart(local: i64, frontier: i64) -> String {
             tracing::warn!(error = %e, "cannot draw the traffic chart");
         }
     }
-    svg
+    responsive(svg, 720, 36)
 }
 
 /// What the page shows besides the ledger.
 pub struct PageExtras<'a> {
     pub range: Range,
     pub refresh_s: u32,
+    /// The dashboard needs a sign-in (an admin token is configured): offer sign-out.
+    pub signed_in: bool,
     pub policy: &'a serde_json::Value,
     /// Budget limit (micro-dollars) per team, when one is configured.
     pub budget_for: &'a dyn Fn(&str) -> Option<i64>,
@@ -222,11 +283,11 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
             r.as_str()
         );
     }
-    let _ = write!(
-        h,
-        " · refreshes every {}s · <a href=\"/dashboard/logout\">sign out</a></nav>",
-        x.refresh_s
-    );
+    let _ = write!(h, " · refreshes every {}s", x.refresh_s);
+    if x.signed_in {
+        h.push_str(" · <a id=\"sign-out\" href=\"/dashboard/logout\">sign out</a>");
+    }
+    h.push_str("</nav>");
 
     let (local, frontier) = d.local_frontier();
     let hit = d
@@ -253,15 +314,15 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
         h,
         "<h2>Cost over time</h2><div class=\"legend\"><span><i class=\"sw\" style=\"background:#c0392b\"></i>actual</span>\
          <span><i class=\"sw\" style=\"background:#2980b9\"></i>counterfactual (frontier baseline)</span>\
-         <span>one point per {} min; peak {}</span></div><div id=\"cost-chart\">{}</div>",
-        d.bucket_ms / 60_000,
+         <span>one point per {} min (UTC); peak {}</span></div><div id=\"cost-chart\">{}</div>",
+        (d.bucket_ms / 60_000).max(1),
         usd(d
             .series
             .iter()
             .map(|p| p.cost_micros.max(p.counterfactual_micros))
             .max()
             .unwrap_or(0)),
-        cost_chart(d)
+        cost_figure(d)
     );
 
     let share = if local + frontier > 0 {
@@ -272,17 +333,21 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
     let _ = write!(
         h,
         "<h2>Local vs frontier</h2><div class=\"legend\"><span><i class=\"sw\" style=\"background:#27ae60\"></i>local <b id=\"local-requests\">{local}</b> ({share})</span>\
-         <span><i class=\"sw\" style=\"background:#2980b9\"></i>frontier <b id=\"frontier-requests\">{frontier}</b></span></div>\
-         <div id=\"split-chart\">{}</div><table id=\"traffic\"><tr><th>policy rule</th><th>served by</th><th>requests</th></tr>",
+         <span><i class=\"sw\" style=\"background:#2980b9\"></i>frontier <b id=\"frontier-requests\">{frontier}</b></span>\
+         <span>blocked by policy <b id=\"blocked-requests\">{}</b></span>\
+         <span>errors <b id=\"error-requests\">{}</b></span></div>\
+         <div id=\"split-chart\">{}</div><table id=\"traffic\"><tr><th>policy rule (errors: status class)</th><th>outcome</th><th>requests</th></tr>",
+        d.count(Outcome::Blocked),
+        d.count(Outcome::Error),
         split_chart(local, frontier)
     );
     for t in &d.traffic {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-outcome=\"{o}\"><td>{}</td><td>{o}</td><td>{}</td></tr>",
             esc(&t.rule),
-            t.target,
-            t.requests
+            t.requests,
+            o = t.outcome.as_str(),
         );
     }
     h.push_str("</table>");
@@ -325,14 +390,15 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
     spend_table(&mut h, "by-team", "team", &d.by_team);
 
     h.push_str(
-        "<h2>Latency per route</h2><table id=\"latency\"><tr><th>route</th><th>requests</th>\
+        "<h2>Latency per route</h2><table id=\"latency\"><tr><th>route</th><th>served by</th><th>requests</th>\
          <th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>TTFT p50 ms</th><th>TTFT p95 ms</th><th>TTFT p99 ms</th></tr>",
     );
     for l in &d.latency {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&l.route),
+            l.outcome.as_str(),
             l.samples,
             l.p50_ms,
             l.p95_ms,
@@ -351,13 +417,59 @@ pub fn dashboard_page(d: &DashboardData, x: &PageExtras<'_>) -> String {
         calibration_section(&mut h, c);
     }
 
-    let policy = serde_json::to_string_pretty(x.policy).unwrap_or_default();
+    policy_section(&mut h, x.policy);
+    h.push_str("</body></html>");
+    h
+}
+
+/// The policy in force, as a person reads it: where it comes from, when it loaded, how
+/// reloads went, and the last rejected file's errors.
+fn policy_section(h: &mut String, p: &serde_json::Value) {
+    let text = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("–").to_string();
+    let num = |k: &str| p.get(k).and_then(|v| v.as_u64());
+    let when = |k: &str| {
+        num(k)
+            .filter(|s| *s > 0)
+            .map(|s| crate::store::time::format_rfc3339(s as i64 * 1000).replace('T', " "))
+            .unwrap_or_else(|| "–".into())
+    };
+    let files = p
+        .get("files")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str())
+                .map(esc)
+                .collect::<Vec<_>>()
+                .join("<br>")
+        })
+        .unwrap_or_default();
     let _ = write!(
         h,
-        "<h2>Policy</h2><pre id=\"policy\">{}</pre></body></html>",
-        esc(&policy)
+        "<h2>Policy</h2><table id=\"policy\"><tr><th>source</th><td>{}</td></tr>\
+         <tr><th>version</th><td>{}</td></tr><tr><th>rules</th><td>{}</td></tr>\
+         <tr><th>files</th><td>{}</td></tr><tr><th>loaded at (UTC)</th><td>{}</td></tr>\
+         <tr><th>reloads</th><td>{} ok, {} rejected</td></tr></table>",
+        esc(&text("source")),
+        num("version").unwrap_or(0),
+        num("rules").unwrap_or(0),
+        if files.is_empty() {
+            "–".into()
+        } else {
+            files
+        },
+        when("loaded_at_unix_s"),
+        num("reloads_ok").unwrap_or(0),
+        num("reloads_failed").unwrap_or(0),
     );
-    h
+    if let Some(err) = p.get("last_error").and_then(|v| v.as_str()) {
+        let _ = write!(
+            h,
+            "<p>Last rejected reload ({}), the previous policy kept serving:</p><pre id=\"policy-error\">{}</pre>",
+            when("last_error_at_unix_s"),
+            esc(err)
+        );
+    }
 }
 
 fn opt_num(v: Option<f64>, digits: usize) -> String {
