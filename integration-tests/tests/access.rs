@@ -420,5 +420,24 @@ async fn admin_refusals_say_why() {
         .await
         .expect("json");
     assert!(v.get("policy").is_some(), "{v}");
+
+    // A model a known provider would serve names the variable that enables it.
+    for (dialect, path, model, var) in [
+        (Dialect::Anthropic, "/v1/messages", "claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
+        (Dialect::OpenAi, "/v1/chat/completions", "gpt-4o-mini", "OPENAI_API_KEY"),
+    ] {
+        let mut rb = client
+            .post(format!("http://{}{path}", gw.addr))
+            .json(&json!({"model": model, "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi"}]}));
+        if dialect == Dialect::Anthropic {
+            rb = rb.header("anthropic-version", "2023-06-01");
+        }
+        let resp = rb.send().await.expect("send");
+        assert_eq!(resp.status(), 404);
+        let v: Value = resp.json().await.expect("json");
+        assert_eq!(assert_dialect_error(dialect, &v), "not_found_error");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(var), "{model}: {message}");
+    }
     gw.shutdown().await;
 }
