@@ -76,6 +76,11 @@ impl Tracker {
         }
     }
 
+    /// When the request arrived at the handler.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Copies what the policy decided (names and counts only, never values).
     pub fn note_plan(&mut self, plan: &RoutePlan) {
         self.rec.route = plan.decision.rule.clone();

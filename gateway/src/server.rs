@@ -635,6 +635,7 @@ async fn chat_parsed(
     let t = tracker
         .as_mut()
         .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
+    let started = t.started();
     t.rec.requested_model = request.model.clone();
     t.rec.stream = request.stream;
     if let Some(key) = &identity {
@@ -712,6 +713,7 @@ async fn chat_parsed(
             response
                 .headers_mut()
                 .insert("x-switchyard-cache", HeaderValue::from_static("hit"));
+            set_overhead(&mut response, started.elapsed());
             return Ok(response);
         }
     }
@@ -745,6 +747,7 @@ async fn chat_parsed(
                     "x-switchyard-cache",
                     HeaderValue::from_static("semantic-hit"),
                 );
+                set_overhead(&mut response, started.elapsed());
                 if let Ok(v) = HeaderValue::from_str(&format!("{similarity:.3}")) {
                     response
                         .headers_mut()
@@ -808,7 +811,10 @@ async fn chat_parsed(
     t.set_shadow(state.shadow.select(&plan, &request));
 
     let forward = forward_headers(headers, &plan);
+    let dispatched = std::time::Instant::now();
     let (served, route) = dispatch(state, &request, &plan, &forward).await?;
+    // The backend's share: the whole call, or a stream's wait for its first event.
+    let upstream = dispatched.elapsed();
     let t = tracker
         .take()
         .ok_or_else(|| GatewayError::Internal("tracker missing".into()))?;
@@ -832,6 +838,7 @@ async fn chat_parsed(
         }
     };
     annotate(&mut response, &plan, &route.model);
+    set_overhead(&mut response, started.elapsed().saturating_sub(upstream));
     if let Some(v) = warnings.first().and_then(|w| HeaderValue::from_str(w).ok()) {
         response
             .headers_mut()
@@ -986,6 +993,17 @@ async fn call_once(
             .chat_on(endpoint, call)
             .await
             .map(Served::Complete)
+    }
+}
+
+/// `x-switchyard-overhead-ms`: the gateway's own time for this request up to the response
+/// head (milliseconds, three decimals), i.e. everything but the backend's: parsing,
+/// classification, policy, cache, limits, and for a stream everything until its first
+/// event except the wait for it. Users see overhead in production, not only in a bench.
+fn set_overhead(response: &mut Response, own: Duration) {
+    let ms = own.as_secs_f64() * 1000.0;
+    if let Ok(v) = HeaderValue::from_str(&format!("{ms:.3}")) {
+        response.headers_mut().insert("x-switchyard-overhead-ms", v);
     }
 }
 

@@ -423,8 +423,18 @@ async fn admin_refusals_say_why() {
 
     // A model a known provider would serve names the variable that enables it.
     for (dialect, path, model, var) in [
-        (Dialect::Anthropic, "/v1/messages", "claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
-        (Dialect::OpenAi, "/v1/chat/completions", "gpt-4o-mini", "OPENAI_API_KEY"),
+        (
+            Dialect::Anthropic,
+            "/v1/messages",
+            "claude-sonnet-4-5",
+            "ANTHROPIC_API_KEY",
+        ),
+        (
+            Dialect::OpenAi,
+            "/v1/chat/completions",
+            "gpt-4o-mini",
+            "OPENAI_API_KEY",
+        ),
     ] {
         let mut rb = client
             .post(format!("http://{}{path}", gw.addr))

@@ -624,3 +624,35 @@ async fn count_tokens_served_by_both_backends() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn every_answer_says_the_gateways_own_time_apart_from_the_backends() {
+    let stack = Stack::start().await;
+    // The backend takes 300 ms; the gateway's own share is reported without it.
+    for (dialect, stream) in [
+        (Dialect::OpenAi, false),
+        (Dialect::Anthropic, false),
+        (Dialect::OpenAi, true),
+        (Dialect::Anthropic, true),
+    ] {
+        let mut body = request(dialect, "gpt-mock-slow-300", USER_TEXT);
+        body["stream"] = json!(stream);
+        let overhead = if stream {
+            let s = post_sse(&stack.client, &stack.chat_url(dialect), dialect, &body).await;
+            assert_eq!(s.status, 200);
+            s.header("x-switchyard-overhead-ms").map(str::to_string)
+        } else {
+            let r = post_json(&stack.client, &stack.chat_url(dialect), dialect, &body).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.header("x-switchyard-overhead-ms").map(str::to_string)
+        };
+        let ms: f64 = overhead
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{dialect:?} stream={stream}: overhead header {overhead:?}"));
+        assert!(
+            (0.0..250.0).contains(&ms),
+            "{dialect:?} stream={stream}: the backend's 300 ms counted as overhead ({ms} ms)"
+        );
+    }
+}
