@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use switchyard::canonical::Dialect;
+use switchyard::telemetry::metrics::RouteKind;
 use switchyard::telemetry::{Metrics, MetricsConfig, RequestObservation};
 
 fn main() {
@@ -27,7 +28,11 @@ fn main() {
         for i in 0..n {
             let o = RequestObservation {
                 dialect: Dialect::OpenAi,
-                route: if i % 3 == 0 { "local" } else { "frontier" },
+                route: if i % 3 == 0 {
+                    RouteKind::Local
+                } else {
+                    RouteKind::Frontier
+                },
                 provider: if i % 3 == 0 { "local" } else { "openai" },
                 model: if i % 3 == 0 { "qwen2.5-0.5b" } else { "gpt-4o" },
                 rule: Some("default"),

@@ -21,6 +21,7 @@ use crate::routing::{Route, RoutePlan};
 use crate::server::AppState;
 use crate::shadow::{PrimaryOutcome, ShadowJob};
 use crate::telemetry::metrics::RequestObservation;
+use crate::telemetry::metrics::RouteKind;
 
 /// Status recorded when the client disconnected before the answer was complete
 /// (nginx's convention; never sent to anyone).
@@ -44,7 +45,7 @@ pub struct Tracker {
     cache_fill: Option<(CacheKey, Duration)>,
     semantic_fill: Option<SemanticFill>,
     est_prompt_tokens: u32,
-    route_kind: &'static str,
+    route_kind: RouteKind,
     shadow: Option<ShadowJob>,
     /// The complete answer (redacted form), kept only when a shadow job waits for it.
     shadow_primary: Option<ChatResponse>,
@@ -69,7 +70,7 @@ impl Tracker {
             cache_fill: None,
             semantic_fill: None,
             est_prompt_tokens: 0,
-            route_kind: "none",
+            route_kind: RouteKind::None,
             shadow: None,
             shadow_primary: None,
             finished: false,
@@ -149,9 +150,9 @@ impl Tracker {
         self.rec.provider = route.provider.name().to_string();
         self.rec.model = route.model.clone();
         self.route_kind = if route.provider.is_external() {
-            "frontier"
+            RouteKind::Frontier
         } else {
-            "local"
+            RouteKind::Local
         };
     }
 
@@ -167,7 +168,7 @@ impl Tracker {
     /// Served from the response cache: no provider cost, all of it saved.
     pub fn cache_hit(mut self, route: &Route, response: &ChatResponse) {
         self.note_route(route);
-        self.route_kind = "cache";
+        self.route_kind = RouteKind::Cache;
         self.rec.cache_hit = true;
         self.account(&response.usage, false, None);
         self.rec.cost_micros = 0;
@@ -181,7 +182,7 @@ impl Tracker {
     pub fn refused(&mut self, rule: String, error: &GatewayError) {
         self.rec.route = rule;
         if !matches!(error, GatewayError::NotFound(_)) {
-            self.route_kind = "blocked";
+            self.route_kind = RouteKind::Blocked;
         }
     }
 
@@ -190,7 +191,7 @@ impl Tracker {
     /// the dashboard counts blocks per rule apart from errors.
     pub fn fail(self, err: &GatewayError) {
         let status = err.status();
-        let kind = if self.route_kind == "blocked" {
+        let kind = if self.route_kind == RouteKind::Blocked {
             POLICY_BLOCKED
         } else {
             crate::telemetry::spans::error_type(err)
@@ -205,7 +206,7 @@ impl Tracker {
             Some((busy_ms, gpu)) => {
                 prices.apply_local(&mut self.rec, usage, estimated, busy_ms, gpu)
             }
-            None if self.route_kind == "local" => {
+            None if self.route_kind == RouteKind::Local => {
                 // The local model reported no busy time (a cancelled stream): charge the
                 // wall time, an upper bound of its share of the batch.
                 let busy = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -275,7 +276,10 @@ impl Tracker {
                 request_id: self.rec.id.clone(),
                 team: self.rec.team.clone().unwrap_or_default(),
                 key_id: self.rec.key_id.clone().unwrap_or_default(),
-                side: crate::shadow::primary_side(&self.rec, self.route_kind == "frontier"),
+                side: crate::shadow::primary_side(
+                    &self.rec,
+                    self.route_kind == RouteKind::Frontier,
+                ),
                 response,
             };
             self.state.shadow.launch(job, primary);

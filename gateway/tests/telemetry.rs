@@ -47,7 +47,7 @@ async fn metrics_endpoint_exposes_recorded_requests() {
     );
     metrics.observe_request(&RequestObservation {
         dialect: Dialect::Anthropic,
-        route: "frontier",
+        route: switchyard::telemetry::metrics::RouteKind::Frontier,
         provider: "openai",
         model: "gpt-4o",
         rule: Some("hard-tasks"),

@@ -24,8 +24,32 @@ use crate::canonical::Dialect;
 /// The label for every value outside the bounded set.
 pub const OTHER: &str = "other";
 
-/// Routes the gateway reports; anything else is `other`.
-pub const ROUTES: &[&str] = &["local", "frontier", "cache", "blocked", "none"];
+/// Where a finished request went: the `route` label of the request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Served by the in-process model.
+    Local,
+    /// Served by an external provider.
+    Frontier,
+    /// Answered from the response cache.
+    Cache,
+    /// Refused by a policy rule.
+    Blocked,
+    /// No route was chosen (the request failed before).
+    None,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::Local => "local",
+            RouteKind::Frontier => "frontier",
+            RouteKind::Cache => "cache",
+            RouteKind::Blocked => "blocked",
+            RouteKind::None => "none",
+        }
+    }
+}
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -70,8 +94,7 @@ impl Default for MetricsConfig {
 #[derive(Clone, Debug)]
 pub struct RequestObservation<'a> {
     pub dialect: Dialect,
-    /// `local`, `frontier`, `cache`, `blocked` (or `none` when no route was chosen).
-    pub route: &'a str,
+    pub route: RouteKind,
     /// Provider that answered (configured name); empty when none did.
     pub provider: &'a str,
     /// Model that answered (or was requested, when none answered).
@@ -153,14 +176,6 @@ impl CappedLabels {
         next.insert(value.to_string());
         self.seen.store(Arc::new(next));
         value
-    }
-}
-
-fn route_label(route: &str) -> &str {
-    if ROUTES.contains(&route) {
-        route
-    } else {
-        OTHER
     }
 }
 
@@ -469,7 +484,7 @@ impl Metrics {
 
     /// Records one finished request (success or error).
     pub fn observe_request(&self, o: &RequestObservation<'_>) {
-        let route = route_label(o.route);
+        let route = o.route.as_str();
         let provider = if o.provider.is_empty() {
             "none"
         } else {
@@ -638,7 +653,7 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> axum::Router {
 mod tests {
     use super::*;
 
-    fn obs<'a>(model: &'a str, team: &'a str, route: &'a str) -> RequestObservation<'a> {
+    fn obs<'a>(model: &'a str, team: &'a str, route: RouteKind) -> RequestObservation<'a> {
         RequestObservation {
             dialect: Dialect::OpenAi,
             route,
@@ -675,14 +690,14 @@ mod tests {
         for i in 0..50 {
             let model = format!("model-{i}");
             let team = format!("team-{i}");
-            m.observe_request(&obs(&model, &team, "weird-route"));
+            m.observe_request(&obs(&model, &team, RouteKind::None));
         }
-        m.observe_request(&obs("gpt-4o", "search", "frontier"));
+        m.observe_request(&obs("gpt-4o", "search", RouteKind::Frontier));
         let text = m.render();
         assert!(!text.contains("model-1"), "{text}");
         assert!(!text.contains("team-1"), "{text}");
         assert!(text.contains(
-            r#"switchyard_requests_total{dialect="openai",model="other",provider="openai",route="other",status="200"} 50"#
+            r#"switchyard_requests_total{dialect="openai",model="other",provider="openai",route="none",status="200"} 50"#
         ), "{text}");
         assert!(
             text.contains(
@@ -696,7 +711,7 @@ mod tests {
     fn rule_labels_are_capped() {
         let m = metrics();
         for rule in ["a", "b", "c", "d"] {
-            let mut o = obs("gpt-4o", "search", "local");
+            let mut o = obs("gpt-4o", "search", RouteKind::Local);
             o.rule = Some(rule);
             m.observe_request(&o);
         }
@@ -713,14 +728,14 @@ mod tests {
     fn known_labels_can_change_at_run_time() {
         let m = metrics();
         m.set_known_teams(&["ads".to_string()]);
-        m.observe_request(&obs("gpt-4o", "ads", "frontier"));
+        m.observe_request(&obs("gpt-4o", "ads", RouteKind::Frontier));
         assert!(m.render().contains(r#"team="ads""#));
     }
 
     #[test]
     fn negative_savings_never_decrease_a_counter() {
         let m = metrics();
-        let mut o = obs("gpt-4o", "search", "local");
+        let mut o = obs("gpt-4o", "search", RouteKind::Local);
         o.savings_micros = -2_000;
         m.observe_request(&o);
         let text = m.render();
