@@ -350,37 +350,8 @@ pub fn classify(classifier: &Classifier, request: &ChatRequest) -> Classificatio
     })
 }
 
-/// `*` matches any run of characters, `?` exactly one; everything else is literal.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    // Model names are ASCII: match on bytes without allocating (this runs for every
-    // configured pattern on every request).
-    if pattern.is_ascii() && text.is_ascii() {
-        return glob_match_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
-    }
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    glob_match_units(&p, &t, '*', '?')
-}
-
-fn glob_match_units<T: PartialEq + Copy>(p: &[T], t: &[T], star: T, one: T) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == one || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == star {
-            backtrack = Some((pi, ti));
-            pi += 1;
-        } else if let Some((star, matched)) = backtrack {
-            pi = star + 1;
-            ti = matched + 1;
-            backtrack = Some((star, matched + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == star)
-}
+/// The workspace's one glob matcher (`policies::glob`).
+pub use policies::glob::glob_match;
 
 #[cfg(test)]
 mod tests {
@@ -410,12 +381,18 @@ mod tests {
         }
 
         #[test]
-        fn byte_and_char_matchers_agree(p in "[a-c*?]{0,8}", t in "[a-c]{0,10}") {
+        fn agrees_with_a_recursive_reference(p in "[aé*?]{0,8}", t in "[aéb]{0,10}") {
+            fn reference(p: &[char], t: &[char]) -> bool {
+                match (p.first(), t.first()) {
+                    (None, _) => t.is_empty(),
+                    (Some('*'), _) => reference(&p[1..], t) || (!t.is_empty() && reference(p, &t[1..])),
+                    (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+                    (Some(c), Some(d)) => c == d && reference(&p[1..], &t[1..]),
+                    (Some(_), None) => false,
+                }
+            }
             let (pc, tc): (Vec<char>, Vec<char>) = (p.chars().collect(), t.chars().collect());
-            prop_assert_eq!(
-                glob_match_units(p.as_bytes(), t.as_bytes(), b'*', b'?'),
-                glob_match_units(&pc, &tc, '*', '?')
-            );
+            prop_assert_eq!(glob_match(&p, &t), reference(&pc, &tc));
         }
 
         #[test]

@@ -1,6 +1,7 @@
 //! Policies: classifiers and the decision engine. Pure: no network, no clock, no globals.
 
 pub mod classify;
+pub mod glob;
 pub mod policy;
 
 pub use classify::{

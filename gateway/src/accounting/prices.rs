@@ -160,28 +160,7 @@ fn is_glob(p: &str) -> bool {
     p.contains(['*', '?'])
 }
 
-/// `*` matches any run of characters, `?` exactly one; everything else is literal.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
+use crate::routing::glob_match;
 
 fn ceil_div(num: u128, den: u128) -> i64 {
     i64::try_from(num.div_ceil(den)).unwrap_or(i64::MAX)

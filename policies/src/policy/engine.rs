@@ -107,7 +107,7 @@ impl Glob {
     pub(crate) fn matches(&self, s: &str) -> bool {
         match self {
             Glob::Exact(e) => e == s,
-            Glob::Pattern(p) => glob_match(p.as_bytes(), s.as_bytes()),
+            Glob::Pattern(p) => crate::glob::glob_match(p, s),
         }
     }
 }
@@ -118,46 +118,6 @@ impl fmt::Display for Glob {
             Glob::Exact(e) | Glob::Pattern(e) => f.write_str(e),
         }
     }
-}
-
-/// Length of the UTF-8 character starting with byte `b`.
-fn char_len(b: u8) -> usize {
-    match b {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
-}
-
-/// Glob matching over UTF-8 bytes without allocating, with single-star backtracking. Text
-/// positions stay on character boundaries: `?` and backtracking advance by whole characters.
-fn glob_match(p: &[u8], t: &[u8]) -> bool {
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'?' {
-            pi += 1;
-            ti += char_len(t[ti]);
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            let next = st + char_len(t[st]);
-            pi = sp + 1;
-            ti = next;
-            star = Some((sp, next));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len() && ti == t.len()
 }
 
 #[cfg(test)]
