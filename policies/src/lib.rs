@@ -1,5 +1,6 @@
 //! Policies: classifiers and the decision engine. Pure: no network, no clock, no globals.
 
+pub mod calendar;
 pub mod classify;
 pub mod glob;
 pub mod policy;

@@ -97,17 +97,6 @@ fn role(s: &str) -> Option<SegmentRole> {
     })
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses `YYYY-MM-DDTHH:MM[:SS]Z` to unix seconds.
 pub(crate) fn parse_utc(s: &str) -> Option<i64> {
     let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
@@ -132,7 +121,9 @@ pub(crate) fn parse_utc(s: &str) -> Option<i64> {
     {
         return None;
     }
-    Some(days_from_civil(d[0], d[1], d[2]) * 86_400 + t[0] * 3600 + t[1] * 60 + sec)
+    // Range-checked above, so the month and day fit a u32.
+    let day = crate::calendar::days_from_civil(d[0], d[1] as u32, d[2] as u32);
+    Some(day * 86_400 + t[0] * 3600 + t[1] * 60 + sec)
 }
 
 /// Parses `*.test.yaml` files. Reports every error found.
