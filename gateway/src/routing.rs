@@ -289,7 +289,9 @@ impl PolicyRouter {
                 )
             };
             return Err(refuse(
-                if decision.target.as_deref() == Some("requested") && !decision.privacy_critical {
+                if decision.target.as_deref() == Some(policies::policy::REQUESTED_TARGET)
+                    && !decision.privacy_critical
+                {
                     GatewayError::NotFound(model_not_found(&request.model))
                 } else {
                     GatewayError::Overloaded(message)
