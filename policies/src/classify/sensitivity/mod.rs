@@ -4,6 +4,7 @@
 
 pub mod lexicon;
 pub mod patterns;
+pub mod secrets;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,7 @@ use lexicon::{
     Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
 };
 use patterns::{Spec, Validator, SPECS};
+use secrets::SecretTable;
 
 /// FNV-1a: the word maps hash short strings, where SipHash dominates lookup cost.
 #[derive(Default)]
@@ -300,6 +302,8 @@ struct Gates {
 
 pub struct Sensitivity {
     compiled: Vec<Compiled>,
+    /// Provider token formats (one prefix automaton, byte-loop bodies).
+    secrets: SecretTable,
     /// One ASCII-case-insensitive automaton over every trigger literal.
     gate_ac: AhoCorasick,
     /// For each automaton pattern: (spec bits, extra bits) it enables.
@@ -534,6 +538,7 @@ impl Sensitivity {
             .collect();
         Ok(Sensitivity {
             compiled,
+            secrets: SecretTable::new()?,
             gate_ac,
             gate_bits,
             byte_bits,
@@ -761,6 +766,19 @@ impl Sensitivity {
     }
 
     fn scan_regex(&self, text: &str, g: &Gates, out: &mut Vec<Raw>) {
+        // Provider tokens: every format has 8+ body characters, so short texts skip it.
+        if g.max_run >= 8 {
+            let mut hits = Vec::new();
+            self.secrets.scan(text, &mut hits);
+            out.extend(hits.into_iter().map(|h| Raw {
+                category: Category::Secret,
+                detector: Detector::Rule,
+                kind: Cow::Borrowed(h.kind),
+                start: h.start,
+                end: h.end,
+                confidence: h.confidence,
+            }));
+        }
         let digits = g.digits;
         for (ci, c) in self.compiled.iter().enumerate() {
             let spec = c.spec;
