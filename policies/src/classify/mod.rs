@@ -5,8 +5,10 @@
 //! ([`joined_text`]). Every [`Finding`] carries byte offsets into that text (`start..end`)
 //! and into its segment (`seg_start..seg_end`); both are on char boundaries.
 
+pub mod decode;
 pub mod difficulty;
 pub mod entropy;
+pub mod normalize;
 pub mod rules;
 pub mod sensitivity;
 pub mod text;

@@ -13,9 +13,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
+use super::decode::encoded_spans;
 use super::entropy::{is_placeholder, shannon};
+use super::normalize::normalize;
 use super::rules::CompiledOrgRules;
-use super::text::{despace, sentence_at, skeleton, tokens, Token};
+use super::text::{despace, join_digit_groups, sentence_at, skeleton, tokens, Token};
 use super::{validate, Category, ClassifierError, Detector};
 use lexicon::{
     Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
@@ -629,14 +631,41 @@ impl Sensitivity {
     }
 
     /// Scan one segment's text; findings are de-duplicated and test/demo context applied.
+    /// Detectors run on the normalised view ([`normalize`]) and findings are mapped back
+    /// to the original text's offsets.
     pub fn scan(&self, text: &str, org: &CompiledOrgRules, out: &mut Vec<Raw>) {
         let base = out.len();
+        let view = normalize(text);
+        match &view {
+            None => self.scan_view(text, org, out, true),
+            Some(v) => {
+                let mut tmp = Vec::new();
+                self.scan_view(&v.text, org, &mut tmp, true);
+                for mut r in tmp {
+                    (r.start, r.end) = v.to_original(text, r.start, r.end);
+                    out.push(r);
+                }
+            }
+        }
+        let text_v = view.as_ref().map_or(text, |v| v.text.as_str());
+        // Allow-list.
+        // (`get`: spans are snapped to char boundaries later, in `resolve_overlaps`.)
+        out.retain(|r| !text.get(r.start..r.end).is_some_and(|v| org.allowed(v)));
+        self.post_process(text_v, out, base);
+    }
+
+    /// Every detector over one view of the text; `decode`: also scan obvious base64, hex
+    /// and percent-encoded runs (one level deep) and report their findings on the run.
+    fn scan_view(&self, text: &str, org: &CompiledOrgRules, out: &mut Vec<Raw>, decode: bool) {
         let g = self.gates(text);
         self.scan_regex(text, &g, out);
         let toks = prep_tokens(text, &self.lex);
         self.scan_tokens(text, &toks, &g, out);
         self.scan_names(text, &toks, &g, out);
-        if let Some((norm, map)) = despace(text) {
+        // Views that undo spacing obfuscation: single characters spaced out, digit groups
+        // broken at random.
+        let views = [despace(text), join_digit_groups(text)];
+        for (norm, map) in views.into_iter().flatten() {
             let mut tmp = Vec::new();
             let ng = self.gates(&norm);
             self.scan_regex(&norm, &ng, &mut tmp);
@@ -652,10 +681,31 @@ impl Sensitivity {
                 out.push(r);
             }
         }
+        if decode {
+            for d in encoded_spans(text) {
+                let mut tmp = Vec::new();
+                self.scan_view(&d.text, org, &mut tmp, false);
+                let mut seen: Vec<Category> = Vec::new();
+                tmp.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+                for r in tmp {
+                    if r.confidence < super::SENSITIVE_MIN_CONFIDENCE || seen.contains(&r.category)
+                    {
+                        continue;
+                    }
+                    seen.push(r.category);
+                    out.push(Raw {
+                        start: d.start,
+                        end: d.end,
+                        ..r
+                    });
+                }
+            }
+        }
         org.scan(text, out);
-        // Allow-list.
-        out.retain(|r| !org.allowed(&text[r.start..r.end]));
-        // Medical context turns personal identifiers into PHI.
+    }
+
+    /// Medical context turns personal identifiers into PHI; clinical dates need it.
+    fn post_process(&self, text: &str, out: &mut Vec<Raw>, base: usize) {
         let new = &mut out[base..];
         if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(text) {
             let has_identifier = new.iter().any(|r| {

@@ -407,6 +407,16 @@ pub static SPECS: &[Spec] = &[
         0.9,
         false,
     ).digits(9),
+    // E.164 written without separators (also what the digit-group join produces).
+    spec(
+        "phone",
+        Pii,
+        r"(\+[1-9]\d{9,14})\b",
+        1,
+        V::Phone,
+        0.85,
+        false,
+    ).digits(10),
     spec(
         "phone",
         Pii,
