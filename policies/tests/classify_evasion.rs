@@ -59,10 +59,24 @@ fn iban_de(bban: &str) -> String {
 /// Random-looking enough to be a real token (the shrinker otherwise walks to `AKIA4444...`,
 /// which is rightly rejected as a placeholder).
 fn varied(s: &str) -> bool {
-    let mut cs: Vec<char> = s.chars().collect();
-    cs.sort_unstable();
-    cs.dedup();
-    cs.len() * 3 >= s.len().min(18) * 2 && s.chars().any(|c| c.is_ascii_digit())
+    let mut counts = std::collections::HashMap::new();
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = s.chars().count() as f64;
+    let h: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum();
+    let need = if n >= 32.0 { 3.4 } else { 3.0 };
+    let runs = s
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.iter().all(|&b| b == w[0]));
+    h >= need && !runs && s.chars().any(|c| c.is_ascii_digit())
 }
 
 fn sample() -> impl Strategy<Value = (String, Category, bool)> {

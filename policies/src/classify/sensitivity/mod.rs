@@ -666,19 +666,26 @@ impl Sensitivity {
         // broken at random.
         let views = [despace(text), join_digit_groups(text)];
         for (norm, map) in views.into_iter().flatten() {
-            let mut tmp = Vec::new();
-            let ng = self.gates(&norm);
-            self.scan_regex(&norm, &ng, &mut tmp);
-            let ntoks = prep_tokens(&norm, &self.lex);
-            self.scan_tokens(&norm, &ntoks, &ng, &mut tmp);
-            for mut r in tmp {
-                let s = map[r.start.min(map.len() - 1)];
-                // Each normalised byte maps to the same byte of the same char in `text`,
-                // so the byte after the last mapped byte ends that char.
-                let e = map[(r.end.max(r.start + 1) - 1).min(map.len() - 1)] + 1;
-                r.start = s;
-                r.end = e.min(text.len()).max(s);
-                out.push(r);
+            // Only the neighbourhood of what was joined can hold a new finding: scanning
+            // windows there, not the whole view, keeps one "+1 415 ..." from doubling the
+            // cost of a long text.
+            for (ws, we) in changed_windows(&norm, &map) {
+                let sub = &norm[ws..we];
+                let mut tmp = Vec::new();
+                let ng = self.gates(sub);
+                self.scan_regex(sub, &ng, &mut tmp);
+                let ntoks = prep_tokens(sub, &self.lex);
+                self.scan_tokens(sub, &ntoks, &ng, &mut tmp);
+                for mut r in tmp {
+                    let (rs, re) = (r.start + ws, r.end + ws);
+                    let s = map[rs.min(map.len() - 1)];
+                    // Each normalised byte maps to the same byte of the same char in
+                    // `text`, so the byte after the last mapped byte ends that char.
+                    let e = map[(re.max(rs + 1) - 1).min(map.len() - 1)] + 1;
+                    r.start = s;
+                    r.end = e.min(text.len()).max(s);
+                    out.push(r);
+                }
             }
         }
         if decode {
@@ -1409,6 +1416,30 @@ impl Sensitivity {
             }
         }
     }
+}
+
+/// Windows of a de-spaced / joined view around the places where bytes were dropped
+/// (`map` jumps): 80 bytes before (context words such as "card", "SSN"), 40 after,
+/// merged and snapped to char boundaries.
+fn changed_windows(norm: &str, map: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for i in 1..norm.len().min(map.len()) {
+        if map[i] > map[i - 1] + 1 {
+            let mut s = i.saturating_sub(80);
+            while !norm.is_char_boundary(s) {
+                s -= 1;
+            }
+            let mut e = (i + 40).min(norm.len());
+            while !norm.is_char_boundary(e) {
+                e += 1;
+            }
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+    }
+    out
 }
 
 /// The words before an account number name a customer/user profile, not a bank.
