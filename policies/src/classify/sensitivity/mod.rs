@@ -2,6 +2,7 @@
 //! (data nouns followed by values, described values, personal health), person names, and
 //! org-configured rules. Produces raw findings with spans relative to one segment.
 
+pub mod confidential;
 pub mod lexicon;
 pub mod patterns;
 pub mod secrets;
@@ -19,6 +20,7 @@ use super::normalize::normalize;
 use super::rules::CompiledOrgRules;
 use super::text::{despace, join_digit_groups, sentence_at, skeleton, tokens, Token};
 use super::{validate, Category, ClassifierError, Detector};
+use confidential::Confidential;
 use lexicon::{
     Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
 };
@@ -224,6 +226,7 @@ const G_URL: u32 = 2;
 const G_STREET: u32 = 3;
 const G_CONF: u32 = 4;
 const G_WORD_PROBLEM: u32 = 5;
+const G_CONF_CUE: u32 = 6;
 const G_NAME_CONTEXT: u32 = 7;
 const G_CONTEXT: u32 = 8; // one bit per context rule from here
 const EXTRA_GATES: &[(u32, &[&str])] = &[
@@ -273,6 +276,7 @@ const EXTRA_GATES: &[(u32, &[&str])] = &[
         ],
     ),
     (G_WORD_PROBLEM, &["how", "what is the"]),
+    (G_CONF_CUE, confidential::TRIGGERS),
     (G_NAME_CONTEXT, &[",", "lives", "born", "works", "from"]),
     (G_CONTEXT, &[" i ", " we "]),
     (G_CONTEXT + 1, &[" i ", " we "]),
@@ -306,6 +310,8 @@ pub struct Sensitivity {
     compiled: Vec<Compiled>,
     /// Provider token formats (one prefix automaton, byte-loop bodies).
     secrets: SecretTable,
+    /// Confidential markers as adjectives / audience lines, and unmarked-content cues.
+    conf: Confidential,
     /// One ASCII-case-insensitive automaton over every trigger literal.
     gate_ac: AhoCorasick,
     /// For each automaton pattern: (spec bits, extra bits) it enables.
@@ -541,6 +547,7 @@ impl Sensitivity {
         Ok(Sensitivity {
             compiled,
             secrets: SecretTable::new()?,
+            conf: Confidential::new()?,
             gate_ac,
             gate_bits,
             byte_bits,
@@ -651,7 +658,7 @@ impl Sensitivity {
         // Allow-list.
         // (`get`: spans are snapped to char boundaries later, in `resolve_overlaps`.)
         out.retain(|r| !text.get(r.start..r.end).is_some_and(|v| org.allowed(v)));
-        self.post_process(text_v, out, base);
+        self.post_process(text, text_v, out, base);
     }
 
     /// Every detector over one view of the text; `decode`: also scan obvious base64, hex
@@ -712,9 +719,29 @@ impl Sensitivity {
     }
 
     /// Medical context turns personal identifiers into PHI; clinical dates need it.
-    fn post_process(&self, text: &str, out: &mut Vec<Raw>, base: usize) {
+    /// `text`: the original (finding offsets); `view`: the normalised view (same text
+    /// when nothing was normalised), for context regexes.
+    fn post_process(&self, text: &str, view: &str, out: &mut Vec<Raw>, base: usize) {
+        // Questions about confidentiality and fiction are not confidential content (the
+        // org's own terms still count).
+        let mut k = base;
+        while k < out.len() {
+            let r = &out[k];
+            let about = r.category == Category::Confidential
+                && r.detector == Detector::Rule
+                && text.is_char_boundary(r.start)
+                && {
+                    let (ss, se) = sentence_at(text, r.start);
+                    self.conf.is_about(&text[ss..se])
+                };
+            if about {
+                out.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
         let new = &mut out[base..];
-        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(text) {
+        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(view) {
             let has_identifier = new.iter().any(|r| {
                 matches!(r.category, Category::Pii | Category::Phi)
                     && r.kind != "location"
@@ -1190,6 +1217,19 @@ impl Sensitivity {
                 let question = kind == &"education" && sentence.trim_end().ends_with('?');
                 if !question && !self.test_markers.is_match(sentence) {
                     out.push(raw(*category, kind, m.start(), m.end(), *conf));
+                }
+            }
+        }
+        // Audience lines, adjective markers and not-yet-public cues.
+        if on(G_CONF_CUE) {
+            for (re, kind, c) in [
+                (&self.conf.marker, "confidential_marker", 0.85),
+                (&self.conf.cue, "confidential_content", 0.7),
+            ] {
+                for m in re.find_iter(text) {
+                    if !self.sentence_is_test(text, m.start()) {
+                        out.push(raw(Category::Confidential, kind, m.start(), m.end(), c));
+                    }
                 }
             }
         }
