@@ -764,7 +764,7 @@ impl Sensitivity {
         let fiction_text = short && self.fiction.is_match(view);
         for r in out[base..].iter_mut() {
             let fiction_kind = matches!(r.kind.as_ref(), "person_name" | "postal_address");
-            let problem_kind = r.kind == "income";
+            let problem_kind = matches!(r.kind.as_ref(), "income" | "income_described");
             if r.detector != Detector::Rule
                 || !(fiction_kind || problem_kind)
                 || !text.is_char_boundary(r.start)

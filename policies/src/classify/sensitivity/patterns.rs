@@ -227,21 +227,21 @@ pub static SPECS: &[Spec] = &[
     spec(
         "password_assignment",
         Secret,
-        r#"(?i:(?:passw(?:or)?d|passphrase|pwd|pass|secret|secrete|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?secret|credentials?|[_-]key)[A-Za-z0-9_.-]*)["']?\s*(?::=|=>|==?|:)\s*("[^"\n]*"?|'[^'\n]*'?|[^\s;]+)"#,
+        r#"(?i:(?:passw(?:or)?d|passphrase|pwd|pass|p[a@]?ssw(?:[o0]?r)?d?|pswd|secret|secrete|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?secret|credentials?|[_-]key)[A-Za-z0-9_.-]*)["']?\s*(?::=|=>|==?|:)\s*("[^"\n]*"?|'[^'\n]*'?|[^\s;]+)"#,
         1,
         V::KeywordValue,
         0.85,
         false,
-    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin"]),
+    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin", "pssw", "p@ss", "pswd"]),
     spec(
         "password_assignment",
         Secret,
-        r#"(?i:\b(?:password|passwd|pwd|passcode|pin)\b)\s*(?:is|:)\s+("[^"\n]*"|'[^'\n]*'|\S+)"#,
+        r#"(?i:\b(?:password|passwd|pwd|passcode|pin|pssw\w*|(?:signing|api|secret|access|private|master|encryption|decryption|ssh|gpg|pgp|deploy|recovery|root|admin|wallet)\s+(?:key|token|password|passphrase)|(?:seed|recovery)\s+phrase)\b)\s*(?:is|:)\s+("[^"\n]*"|'[^'\n]*'|\S+)"#,
         1,
         V::ProseValue,
         0.8,
         true,
-    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin"]),
+    ).on(&["pass", "pwd", "secret", "token", "api", "key", "credential", "pin", "pssw", "phrase"]),
     spec(
         "connection_string_password",
         Secret,
@@ -325,6 +325,74 @@ pub static SPECS: &[Spec] = &[
         0.85,
         false,
     ).on(&["cvv", "cvc", "csc"]),
+    // "security code" is the card's CVV when a card is named around it.
+    spec(
+        "card_security",
+        Financial,
+        r"(?i:\b(?:card|visa|mastercard|amex)\b[^.\n]{0,40}?\b(?:security\s+code|card\s+verification(?:\s+(?:code|value|number))?|cid)\b[^.\n\d]{0,15}?)(\d{3,4})\b|(?i:\b(?:security\s+code|verification\s+code)\s+(?:on|of|for|from)\s+(?:my|the|your|his|her|this)\s+(?:credit\s+|debit\s+)?card\b[^\d\n]{0,12}?)(\d{3,4})\b",
+        0,
+        V::NotPlaceholder,
+        0.9,
+        true,
+    ).on(&["security code", "verification", "cid"]),
+    // Crypto wallet addresses next to a wallet word.
+    spec(
+        "crypto_wallet",
+        Financial,
+        r"(?i:\b(?:wallet|address|eth|btc|bitcoin|ethereum|usdt|usdc|crypto|metamask|ledger|send\s+(?:it|funds|coins)\s+to)\b[^\n]{0,40}?)\b(0x[a-fA-F0-9]{40}|bc1[ac-hj-np-z02-9]{25,59}|[13][a-km-zA-HJ-NP-Z1-9]{25,34})\b",
+        1,
+        V::NotPlaceholder,
+        0.85,
+        false,
+    ).on(&["wallet", "address", "eth", "btc", "bitcoin", "usdt", "usdc", "crypto", "metamask", "ledger", "send"]),
+    // A wallet described by its first and last characters.
+    spec(
+        "crypto_wallet",
+        Financial,
+        r"(?i)\b(?:wallet|btc|bitcoin|eth|ethereum|crypto)\s+(?:address|addr)\b[^.\n]{0,30}?\b(?:starts?|begins?|starting|beginning)\s+with\s+\S{2,8}[^.\n]{0,25}?\b(?:ends?|ending)\s+(?:with|in)\s+\S{2,8}",
+        0,
+        V::None,
+        0.65,
+        true,
+    ).on(&["wallet", "btc", "bitcoin", "eth", "crypto"]),
+    // Income in other languages and currency formats ("Mein Gehalt beträgt 65.000 Euro").
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:mein|meine|mon|ma|mi|mis|meu|minha|mio|mia|mój|moja|moje|nasz\w*|unser\w*|notre|nuestro|nosso)\b[^.\n]{0,20}?\b(?:gehalt|einkommen|lohn|jahresgehalt|salaire|revenu|salario|sueldo|ingresos?|salário|renda|rendimento|stipendio|reddito|pensja|wynagrodzenie|dochód|zarobki)\b[^.\n\d]{0,25}?)((?:R\$|€|\$|£|zł|CHF)?\s?\d[\d.,\s]{1,12}\d\s?(?:€|euro|eur|zł|pln|reais|chf|k|mil|tys\.?)?)",
+        1,
+        V::None,
+        0.8,
+        true,
+    ).on(&["gehalt", "einkommen", "lohn", "salaire", "revenu", "salario", "sueldo", "ingreso", "salário", "renda", "rendimento", "stipendio", "reddito", "pensja", "wynagrodzenie", "dochód", "zarobki"]),
+    spec(
+        "income",
+        Financial,
+        r"(?:年収|月収|給料|給与|手取り)[^。\n\d]{0,10}?(\d[\d,]*\s?(?:万円|円|万))",
+        1,
+        V::None,
+        0.8,
+        true,
+    ).on(&["年収", "月収", "給料", "給与", "手取り"]),
+    // "$60,000 annual income", "income a bit over fifty thousand".
+    spec(
+        "income",
+        Financial,
+        r"(?i)(\$\s?\d[\d,.]*\s?[kKmM]?\s+(?:(?:gross|net|annual|yearly|monthly|household)\s+)+(?:income|salary|pay|earnings))\b",
+        1,
+        V::None,
+        0.7,
+        true,
+    ).on(&["income", "salary", "pay", "earnings"]),
+    spec(
+        "income_described",
+        Financial,
+        r"(?i)\b(?:my|his|her|their)\s+(?:\w+\s+){0,2}(?:income|salary|pay|wages?|earnings|net\s+worth|take[- ]home)\b[^.\n]{0,40}?\b((?:(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred|hundred)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|hundred|and))*\s+(?:thousand|grand|million))|\d[\d,.]*\s?(?:k|thousand|grand|million)\b)",
+        1,
+        V::None,
+        0.65,
+        true,
+    ).on(&["income", "salary", "pay", "wage", "earning", "worth", "take"]),
     spec(
         "financial_reference",
         Financial,
@@ -435,6 +503,71 @@ pub static SPECS: &[Spec] = &[
         0.8,
         false,
     ).digits(9),
+    // A phone number after a phone word, in any of the common national layouts
+    // ("(0114) 523294", "+44(0)808 1570142", "94 2066-0803", "789 438 970 x12").
+    spec(
+        "phone",
+        Pii,
+        r"(?i:\b(?:call|calls|phone|tel|telephone|mobile|cell|cellphone|whatsapp|signal|text|sms|reach|ring|fax|contact|rufen|anrufen|handy|handynummer|telefonnummer|mobilnummer|t[ée]l[ée]phone|portable|tel[ée]fono|telefone|celular|telemóvel|telefonino|cellulare|numero|número|numer|telefon|komórk\w*|komórka)\b[^\d\n+()]{0,25})(\+?\(?\d[\d\s().-]{6,20}\d)(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
+        1,
+        V::Phone,
+        0.8,
+        true,
+    ).on(&["call", "phone", "tel", "mobile", "cell", "whatsapp", "signal", "text", "sms", "reach", "ring", "fax", "contact", "rufen", "handy", "nummer", "portable", "numero", "número", "numer", "komórk", "celular"]).digits(8),
+    // Dash-separated national numbers glued to CJK text (no word boundary there).
+    spec(
+        "phone",
+        Pii,
+        r"(?:^|[^\d])(0\d{1,4}-\d{1,4}-\d{3,4})(?:[^\d]|$)",
+        1,
+        V::Phone,
+        0.8,
+        false,
+    ).digits(9),
+    // Street-type word, a capitalised name, a house number (de/fr/es/pt/it/pl/nl/sv):
+    // "plac Żwirki i Wigury 79", "al. Paderewskiego 71/17", "Paseo de Francisca Benavent 43",
+    // "Rotonda Milo, 5"; or the name then a postcode and city ("rue Valentine Lefèvre,
+    // 44360 Pineau").
+    spec(
+        "postal_address",
+        Pii,
+        r"\b((?i:rue|avenue|boulevard|bd|chemin|allée|place|quai|impasse|route|calle|c/|avenida|avda\.?|paseo|plaza|camino|carrer|avinguda|rúa|rua|travessa|praça|largo|alameda|via|viale|piazza|piazzale|corso|vicolo|strada|rotonda|contrada|ul\.|ulica|al\.|aleja|plac|os\.|osiedle|straße|strasse|weg|gasse|platz|allee|laan|straat|gracht|plein|kade|gatan|vägen|gränd|torget)\s+(?:(?:de|del|de\s+la|da|do|dos|das|di|della|delle|des|du|la|le|los|las|von|van|der|den|i|e|y)\s+)*\p{Lu}[\p{L}'.-]*(?:\s+[\p{L}'.-]+){0,3}(?:\s*,?\s+\d{1,5}[a-zA-Z]?(?:/\d{1,4})?\b|\s*,\s*\d{2}-?\d{3}\s+\p{Lu}[\p{L}-]+))",
+        1,
+        V::None,
+        0.8,
+        true,
+    ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "all", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
+    // Japanese addresses: chōme / ban / gō.
+    spec(
+        "postal_address",
+        Pii,
+        r"([\p{Han}\p{Hiragana}\p{Katakana}]{2,20}\d{1,4}丁目(?:\d{1,4}番地?)?(?:\d{1,4}号)?|[\p{Han}\p{Hiragana}\p{Katakana}]{2,20}\d{1,4}番地?(?:\d{1,4}号)?)",
+        1,
+        V::None,
+        0.85,
+        false,
+    ).on(&["丁目", "番"]),
+    // US military mail, lowercase too ("psc 1234 box 5678, fpo ap 96349").
+    spec(
+        "postal_address",
+        Pii,
+        r"(?i)\b((?:(?:psc|unit|cmr)\s+\d{3,5},?\s+box\s+\d{1,5},?\s+)?(?:apo|fpo|dpo)\s+(?:aa|ae|ap)\s+\d{5})\b",
+        1,
+        V::None,
+        0.85,
+        false,
+    ).on(&["apo", "fpo", "dpo"]),
+    // A security answer described rather than written ("for the security question I used
+    // the furry pet we have at home").
+    spec(
+        "security_answer",
+        Secret,
+        r"(?i)\b(?:security|secret)\s+(?:question|answer)s?\b[^.\n]{0,60}?\b(?:i\s+(?:used|chose|picked|put|set|gave|entered|wrote|went\s+with)|is|was|answer(?:ed)?\s+(?:is|was|with))\b[^.\n]{0,50}?\b(?:pet|dog|cat|street|school|teacher|car|city|town|friend|nickname|maiden|mother|mom|father|dad|grandma|grandmother|name|birthplace|hospital|food|team|book|movie)\b",
+        0,
+        V::None,
+        0.6,
+        true,
+    ).on(&["security", "secret"]),
     spec(
         "ip_address",
         Pii,
