@@ -177,6 +177,7 @@ fn word_eq(t: &Tok, w: &str, sw: &str, fuzzy: bool, first: bool) -> bool {
     if !fuzzy || t.word.len() >= w.len() || !t.word.chars().all(|c| c.is_alphanumeric()) {
         return false;
     }
+
     let min = if first { 3 } else { 2 };
     t.skel.len() >= min && (t.skel == sw || t.skel == sw.trim_end_matches('y'))
 }
@@ -204,7 +205,17 @@ fn prep_tokens(text: &str, lex: &Lex) -> Vec<Tok> {
             if let Some(n) = cut {
                 word.truncate(n);
             }
-            let skel = skeleton(&word);
+            // Company suffixes written in capitals are abbreviations, not vowel-dropped
+            // words (`Diaz PLC` is not "policy"; `my ins plc` is).
+            let company = matches!(
+                word.as_str(),
+                "plc" | "llc" | "ltd" | "inc" | "corp" | "gmbh" | "bv" | "nv" | "srl" | "spa"
+            ) && text[start..end].chars().all(|c| c.is_ascii_uppercase());
+            let skel = if company {
+                String::new()
+            } else {
+                skeleton(&word)
+            };
             let wid = lex.exact.get(word.as_str()).copied().unwrap_or(NO_ID);
             let sid = lex.skel.get(skel.as_str()).copied().unwrap_or(NO_ID);
             Tok {
@@ -755,6 +766,19 @@ impl Sensitivity {
                 out.swap_remove(k);
             } else {
                 k += 1;
+            }
+        }
+        // A "security code" next to a card number is the card's CVV, not a login code.
+        if out[base..].iter().any(|r| r.kind == "credit_card") {
+            for r in out[base..].iter_mut() {
+                let digits = text
+                    .get(r.start..r.end)
+                    .map_or(0, |v| v.chars().filter(char::is_ascii_digit).count());
+                if r.kind == "otp_code" && (3..=4).contains(&digits) {
+                    r.category = Category::Financial;
+                    r.kind = Cow::Borrowed("card_security");
+                    r.confidence = r.confidence.max(0.8);
+                }
             }
         }
         // Characters and settings of fiction; incomes inside word problems. Reported,
@@ -1419,6 +1443,23 @@ impl Sensitivity {
                 }
                 k += 1;
             }
+            // CJK names carry no case: after a strong trigger ("account holder", "patient:")
+            // one or two short Han/kana tokens are the name.
+            if k == start && strong {
+                while k < toks.len()
+                    && k < start + 2
+                    && is_cjk_name(&text[toks[k].start..toks[k].end])
+                {
+                    k += 1;
+                }
+                if k > start {
+                    let (s, e) = (toks[start].start, toks[k - 1].end);
+                    out.push(raw(Category::Pii, "person_name", s, e, 0.8));
+                    covered_until = e;
+                    i = k;
+                    continue;
+                }
+            }
             let run = &toks[start..k];
             let first_all_lower_name = all_lower
                 && self.first_names.contains(toks[start].word.as_str())
@@ -1584,6 +1625,15 @@ fn device_number(text: &str, s: usize) -> bool {
     ["imei", "imsi", "iccid", "serial", "meid", "tracking"]
         .iter()
         .any(|w| before.contains(w))
+}
+
+/// One to four Han / kana characters: the shape of a Japanese or Chinese name part.
+fn is_cjk_name(w: &str) -> bool {
+    let n = w.chars().count();
+    (1..=4).contains(&n)
+        && w.chars().all(|c| {
+            matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
+        })
 }
 
 /// The words before an account number name a customer/user profile, not a bank.

@@ -508,12 +508,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "phone",
         Pii,
-        r"(?i:\b(?:call|calls|phone|tel|telephone|mobile|cell|cellphone|whatsapp|signal|text|sms|reach|ring|fax|contact|rufen|anrufen|handy|handynummer|telefonnummer|mobilnummer|t[ée]l[ée]phone|portable|tel[ée]fono|telefone|celular|telemóvel|telefonino|cellulare|numero|número|numer|telefon|komórk\w*|komórka)\b[^\d\n+()]{0,25})(\+?\(?\d[\d\s().-]{6,20}\d)(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
+        r"(?i:\b(?:call|calls|phone|tel|telephone|mobile|cell|cellphone|whatsapp|signal|text|sms|reach|ring|fax|contact|rufen|anrufen|handy|handynummer|telefonnummer|mobilnummer|t[ée]l[ée]phone|portable|tel[ée]fono|telefone|celular|telemóvel|telefonino|cellulare|numero|número|numer|telefon|komórk\w*|komórka|unter|llame\s+al|ligue\s+para|chiama\s+il)\b[^\d\n+()]{0,30})(\+?\(?\d[\d\s().-]{6,20}\d)(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
         1,
         V::Phone,
         0.8,
         true,
-    ).on(&["call", "phone", "tel", "mobile", "cell", "whatsapp", "signal", "text", "sms", "reach", "ring", "fax", "contact", "rufen", "handy", "nummer", "portable", "numero", "número", "numer", "komórk", "celular"]).digits(8),
+    ).on(&["call", "phone", "tel", "mobile", "cell", "whatsapp", "signal", "text", "sms", "reach", "ring", "fax", "contact", "rufen", "handy", "nummer", "portable", "numero", "número", "numer", "komórk", "celular", "unter", "llame", "ligue", "chiama"]).digits(8),
     // Dash-separated national numbers glued to CJK text (no word boundary there).
     spec(
         "phone",
