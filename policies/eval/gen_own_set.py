@@ -22,6 +22,9 @@ import zlib
 from faker import Faker
 
 SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+# Set "b" uses a second batch of templates written after the rules were tuned on set
+# "a"; its figures are the closer estimate of unseen text.
+SET = sys.argv[2] if len(sys.argv) > 2 else "a"
 R = random.Random(SEED)
 LOCALES = ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "pt_BR", "it_IT", "pl_PL", "nl_NL", "sv_SE", "ja_JP"]
 FAKERS = {loc: Faker(loc) for loc in LOCALES}
@@ -238,6 +241,82 @@ CONF_NEG = [
     "How do I add a 'CONFIDENTIAL' watermark to a PDF?",
 ]
 
+if SET == "b":
+    SECRET_T = [
+        "Here is the .env from staging, why is auth failing?\nSERVICE_KEY={v}\nDEBUG=1",
+        "I accidentally pushed {v} to a public repo. What now?",
+        "curl -H 'X-Api-Key: {v}' https://api.internal/v2/items returns 403",
+        "Store {v} in the secrets manager and reference it from the pipeline.",
+        "The old credential was {v}; revoke it please.",
+    ]
+    SECRET_NEG = [
+        "Where do I find my API key in the dashboard settings?",
+        "Replace <API_KEY> with the value from your account page.",
+        "token: ${{ secrets.DEPLOY_TOKEN }}",
+        "Our style guide says keys look like sk_live_XXXXXXXXXXXXXXXXXXXXXXXX.",
+        "How long should a random password be in 2026?",
+        "The build id is 20260412-1830-7f3c.",
+    ]
+    PII_T = [
+        "Forward the parcel to {name}, {addr}, tel. {phone}.",
+        "{name} changed her email to {email} yesterday.",
+        "Können Sie {name} eine Mail an {email} schicken?",
+        "Le client {name} habite {addr}.",
+        "New hire: {name}, SSN {ssn}, start date Monday.",
+        "Send the contract to {email}, attention {name}.",
+        "El paquete es para {name}, {addr}.",
+        "Please call {first} at {phone} after 5pm.",
+    ]
+    PII_NEG = [
+        "Leonardo da Vinci painted the Mona Lisa; describe the technique.",
+        "Harry Potter lives at 4 Privet Drive in the books; summarise chapter one.",
+        "Write a product description for a Samsung phone.",
+        "What is the capital of Portugal?",
+        "How do I format a UK postcode in a form field?",
+        "Marie Curie won two Nobel prizes; list them.",
+    ]
+    FIN_T = [
+        "Please use my Visa {card} for the hotel deposit.",
+        "Beneficiary {name}, IBAN {iban}, reference rent March.",
+        "I make about ${sal:,} per year before tax, which plan fits?",
+        "Card {card}, CVV {cvv}, billing zip 94107.",
+        "Überweisung an {name}, IBAN {iban}.",
+    ]
+    FIN_NEG = [
+        "A store sells pens for $2 each. If Ana buys 14 pens, how much does she pay?",
+        "What does APR mean on a credit card statement?",
+        "Generate a table of test card numbers used by payment sandboxes.",
+        "Explain compound interest with an example.",
+    ]
+    PHI_T = [
+        "My therapist says my anxiety is getting better; how do I keep it up?",
+        "Patient {name} (DOB {dob}) reports migraines since {date}.",
+        "Mein Sohn hat Asthma, welches Spray ist für Kinder geeignet?",
+        "I was diagnosed with hypertension last year and take lisinopril.",
+        "Résultats de {name}: glycémie 1,4 g/l.",
+    ]
+    PHI_NEG = [
+        "What are the symptoms of iron deficiency?",
+        "A 70-year-old woman has a fever and cough. What test should be ordered first?",
+        "Summarise the history of the polio vaccine.",
+        "In Grey's Anatomy, Dr. Grey treats a patient with a rare tumour; recap the episode.",
+    ]
+    CONF_T = [
+        "Leadership only: Q{q} bookings missed plan by {pct}% and we will delay the IPO.",
+        "Not for external distribution - draft memo on the {company} acquisition.",
+        "Please keep this under NDA: the prototype battery lasts {pct} hours.",
+        "Confidential board deck: we plan to shut down the {team} office next quarter.",
+        "Our unannounced partnership with {company} goes live in June; write the FAQ.",
+        "We are negotiating to sell the {team} unit to {company} for {amt} million.",
+    ]
+    CONF_NEG = [
+        "What is a non-disclosure agreement and who signs it?",
+        "Explain the traffic light protocol (TLP) colours.",
+        "Write a thriller scene where an agent reads a confidential dossier.",
+        "What does 'privileged and confidential' mean on an email?",
+        "Summarise the publicly released 10-K of a large retailer.",
+    ]
+
 CONDS = ["type 2 diabetes", "hypertension", "asthma", "depression", "Crohn's disease"]
 CONDS_DE = ["Diabetes", "Bluthochdruck", "Asthma", "eine Depression"]
 CONDS_ES = ["diabetes", "asma", "epilepsia"]
@@ -320,7 +399,9 @@ for _ in range(120):
     t = R.choice(PII_T)
     p = fill(t)
     if R.random() < 0.25 and "{ssn}" in t:
-        p = p.replace(p.split("is ")[1].split(",")[0], evade(p.split("is ")[1].split(",")[0])[0])
+        v = ssn()
+        p = t.replace("{ssn}", evade(v)[0])
+        p = fill(p.replace("{", "{{").replace("}", "}}").replace("{{name}}", "{name}"))
     add(p, ["pii"], "own/pii")
 for t in PII_NEG:
     add(t, [], "own/pii/hard-negative")

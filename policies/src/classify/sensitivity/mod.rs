@@ -593,7 +593,7 @@ impl Sensitivity {
                 r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|mdn|mthr|scrty|qstn",
             )?,
             medical: rx(
-                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|病院|患者|糖尿病|高血圧|診断",
+                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断",
             )?,
             confidential_content: rx(
                 r"(?i)\b(?:roles?|jobs?|positions?|employees|headcount|people)\b[^.\n]{0,40}\b(?:will\s+be|to\s+be|are\s+being|being)\s+(?:cut|eliminated|laid\s+off|reduced)\b|\b(?:layoffs?|reduction\s+in\s+force)\b[^.\n]{0,60}\b(?:planned|next\s+(?:week|month|quarter)|will|upcoming|unannounced)\b|\b(?:revenue|earnings|ebitda|arr|margin|bookings)\b[^.\n]{0,60}\b(?:below|above|miss(?:ed)?|beat)\s+(?:plan|guidance|forecast|consensus)\b|\b(?:our|we)\b[^.\n]{0,50}\b(?:acquisition|acquire|merger|takeover)\b[^.\n]{0,80}\$\d|\b(?:exfiltrat\w+|breach(?:ed)?)\b[^.\n]{0,80}\b(?:customer|records|employee)\b|\bstill\s+unpatched\b|\bexposure\b[^.\n]{0,60}\$\d[^.\n]{0,60}\bsettl",
@@ -610,7 +610,7 @@ impl Sensitivity {
                 r"(?i)\bhow\s+(?:many|much|far|long|old|fast|tall)\b|\bwhat\s+is\s+the\s+(?:total|sum|probability|average|difference)\b",
             )?,
             fiction: rx(
-                r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot)\b",
+                r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot|books?|chapters?|saga|painted|painting|portrait|sculpture|masterpiece)\b",
             )?,
             first_person: rx(r"(?i)\b(?:my|i|i'm|i've|me|our|we|us)\b")?,
             nouns: Phrases::new(NOUNS.iter().map(|n| n.phrase), &lex),
@@ -1160,7 +1160,7 @@ impl Sensitivity {
                     && !is_placeholder_loose(value)
                     && (!plain_cap || possessive || noun.kind == "security_answer")
                     && (noun.kind != "security_answer" || self.security_ctx.is_match(sentence))
-                    && !text[..s].ends_with(['$', '{', '<', '%'])
+                    && !text[..s].trim_end().ends_with(['$', '{', '<', '%'])
                     && !(value.contains('_')
                         && value
                             .chars()
@@ -1493,7 +1493,15 @@ impl Sensitivity {
                     | "inc"
                     | "llc"
                     | "ltd"
-            ) {
+                    | "plc"
+                    | "gmbh"
+                    | "corp"
+                    | "group"
+                    | "holdings"
+                    | "partners"
+                    | "associates"
+            ) || firm_name(&text[toks[end_tok].end..])
+            {
                 i = end_tok + 1;
                 continue;
             }
@@ -1625,6 +1633,18 @@ fn device_number(text: &str, s: usize) -> bool {
     ["imei", "imsi", "iccid", "serial", "meid", "tracking"]
         .iter()
         .any(|w| before.contains(w))
+}
+
+/// What follows a capitalised word makes it a firm's name ("Gregory, Graves and Gomez",
+/// "Baker & Sons").
+fn firm_name(after: &str) -> bool {
+    let t = after.trim_start_matches([',', ' ']);
+    let mut words = t.split_whitespace();
+    let (a, b, c) = (words.next(), words.next(), words.next());
+    let cap = |w: Option<&str>| w.is_some_and(|w| w.starts_with(char::is_uppercase));
+    let amp = |w: Option<&str>| matches!(w, Some("and" | "&"));
+    (after.starts_with(',') && cap(a) && amp(b) && cap(c))
+        || (amp(a) && matches!(b, Some("Sons" | "Co" | "Co." | "Partners" | "Associates")))
 }
 
 /// One to four Han / kana characters: the shape of a Japanese or Chinese name part.

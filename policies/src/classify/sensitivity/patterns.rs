@@ -414,7 +414,7 @@ pub static SPECS: &[Spec] = &[
     spec(
         "income",
         Financial,
-        r"(?i:\b(?:earn|earns|earned|make|makes|paid)\s+)(\$\s?\d[\d,.]*\s?[kKmM]?)(?i:\s*(?:a|per|/)\s*(?:year|yr|month|annually))",
+        r"(?i:\b(?:earn|earns|earned|make|makes|paid)\s+(?:(?:about|around|roughly|nearly|almost|over|under|just\s+over|close\s+to|approximately)\s+)?)(\$\s?\d[\d,.]*\s?[kKmM]?)(?i:\s*(?:a|per|/)\s*(?:year|yr|month|annually))",
         1,
         V::None,
         0.7,
@@ -531,12 +531,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "postal_address",
         Pii,
-        r"\b((?i:rue|avenue|boulevard|bd|chemin|allée|place|quai|impasse|route|calle|c/|avenida|avda\.?|paseo|plaza|camino|carrer|avinguda|rúa|rua|travessa|praça|largo|alameda|via|viale|piazza|piazzale|corso|vicolo|strada|rotonda|contrada|ul\.|ulica|al\.|aleja|plac|os\.|osiedle|straße|strasse|weg|gasse|platz|allee|laan|straat|gracht|plein|kade|gatan|vägen|gränd|torget)\s+(?:(?:de|del|de\s+la|da|do|dos|das|di|della|delle|des|du|la|le|los|las|von|van|der|den|i|e|y)\s+)*\p{Lu}[\p{L}'.-]*(?:\s+[\p{L}'.-]+){0,3}(?:\s*,?\s+\d{1,5}[a-zA-Z]?(?:/\d{1,4})?\b|\s*,\s*\d{2}-?\d{3}\s+\p{Lu}[\p{L}-]+))",
+        r"\b((?i:rue|avenue|boulevard|bd|chemin|allée|place|quai|impasse|route|calle|c/|avenida|avda\.?|paseo|plaza|camino|carrer|avinguda|rúa|rua|travessa|praça|largo|alameda|via|viale|piazza|piazzale|piazzetta|corso|vicolo|strada|stradone|rotonda|contrada|borgo|lungomare|salita|rambla|pasaje|ladeira|travesía|ronda|glorieta|callejón|vía|estrada|rodovia|aeroporto|ul\.|ulica|al\.|aleja|plac|os\.|osiedle|straße|strasse|weg|gasse|platz|allee|laan|straat|gracht|plein|kade|gatan|vägen|gränd|torget)\s+(?:(?:de|del|de\s+la|da|do|dos|das|di|della|delle|des|du|la|le|los|las|von|van|der|den|i|e|y)\s+)*\p{Lu}[\p{L}'.-]*(?:\s+[\p{L}'.-]+){0,3}(?:\s*,?\s+\d{1,5}[a-zA-Z]?(?:/\d{1,4})?\b|\s*,\s*\d{2}-?\d{3}\s+\p{Lu}[\p{L}-]+))",
         1,
         V::None,
         0.8,
         true,
-    ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "all", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
+    ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "all", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "borgo", "lungomare", "salita", "rambla", "pasaje", "ladeira", "travesía", "ronda", "glorieta", "callej", "vía", "estrada", "rodovia", "aeroporto", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
     // Japanese addresses: chōme / ban / gō.
     spec(
         "postal_address",
