@@ -317,6 +317,72 @@ if SET == "b":
         "Summarise the publicly released 10-K of a large retailer.",
     ]
 
+if SET == "c":
+    # Written after sets a and b were used for tuning; measured once, not tuned on.
+    SECRET_T = [
+        "Jenkins printed this in the console: {v} -- is that bad?",
+        "Add {v} to the CI variables under Settings.",
+        "{{\"auth\": \"{v}\", \"region\": \"eu-west-1\"}} is my client config, why 401?",
+        "Paste for the incident ticket: leaked credential {v} found in the bucket.",
+    ]
+    SECRET_NEG = [
+        "What permissions does a fine-grained GitHub token need to push tags?",
+        "Set API_TOKEN to the value shown once after you create it.",
+        "Keys such as xxxx-xxxx-xxxx-xxxx are placeholders in our runbook.",
+        "Explain how HMAC signatures protect webhooks.",
+        "The SHA-1 of the release tarball is 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12.",
+    ]
+    PII_T = [
+        "Driver note: deliver to {addr} and ask for {first}.",
+        "Our new tenant is {name}; reach them at {email} or {phone}.",
+        "Der Kunde {name} wohnt in {addr}.",
+        "Per favore contatta {name} al numero {phone}.",
+        "Attendee list: {name} <{email}>",
+        "Hello, this is {name}. My number is {phone}.",
+    ]
+    PII_NEG = [
+        "Sherlock Holmes and Dr. Watson solve the case in The Hound of the Baskervilles; summarise it.",
+        "Barack Obama was the 44th president of the United States.",
+        "Draft an ad for the Hilton hotel in Vienna.",
+        "What is the area code for Manchester?",
+        "Write a haiku about Paris in spring.",
+    ]
+    FIN_T = [
+        "Pay the invoice from card {card} and email the receipt.",
+        "Mi IBAN es {iban}, a nombre de {name}.",
+        "Our household income is ${sal:,}, do we qualify for the credit?",
+        "Debit card {card} expires 11/28, CVC {cvv}.",
+    ]
+    FIN_NEG = [
+        "If a salary is $48,000 and tax is 20%, what is the take-home pay?",
+        "How do banks detect card fraud?",
+        "What is the IBAN format for Germany?",
+    ]
+    PHI_T = [
+        "My blood pressure was 150/95 this morning, should I call the clinic?",
+        "Patientin {name}, geb. {dob}, Diagnose: Asthma bronchiale.",
+        "My son {first} has ADHD and starts new meds on Monday.",
+        "Paciente {name}: glucosa 180 mg/dl en ayunas.",
+    ]
+    PHI_NEG = [
+        "What is a normal resting heart rate for adults?",
+        "Explain how vaccines train the immune system.",
+        "A 30-year-old presents with a rash after hiking. What is the differential?",
+    ]
+    CONF_T = [
+        "Internal only: Q{q} churn rose to {pct}% and the board wants a plan.",
+        "Strictly confidential - the {company} deal closes Friday at {amt}M.",
+        "Management-only update: we plan to lay off {pct} people in {team}.",
+        "Pre-release, embargoed: the v3 launch date is {date}.",
+        "Our not-yet-public Q{q} results beat guidance; draft the investor email.",
+    ]
+    CONF_NEG = [
+        "What is insider trading and why is it illegal?",
+        "How do embargoes work for journalists?",
+        "Write a poem about a secret garden.",
+        "What does 'internal use only' usually mean on a slide?",
+    ]
+
 CONDS = ["type 2 diabetes", "hypertension", "asthma", "depression", "Crohn's disease"]
 CONDS_DE = ["Diabetes", "Bluthochdruck", "Asthma", "eine Depression"]
 CONDS_ES = ["diabetes", "asma", "epilepsia"]

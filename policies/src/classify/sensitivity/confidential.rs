@@ -54,7 +54,9 @@ pub const TRIGGERS: &[&str] = &[
     "pre-release",
     "prerelease",
     "not yet",
+    "not-yet",
     "yet to be",
+    "yet-to-be",
     "ahead of",
     "before",
     "talks",
@@ -102,7 +104,7 @@ impl Confidential {
         ))?;
         let cue = rx(&format!(
             concat!(
-                r"(?i)\b(?:unreleased|unannounced|unfiled|unpublished|undisclosed|non-?public|pre-?announcement|pre-?release|not\s+yet\s+(?:public|announced|released|disclosed|filed)|yet\s+to\s+be\s+(?:announced|released|disclosed|filed|made\s+public))\b[^.\n]{{0,50}}?\b(?:{obj})\b",
+                r"(?i)\b(?:unreleased|unannounced|unfiled|unpublished|undisclosed|non-?public|pre-?announcement|pre-?release|not[\s-]+yet[\s-]+(?:public|announced|released|disclosed|filed)|yet[\s-]+to[\s-]+be[\s-]+(?:announced|released|disclosed|filed|made[\s-]+public))\b[^.\n]{{0,50}}?\b(?:{obj})\b",
                 r"|\b(?:our|the\s+company's)\s+(?:\w+\s+){{0,2}}(?:{obj})\b[^.\n]{{0,50}}?\b(?:before|ahead\s+of)\s+(?:the\s+|it\s+is\s+|they\s+are\s+|we\s+)?(?:public\s+)?(?:announcement|announce|go\s+public|filing|earnings\s+call|press\s+release)\b",
                 r"|\b(?:we|we're|we\s+are|our\s+(?:company|board|team|ceo|cfo))\b[^.\n]{{0,30}}?\b(?:in\s+(?:early\s+|late\s+|secret\s+)?talks|negotiating|in\s+negotiations|planning|preparing|going|about)\s+to\s+(?:acquire|buy|merge|sell|divest|spin\s+off|lay\s+off|cut|close|shut\s+down|raise\s+prices)\b",
                 r"|\b(?:term\s+sheet|letter\s+of\s+intent|loi|due\s+diligence)\b[^.\n]{{0,80}}?\b(?:acqui\w*|merge\w*|invest\w*|valuation|buyout|\$\s?\d|\d+\s?(?:m|bn|million|billion)\b)",

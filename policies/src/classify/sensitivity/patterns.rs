@@ -475,6 +475,16 @@ pub static SPECS: &[Spec] = &[
         0.9,
         false,
     ).digits(9),
+    // Country code then one national block ("+39 057415373").
+    spec(
+        "phone",
+        Pii,
+        r"(\+[1-9]\d{0,3}[ .-]\d{6,12})\b",
+        1,
+        V::Phone,
+        0.85,
+        false,
+    ).digits(9),
     // E.164 written without separators (also what the digit-group join produces).
     spec(
         "phone",
@@ -508,12 +518,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "phone",
         Pii,
-        r"(?i:\b(?:call|calls|phone|tel|telephone|mobile|cell|cellphone|whatsapp|signal|text|sms|reach|ring|fax|contact|rufen|anrufen|handy|handynummer|telefonnummer|mobilnummer|t[ée]l[ée]phone|portable|tel[ée]fono|telefone|celular|telemóvel|telefonino|cellulare|numero|número|numer|telefon|komórk\w*|komórka|unter|llame\s+al|ligue\s+para|chiama\s+il)\b[^\d\n+()]{0,30})(\+?\(?\d[\d\s().-]{6,20}\d)(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
+        r"(?i:\b(?:call|calls|phone|tel|telephone|mobile|cell|cellphone|whatsapp|signal|text|sms|reach|ring|fax|contact|rufen|anrufen|handy|handynummer|telefonnummer|mobilnummer|t[ée]l[ée]phone|portable|tel[ée]fono|telefone|celular|telemóvel|telefonino|cellulare|numero|número|numer|telefon|komórk\w*|komórka|unter|llame\s+al|ligue\s+para|chiama\s+il|(?:my|phone|mobile|cell|contact|home|work|office)\s+(?:number|no\.?|#))\b[^\d\n+()]{0,30})(\+?\(?\d[\d\s().-]{6,20}\d)(?:\s?(?:x|ext\.?)\s?\d{1,5})?",
         1,
         V::Phone,
         0.8,
         true,
-    ).on(&["call", "phone", "tel", "mobile", "cell", "whatsapp", "signal", "text", "sms", "reach", "ring", "fax", "contact", "rufen", "handy", "nummer", "portable", "numero", "número", "numer", "komórk", "celular", "unter", "llame", "ligue", "chiama"]).digits(8),
+    ).on(&["call", "phone", "tel", "mobile", "cell", "whatsapp", "signal", "text", "sms", "reach", "ring", "fax", "contact", "rufen", "handy", "nummer", "portable", "numero", "número", "numer", "komórk", "celular", "unter", "llame", "ligue", "chiama", "number", "no.", "#"]).digits(8),
     // Dash-separated national numbers glued to CJK text (no word boundary there).
     spec(
         "phone",
@@ -537,6 +547,18 @@ pub static SPECS: &[Spec] = &[
         0.8,
         true,
     ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "all", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "borgo", "lungomare", "salita", "rambla", "pasaje", "ladeira", "travesía", "ronda", "glorieta", "callej", "vía", "estrada", "rodovia", "aeroporto", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
+    // Street and number, optional unit, then a postcode and a city: the European line
+    // layouts ("Zanichelli, 598 Appartamento 96, 33059, Villa", "Jenteboulevard 644,
+    // 6173CZ, Bergeijk", "Kwiatowa 17, 61-001 Poznań").
+    spec(
+        "postal_address",
+        Pii,
+        r"(\p{Lu}[\p{L}'.-]+,?\s+\d{1,5}[a-zA-Z]?(?:[\s,]+\p{L}+\.?\s+\d{1,4})?\s*,\s*(?:\d{5}|\d{4}\s?[A-Z]{2}|\d{2}-\d{3}|\d{4})\s*,?\s*\p{Lu}[\p{L}-]+)",
+        1,
+        V::None,
+        0.8,
+        true,
+    ).digits(5),
     // Japanese addresses: chōme / ban / gō.
     spec(
         "postal_address",
@@ -707,12 +729,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "postal_address",
         Pii,
-        r"\b(\p{Lu}[\p{L}-]*(?i:strasse|straße|gasse|weg|platz|allee|gade|vej|straat|laan|veien|gatan|katu|utca|u\.))\s+\d{1,4}\b",
+        r"\b(\p{Lu}[\p{L}-]*(?i:strasse|straße|gasse|weg|platz|allee|gade|vej|straat|laan|veien|gatan|katu|utca|u\.|boulevard|plein|gracht|kade|singel|dreef|steeg))\s+\d{1,4}\b",
         1,
         V::None,
         0.85,
         true,
-    ).on(&["strasse", "straße", "gasse", "weg", "platz", "allee", "gade", "vej", "straat", "laan", "veien", "gatan", "katu", "utca", "u."]),
+    ).on(&["strasse", "straße", "gasse", "weg", "platz", "allee", "gade", "vej", "straat", "laan", "veien", "gatan", "katu", "utca", "u.", "boulevard", "plein", "gracht", "kade", "singel", "dreef", "steeg"]),
     spec(
         "postal_address",
         Pii,
