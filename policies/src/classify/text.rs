@@ -217,7 +217,9 @@ pub fn join_digit_groups(text: &str) -> Option<(String, Vec<usize>)> {
         }
         let digits: usize = groups.iter().map(|(s, e)| e - s).sum();
         let glued_after = j < b.len() && b[j].is_ascii_alphanumeric();
-        let short = groups.iter().any(|(s, e)| e - s <= 2);
+        // A country code after '+' is short by nature ("+1 415 555 0199" is regular).
+        let cc = usize::from(i > 0 && b[i - 1] == b'+');
+        let short = groups.iter().skip(cc).any(|(s, e)| e - s <= 2);
         let mixed = seps.windows(2).any(|w| w[0] != w[1]);
         if groups.len() >= 3 && (9..=19).contains(&digits) && !glued_after && (short || mixed) {
             drop.extend(groups.iter().skip(1).map(|(s, _)| s - 1));

@@ -701,26 +701,46 @@ impl Sensitivity {
         // broken at random.
         let views = [despace(text), join_digit_groups(text)];
         for (norm, map) in views.into_iter().flatten() {
-            // Only the neighbourhood of what was joined can hold a new finding: scanning
-            // windows there, not the whole view, keeps one "+1 415 ..." from doubling the
-            // cost of a long text.
-            for (ws, we) in changed_windows(&norm, &map) {
-                let sub = &norm[ws..we];
-                let mut tmp = Vec::new();
-                let ng = self.gates(sub);
-                self.scan_regex(sub, &ng, &mut tmp);
-                let ntoks = prep_tokens(sub, &self.lex);
-                self.scan_tokens(sub, &ntoks, &ng, &mut tmp);
-                for mut r in tmp {
-                    let (rs, re) = (r.start + ws, r.end + ws);
-                    let s = map[rs.min(map.len() - 1)];
-                    // Each normalised byte maps to the same byte of the same char in
-                    // `text`, so the byte after the last mapped byte ends that char.
-                    let e = map[(re.max(rs + 1) - 1).min(map.len() - 1)] + 1;
-                    r.start = s;
-                    r.end = e.min(text.len()).max(s);
-                    out.push(r);
+            // Only the neighbourhood of what was joined can hold a new finding: the windows
+            // there go into one buffer (separated by blank lines) scanned once, so joins do
+            // not double the cost of a long text.
+            let windows = changed_windows(&norm, &map);
+            let mut buf = String::new();
+            let mut at: Vec<(usize, usize, usize)> = Vec::with_capacity(windows.len());
+            for &(ws, we) in &windows {
+                if !buf.is_empty() {
+                    buf.push_str("\n\n");
                 }
+                at.push((buf.len(), ws, we - ws));
+                buf.push_str(&norm[ws..we]);
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let mut tmp = Vec::new();
+            let ng = self.gates(&buf);
+            self.scan_regex(&buf, &ng, &mut tmp);
+            let ntoks = prep_tokens(&buf, &self.lex);
+            self.scan_tokens(&buf, &ntoks, &ng, &mut tmp);
+            for mut r in tmp {
+                // The window holding the finding (a finding across windows is dropped).
+                let k = at
+                    .partition_point(|&(b0, _, _)| b0 <= r.start)
+                    .saturating_sub(1);
+                let Some(&(b0, ws, len)) = at.get(k) else {
+                    continue;
+                };
+                if r.end > b0 + len || r.start < b0 {
+                    continue;
+                }
+                let (rs, re) = (r.start - b0 + ws, r.end - b0 + ws);
+                let s = map[rs.min(map.len() - 1)];
+                // Each normalised byte maps to the same byte of the same char in `text`,
+                // so the byte after the last mapped byte ends that char.
+                let e = map[(re.max(rs + 1) - 1).min(map.len() - 1)] + 1;
+                r.start = s;
+                r.end = e.min(text.len()).max(s);
+                out.push(r);
             }
         }
         if decode {
@@ -783,9 +803,15 @@ impl Sensitivity {
         }
         // Characters and settings of fiction; incomes inside word problems. Reported,
         // below the threshold, unless the sentence is the writer's own.
-        let short = view.len() < 300;
-        let word_problem = self.word_problem.is_match(view);
-        let fiction_text = short && self.fiction.is_match(view);
+        // (Both regexes run only when there is a finding they could lower.)
+        let lowerable = out[base..].iter().any(|r| {
+            matches!(
+                r.kind.as_ref(),
+                "person_name" | "postal_address" | "income" | "income_described"
+            )
+        });
+        let word_problem = lowerable && self.word_problem.is_match(view);
+        let fiction_text = lowerable && view.len() < 300 && self.fiction.is_match(view);
         for r in out[base..].iter_mut() {
             let fiction_kind = matches!(r.kind.as_ref(), "person_name" | "postal_address");
             let problem_kind = matches!(r.kind.as_ref(), "income" | "income_described");

@@ -528,7 +528,7 @@ pub static SPECS: &[Spec] = &[
     spec(
         "phone",
         Pii,
-        r"(?:^|[^\d])(0\d{1,4}-\d{1,4}-\d{3,4})(?:[^\d]|$)",
+        r"(0\d{1,4}-\d{1,4}-\d{3,4})(?:[^\d]|$)",
         1,
         V::Phone,
         0.8,
@@ -546,7 +546,7 @@ pub static SPECS: &[Spec] = &[
         V::None,
         0.8,
         true,
-    ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "all", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "borgo", "lungomare", "salita", "rambla", "pasaje", "ladeira", "travesía", "ronda", "glorieta", "callej", "vía", "estrada", "rodovia", "aeroporto", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
+    ).on(&["rue", "avenue", "boulevard", "bd", "chemin", "allée", "place", "quai", "impasse", "route", "calle", "c/", "avenida", "avda", "paseo", "plaza", "camino", "carrer", "avinguda", "rúa", "rua", "travessa", "praça", "largo", "alameda", "via", "viale", "piazza", "corso", "vicolo", "strada", "rotonda", "contrada", "borgo", "lungomare", "salita", "rambla", "pasaje", "ladeira", "travesía", "ronda", "glorieta", "callej", "vía", "estrada", "rodovia", "aeroporto", "ul.", "ulica", "al.", "aleja", "plac", "os.", "osiedle", "stra", "weg", "gasse", "platz", "laan", "straat", "gracht", "plein", "kade", "gatan", "vägen", "gränd", "torget"]).digits(1),
     // Street and number, optional unit, then a postcode and a city: the European line
     // layouts ("Zanichelli, 598 Appartamento 96, 33059, Villa", "Jenteboulevard 644,
     // 6173CZ, Bergeijk", "Kwiatowa 17, 61-001 Poznań").
