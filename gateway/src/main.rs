@@ -374,8 +374,12 @@ fn classify(policy: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let stdin = std::io::stdin().lock();
     let stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let n = policies::classify_jsonl(&classifier, stdin, stdout)?;
-    eprintln!("classified {n} request(s)");
+    let s = policies::classify_jsonl(&classifier, stdin, stdout)?;
+    eprintln!("classified {} request(s)", s.classified);
+    // Bad lines were written as error rows; the exit status still says the batch failed.
+    if s.errors > 0 {
+        anyhow::bail!("{} line(s) could not be classified (error rows)", s.errors);
+    }
     Ok(())
 }
 

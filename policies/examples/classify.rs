@@ -14,9 +14,13 @@ fn main() -> ExitCode {
     };
     let out = BufWriter::new(stdout().lock());
     match classify_jsonl(&classifier, stdin().lock(), out) {
-        Ok(n) => {
-            eprintln!("classified {n} lines");
-            ExitCode::SUCCESS
+        Ok(s) => {
+            eprintln!("classified {} lines, {} error rows", s.classified, s.errors);
+            if s.errors > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("classify: {e}");

@@ -6,6 +6,7 @@ pub mod glob;
 pub mod policy;
 
 pub use classify::{
-    classify, classify_jsonl, joined_text, Category, Classification, Classifier, ClassifierError,
-    ClassifyInput, ClassifyJsonlError, Detector, Finding, OrgRules, Segment, SegmentRole,
+    classify, classify_jsonl, classify_jsonl_with, joined_text, Category, Classification,
+    Classifier, ClassifierError, ClassifyInput, ClassifyJsonlError, Detector, Finding,
+    JsonlSummary, OrgRules, Segment, SegmentRole,
 };

@@ -5,8 +5,10 @@
 //! ([`joined_text`]). Every [`Finding`] carries byte offsets into that text (`start..end`)
 //! and into its segment (`seg_start..seg_end`); both are on char boundaries.
 
+pub mod decode;
 pub mod difficulty;
 pub mod entropy;
+pub mod normalize;
 pub mod rules;
 pub mod sensitivity;
 pub mod text;
@@ -19,7 +21,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use jsonl::{classify_jsonl, ClassifyJsonlError};
+pub use jsonl::{classify_jsonl, classify_jsonl_with, ClassifyJsonlError, JsonlSummary};
 pub use rules::{OrgDetector, OrgRules};
 
 use difficulty::{EmbeddingHead, LexicalModel};

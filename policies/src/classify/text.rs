@@ -180,6 +180,71 @@ pub fn despace(text: &str) -> Option<(String, Vec<usize>)> {
     Some((out, map))
 }
 
+/// Copy of `text` with digit groups joined where they were broken irregularly
+/// (`41 11 1111 11 11 1111`, `219.09.99 99`, `+1 41 5 555 01 99`), and the byte map back.
+/// A run is three or more groups of 1-6 digits separated by single spaces, dots or
+/// dashes, 9-19 digits in all, with a group of one or two digits or mixed separators
+/// (regular formats like `4111 1111 1111 1111` are left to the detectors as they are).
+/// Returns `None` when nothing was joined.
+pub fn join_digit_groups(text: &str) -> Option<(String, Vec<usize>)> {
+    let b = text.as_bytes();
+    // (start, end) of each joined run's separators to drop.
+    let mut drop: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && b[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut seps: Vec<u8> = Vec::new();
+        let mut j = i;
+        loop {
+            let s = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j - s > 6 {
+                break;
+            }
+            groups.push((s, j));
+            if j + 1 < b.len() && matches!(b[j], b' ' | b'.' | b'-') && b[j + 1].is_ascii_digit() {
+                seps.push(b[j]);
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let digits: usize = groups.iter().map(|(s, e)| e - s).sum();
+        let glued_after = j < b.len() && b[j].is_ascii_alphanumeric();
+        // A country code after '+' is short by nature ("+1 415 555 0199" is regular).
+        let cc = usize::from(i > 0 && b[i - 1] == b'+');
+        let short = groups.iter().skip(cc).any(|(s, e)| e - s <= 2);
+        let mixed = seps.windows(2).any(|w| w[0] != w[1]);
+        if groups.len() >= 3 && (9..=19).contains(&digits) && !glued_after && (short || mixed) {
+            drop.extend(groups.iter().skip(1).map(|(s, _)| s - 1));
+        }
+        i = j.max(i + 1);
+    }
+    if drop.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(text.len() + 1);
+    let mut k = 0;
+    for (pos, ch) in text.char_indices() {
+        if k < drop.len() && drop[k] == pos {
+            k += 1;
+            continue;
+        }
+        out.push(ch);
+        // Byte for byte, as `despace` does: callers map `end - 1` and add one.
+        map.extend(pos..pos + ch.len_utf8());
+    }
+    map.push(text.len());
+    Some((out, map))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +269,29 @@ mod tests {
         assert_eq!(map.len(), s.len() + 1);
         assert_eq!(map[5], 5);
         assert!(despace("a normal sentence here").is_none());
+    }
+
+    #[test]
+    fn joins_irregular_digit_groups() {
+        let (s, map) = join_digit_groups("card 41 11 1111 11 11 1111 ok").expect("joined");
+        assert_eq!(s, "card 4111111111111111 ok");
+        assert_eq!(map.len(), s.len() + 1);
+        assert_eq!(
+            join_digit_groups("+1 41 5 555 01 99")
+                .map(|x| x.0)
+                .as_deref(),
+            Some("+14155550199")
+        );
+        assert_eq!(
+            join_digit_groups("ssn 219.09-99 99")
+                .map(|x| x.0)
+                .as_deref(),
+            Some("ssn 219099999")
+        );
+        // Regular formats, dates, short numbers and versions stay.
+        assert!(join_digit_groups("4111 1111 1111 1111").is_none());
+        assert!(join_digit_groups("on 2024-01-15 at 10 30").is_none());
+        assert!(join_digit_groups("v1.2.3 and 12 34").is_none());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! (data nouns followed by values, described values, personal health), person names, and
 //! org-configured rules. Produces raw findings with spans relative to one segment.
 
+pub mod confidential;
 pub mod lexicon;
 pub mod patterns;
+pub mod secrets;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -12,14 +14,18 @@ use std::hash::{BuildHasherDefault, Hasher};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
+use super::decode::encoded_spans;
 use super::entropy::{is_placeholder, shannon};
+use super::normalize::normalize;
 use super::rules::CompiledOrgRules;
-use super::text::{despace, sentence_at, skeleton, tokens, Token};
+use super::text::{despace, join_digit_groups, sentence_at, skeleton, tokens, Token};
 use super::{validate, Category, ClassifierError, Detector};
+use confidential::Confidential;
 use lexicon::{
     Noun, HEALTH, HEALTH_STRICT, NAME_TRIGGERS, NOT_NAME, NOUNS, PERSONAL, STRONG_TRIGGERS,
 };
 use patterns::{Spec, Validator, SPECS};
+use secrets::SecretTable;
 
 /// FNV-1a: the word maps hash short strings, where SipHash dominates lookup cost.
 #[derive(Default)]
@@ -171,6 +177,7 @@ fn word_eq(t: &Tok, w: &str, sw: &str, fuzzy: bool, first: bool) -> bool {
     if !fuzzy || t.word.len() >= w.len() || !t.word.chars().all(|c| c.is_alphanumeric()) {
         return false;
     }
+
     let min = if first { 3 } else { 2 };
     t.skel.len() >= min && (t.skel == sw || t.skel == sw.trim_end_matches('y'))
 }
@@ -198,7 +205,17 @@ fn prep_tokens(text: &str, lex: &Lex) -> Vec<Tok> {
             if let Some(n) = cut {
                 word.truncate(n);
             }
-            let skel = skeleton(&word);
+            // Company suffixes written in capitals are abbreviations, not vowel-dropped
+            // words (`Diaz PLC` is not "policy"; `my ins plc` is).
+            let company = matches!(
+                word.as_str(),
+                "plc" | "llc" | "ltd" | "inc" | "corp" | "gmbh" | "bv" | "nv" | "srl" | "spa"
+            ) && text[start..end].chars().all(|c| c.is_ascii_uppercase());
+            let skel = if company {
+                String::new()
+            } else {
+                skeleton(&word)
+            };
             let wid = lex.exact.get(word.as_str()).copied().unwrap_or(NO_ID);
             let sid = lex.skel.get(skel.as_str()).copied().unwrap_or(NO_ID);
             Tok {
@@ -220,6 +237,7 @@ const G_URL: u32 = 2;
 const G_STREET: u32 = 3;
 const G_CONF: u32 = 4;
 const G_WORD_PROBLEM: u32 = 5;
+const G_CONF_CUE: u32 = 6;
 const G_NAME_CONTEXT: u32 = 7;
 const G_CONTEXT: u32 = 8; // one bit per context rule from here
 const EXTRA_GATES: &[(u32, &[&str])] = &[
@@ -269,6 +287,7 @@ const EXTRA_GATES: &[(u32, &[&str])] = &[
         ],
     ),
     (G_WORD_PROBLEM, &["how", "what is the"]),
+    (G_CONF_CUE, confidential::TRIGGERS),
     (G_NAME_CONTEXT, &[",", "lives", "born", "works", "from"]),
     (G_CONTEXT, &[" i ", " we "]),
     (G_CONTEXT + 1, &[" i ", " we "]),
@@ -300,6 +319,10 @@ struct Gates {
 
 pub struct Sensitivity {
     compiled: Vec<Compiled>,
+    /// Provider token formats (one prefix automaton, byte-loop bodies).
+    secrets: SecretTable,
+    /// Confidential markers as adjectives / audience lines, and unmarked-content cues.
+    conf: Confidential,
     /// One ASCII-case-insensitive automaton over every trigger literal.
     gate_ac: AhoCorasick,
     /// For each automaton pattern: (spec bits, extra bits) it enables.
@@ -324,6 +347,11 @@ pub struct Sensitivity {
     name_context: Regex,
     /// Sentence opens with a quantity question: names are characters of a word problem.
     word_problem: Regex,
+    /// Fiction, film and other works: names and addresses there are characters and
+    /// settings, not personal data.
+    fiction: Regex,
+    /// First-person anchors that keep a finding personal despite fiction / word problems.
+    first_person: Regex,
     /// Requirements/specs ("at least 12 characters") describe formats, not a value.
     requirement: Regex,
     lex: Lex,
@@ -351,6 +379,14 @@ fn code_example(text: &str, pos: usize, in_code: bool) -> bool {
     let line = &text[ls..le];
     line.contains("==") || line.trim_start().starts_with(">>>")
 }
+
+/// First person and family in de / fr / es / pt / it / pl, for conditions and lab terms.
+const STRICT_ANCHORS: &[&str] = &[
+    "ich", "mein", "meine", "meinen", "meiner", "mir", "mich", "habe", "j'ai", "mon", "ma", "mes",
+    "moi", "yo", "mi", "mis", "tengo", "eu", "meu", "minha", "tenho", "io", "mio", "mia", "ho",
+    "ja", "mój", "moja", "moje", "mam", "hija", "hijo", "tochter", "sohn", "fille", "fils",
+    "figlia", "figlio", "filha", "filho", "córka", "syn",
+];
 
 /// Names that are also ordinary words; they count only mid-sentence.
 const AMBIGUOUS_NAMES: &[&str] = &[
@@ -534,6 +570,8 @@ impl Sensitivity {
             .collect();
         Ok(Sensitivity {
             compiled,
+            secrets: SecretTable::new()?,
+            conf: Confidential::new()?,
             gate_ac,
             gate_bits,
             byte_bits,
@@ -552,10 +590,10 @@ impl Sensitivity {
                 r"(?i)\b(?:at|on|to|live|lives|living)\s+(\d{1,5}\s?(?:st|street|ave|avenue|rd|road|blvd|lane|ln|drive)\b)",
             )?,
             security_ctx: rx(
-                r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|scrty",
+                r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|mdn|mthr|scrty|qstn",
             )?,
             medical: rx(
-                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|biopsy|doctor)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b",
+                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断",
             )?,
             confidential_content: rx(
                 r"(?i)\b(?:roles?|jobs?|positions?|employees|headcount|people)\b[^.\n]{0,40}\b(?:will\s+be|to\s+be|are\s+being|being)\s+(?:cut|eliminated|laid\s+off|reduced)\b|\b(?:layoffs?|reduction\s+in\s+force)\b[^.\n]{0,60}\b(?:planned|next\s+(?:week|month|quarter)|will|upcoming|unannounced)\b|\b(?:revenue|earnings|ebitda|arr|margin|bookings)\b[^.\n]{0,60}\b(?:below|above|miss(?:ed)?|beat)\s+(?:plan|guidance|forecast|consensus)\b|\b(?:our|we)\b[^.\n]{0,50}\b(?:acquisition|acquire|merger|takeover)\b[^.\n]{0,80}\$\d|\b(?:exfiltrat\w+|breach(?:ed)?)\b[^.\n]{0,80}\b(?:customer|records|employee)\b|\bstill\s+unpatched\b|\bexposure\b[^.\n]{0,60}\$\d[^.\n]{0,60}\bsettl",
@@ -566,11 +604,15 @@ impl Sensitivity {
                 r"(?m)(?:^|[.!?]\s+|\n)(\p{Lu}\p{Ll}{2,}),\s+(?:can|could|would|will|please|i|we|you|do|did|are|is|have|let's|thanks|thank)\b|,\s+(\p{Lu}\p{Ll}{2,})\s*[!?]|(?:^|[.!?]\s+|\n)(\p{Lu}\p{Ll}{2,})\s+(?:lives\s+in|was\s+born\s+in|works\s+(?:at|for)|(?:is|was)\s+from\s+(?:\p{Lu}[\w&'.-]*\s+){1,4}(?:LLC|Inc|Ltd|Corp|GmbH|Co|Group|Company|Corporation)\b)",
             )?,
             requirement: rx(
-                r"(?i)\b(?:at\s+least|at\s+most|minimum|maximum|must|should|up\s+to|no\s+more\s+than|between|requires?|allowed)\b",
+                r"(?i)\b(?:at\s+least|at\s+most|minimum|maximum|must|should|up\s+to|no\s+more\s+than|between|requires?|allowed|followed\s+by|format(?:ted)?|pattern|regex|validate|consists?\s+of|looks\s+like)\b",
             )?,
             word_problem: rx(
                 r"(?i)\bhow\s+(?:many|much|far|long|old|fast|tall)\b|\bwhat\s+is\s+the\s+(?:total|sum|probability|average|difference)\b",
             )?,
+            fiction: rx(
+                r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot|books?|chapters?|saga|painted|painting|portrait|sculpture|masterpiece)\b",
+            )?,
+            first_person: rx(r"(?i)\b(?:my|i|i'm|i've|me|our|we|us)\b")?,
             nouns: Phrases::new(NOUNS.iter().map(|n| n.phrase), &lex),
             health: Phrases::new(HEALTH.iter().chain(HEALTH_STRICT).copied(), &lex),
             triggers: Phrases::new(trigger_phrases(), &lex),
@@ -624,35 +666,173 @@ impl Sensitivity {
     }
 
     /// Scan one segment's text; findings are de-duplicated and test/demo context applied.
+    /// Detectors run on the normalised view ([`normalize`]) and findings are mapped back
+    /// to the original text's offsets.
     pub fn scan(&self, text: &str, org: &CompiledOrgRules, out: &mut Vec<Raw>) {
         let base = out.len();
+        let view = normalize(text);
+        match &view {
+            None => self.scan_view(text, org, out, true),
+            Some(v) => {
+                let mut tmp = Vec::new();
+                self.scan_view(&v.text, org, &mut tmp, true);
+                for mut r in tmp {
+                    (r.start, r.end) = v.to_original(text, r.start, r.end);
+                    out.push(r);
+                }
+            }
+        }
+        let text_v = view.as_ref().map_or(text, |v| v.text.as_str());
+        // Allow-list.
+        // (`get`: spans are snapped to char boundaries later, in `resolve_overlaps`.)
+        out.retain(|r| !text.get(r.start..r.end).is_some_and(|v| org.allowed(v)));
+        self.post_process(text, text_v, out, base);
+    }
+
+    /// Every detector over one view of the text; `decode`: also scan obvious base64, hex
+    /// and percent-encoded runs (one level deep) and report their findings on the run.
+    fn scan_view(&self, text: &str, org: &CompiledOrgRules, out: &mut Vec<Raw>, decode: bool) {
         let g = self.gates(text);
         self.scan_regex(text, &g, out);
         let toks = prep_tokens(text, &self.lex);
         self.scan_tokens(text, &toks, &g, out);
         self.scan_names(text, &toks, &g, out);
-        if let Some((norm, map)) = despace(text) {
+        // Views that undo spacing obfuscation: single characters spaced out, digit groups
+        // broken at random.
+        let views = [despace(text), join_digit_groups(text)];
+        for (norm, map) in views.into_iter().flatten() {
+            // Only the neighbourhood of what was joined can hold a new finding: the windows
+            // there go into one buffer (separated by blank lines) scanned once, so joins do
+            // not double the cost of a long text.
+            let windows = changed_windows(&norm, &map);
+            let mut buf = String::new();
+            let mut at: Vec<(usize, usize, usize)> = Vec::with_capacity(windows.len());
+            for &(ws, we) in &windows {
+                if !buf.is_empty() {
+                    buf.push_str("\n\n");
+                }
+                at.push((buf.len(), ws, we - ws));
+                buf.push_str(&norm[ws..we]);
+            }
+            if buf.is_empty() {
+                continue;
+            }
             let mut tmp = Vec::new();
-            let ng = self.gates(&norm);
-            self.scan_regex(&norm, &ng, &mut tmp);
-            let ntoks = prep_tokens(&norm, &self.lex);
-            self.scan_tokens(&norm, &ntoks, &ng, &mut tmp);
+            let ng = self.gates(&buf);
+            self.scan_regex(&buf, &ng, &mut tmp);
+            let ntoks = prep_tokens(&buf, &self.lex);
+            self.scan_tokens(&buf, &ntoks, &ng, &mut tmp);
             for mut r in tmp {
-                let s = map[r.start.min(map.len() - 1)];
+                // The window holding the finding (a finding across windows is dropped).
+                let k = at
+                    .partition_point(|&(b0, _, _)| b0 <= r.start)
+                    .saturating_sub(1);
+                let Some(&(b0, ws, len)) = at.get(k) else {
+                    continue;
+                };
+                if r.end > b0 + len || r.start < b0 {
+                    continue;
+                }
+                let (rs, re) = (r.start - b0 + ws, r.end - b0 + ws);
+                let s = map[rs.min(map.len() - 1)];
                 // Each normalised byte maps to the same byte of the same char in `text`,
                 // so the byte after the last mapped byte ends that char.
-                let e = map[(r.end.max(r.start + 1) - 1).min(map.len() - 1)] + 1;
+                let e = map[(re.max(rs + 1) - 1).min(map.len() - 1)] + 1;
                 r.start = s;
                 r.end = e.min(text.len()).max(s);
                 out.push(r);
             }
         }
+        if decode {
+            for d in encoded_spans(text) {
+                let mut tmp = Vec::new();
+                self.scan_view(&d.text, org, &mut tmp, false);
+                let mut seen: Vec<Category> = Vec::new();
+                tmp.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+                for r in tmp {
+                    if r.confidence < super::SENSITIVE_MIN_CONFIDENCE || seen.contains(&r.category)
+                    {
+                        continue;
+                    }
+                    seen.push(r.category);
+                    out.push(Raw {
+                        start: d.start,
+                        end: d.end,
+                        ..r
+                    });
+                }
+            }
+        }
         org.scan(text, out);
-        // Allow-list.
-        out.retain(|r| !org.allowed(&text[r.start..r.end]));
-        // Medical context turns personal identifiers into PHI.
+    }
+
+    /// Medical context turns personal identifiers into PHI; clinical dates need it.
+    /// `text`: the original (finding offsets); `view`: the normalised view (same text
+    /// when nothing was normalised), for context regexes.
+    fn post_process(&self, text: &str, view: &str, out: &mut Vec<Raw>, base: usize) {
+        // Questions about confidentiality and fiction are not confidential content (the
+        // org's own terms still count).
+        let mut k = base;
+        while k < out.len() {
+            let r = &out[k];
+            let about = r.category == Category::Confidential
+                && r.detector == Detector::Rule
+                && text.is_char_boundary(r.start)
+                && {
+                    let (ss, se) = sentence_at(text, r.start);
+                    self.conf.is_about(&text[ss..se])
+                };
+            if about {
+                out.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        // A "security code" next to a card number is the card's CVV, not a login code.
+        if out[base..].iter().any(|r| r.kind == "credit_card") {
+            for r in out[base..].iter_mut() {
+                let digits = text
+                    .get(r.start..r.end)
+                    .map_or(0, |v| v.chars().filter(char::is_ascii_digit).count());
+                if r.kind == "otp_code" && (3..=4).contains(&digits) {
+                    r.category = Category::Financial;
+                    r.kind = Cow::Borrowed("card_security");
+                    r.confidence = r.confidence.max(0.8);
+                }
+            }
+        }
+        // Characters and settings of fiction; incomes inside word problems. Reported,
+        // below the threshold, unless the sentence is the writer's own.
+        // (Both regexes run only when there is a finding they could lower.)
+        let lowerable = out[base..].iter().any(|r| {
+            matches!(
+                r.kind.as_ref(),
+                "person_name" | "postal_address" | "income" | "income_described"
+            )
+        });
+        let word_problem = lowerable && self.word_problem.is_match(view);
+        let fiction_text = lowerable && view.len() < 300 && self.fiction.is_match(view);
+        for r in out[base..].iter_mut() {
+            let fiction_kind = matches!(r.kind.as_ref(), "person_name" | "postal_address");
+            let problem_kind = matches!(r.kind.as_ref(), "income" | "income_described");
+            if r.detector != Detector::Rule
+                || !(fiction_kind || problem_kind)
+                || !text.is_char_boundary(r.start)
+            {
+                continue;
+            }
+            let (ss, se) = sentence_at(text, r.start);
+            let sentence = &text[ss..se];
+            if self.first_person.is_match(sentence) {
+                continue;
+            }
+            let fiction = fiction_kind && (fiction_text || self.fiction.is_match(sentence));
+            if fiction || (problem_kind && word_problem) {
+                r.confidence = r.confidence.min(0.45);
+            }
+        }
         let new = &mut out[base..];
-        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(text) {
+        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(view) {
             let has_identifier = new.iter().any(|r| {
                 matches!(r.category, Category::Pii | Category::Phi)
                     && r.kind != "location"
@@ -761,6 +941,19 @@ impl Sensitivity {
     }
 
     fn scan_regex(&self, text: &str, g: &Gates, out: &mut Vec<Raw>) {
+        // Provider tokens: every format has 8+ body characters, so short texts skip it.
+        if g.max_run >= 8 {
+            let mut hits = Vec::new();
+            self.secrets.scan(text, &mut hits);
+            out.extend(hits.into_iter().map(|h| Raw {
+                category: Category::Secret,
+                detector: Detector::Rule,
+                kind: Cow::Borrowed(h.kind),
+                start: h.start,
+                end: h.end,
+                confidence: h.confidence,
+            }));
+        }
         let digits = g.digits;
         for (ci, c) in self.compiled.iter().enumerate() {
             let spec = c.spec;
@@ -808,7 +1001,12 @@ impl Sensitivity {
         let v = &text[s..e];
         let ok = match spec.validator {
             Validator::None => true,
-            Validator::Card => validate::card_number(v) && !self.sentence_is_test(text, s),
+            Validator::Card => {
+                validate::card_number(v)
+                    && !self.sentence_is_test(text, s)
+                    && !inside_token(text, s, e)
+                    && !device_number(text, s)
+            }
             Validator::Iban => {
                 // Try the full match, then drop trailing groups.
                 let mut end = e;
@@ -893,6 +1091,43 @@ impl Sensitivity {
             "approximately",
             "over",
             "nearly",
+            // de / fr / es / pt / it / pl copulas, articles and number words.
+            "beträgt",
+            "ist",
+            "lautet",
+            "est",
+            "es",
+            "é",
+            "è",
+            "jest",
+            "wynosi",
+            "de",
+            "du",
+            "von",
+            "der",
+            "die",
+            "das",
+            "mein",
+            "meine",
+            "mon",
+            "ma",
+            "mi",
+            "meu",
+            "minha",
+            "il",
+            "la",
+            "le",
+            "el",
+            "numer",
+            "nummer",
+            "numéro",
+            "número",
+            "numero",
+            "son",
+            "sont",
+            "são",
+            "sono",
+            "r",
         ];
         let mut i = 0;
         while i < toks.len() {
@@ -951,7 +1186,7 @@ impl Sensitivity {
                     && !is_placeholder_loose(value)
                     && (!plain_cap || possessive || noun.kind == "security_answer")
                     && (noun.kind != "security_answer" || self.security_ctx.is_match(sentence))
-                    && !text[..s].ends_with(['$', '{', '<', '%'])
+                    && !text[..s].trim_end().ends_with(['$', '{', '<', '%'])
                     && !(value.contains('_')
                         && value
                             .chars()
@@ -1060,7 +1295,7 @@ impl Sensitivity {
                                     | "husband"
                                     | "mom"
                                     | "dad"
-                            );
+                            ) || STRICT_ANCHORS.contains(&t.word.as_str());
                         }
                         self.personal.contains(t.word.as_str())
                             || ["prfl", "shws", "pp", "dvc", "wllnss"].contains(&t.skel.as_str())
@@ -1115,6 +1350,19 @@ impl Sensitivity {
                 let question = kind == &"education" && sentence.trim_end().ends_with('?');
                 if !question && !self.test_markers.is_match(sentence) {
                     out.push(raw(*category, kind, m.start(), m.end(), *conf));
+                }
+            }
+        }
+        // Audience lines, adjective markers and not-yet-public cues.
+        if on(G_CONF_CUE) {
+            for (re, kind, c) in [
+                (&self.conf.marker, "confidential_marker", 0.85),
+                (&self.conf.cue, "confidential_content", 0.7),
+            ] {
+                for m in re.find_iter(text) {
+                    if !self.sentence_is_test(text, m.start()) {
+                        out.push(raw(Category::Confidential, kind, m.start(), m.end(), c));
+                    }
                 }
             }
         }
@@ -1221,6 +1469,23 @@ impl Sensitivity {
                 }
                 k += 1;
             }
+            // CJK names carry no case: after a strong trigger ("account holder", "patient:")
+            // one or two short Han/kana tokens are the name.
+            if k == start && strong {
+                while k < toks.len()
+                    && k < start + 2
+                    && is_cjk_name(&text[toks[k].start..toks[k].end])
+                {
+                    k += 1;
+                }
+                if k > start {
+                    let (s, e) = (toks[start].start, toks[k - 1].end);
+                    out.push(raw(Category::Pii, "person_name", s, e, 0.8));
+                    covered_until = e;
+                    i = k;
+                    continue;
+                }
+            }
             let run = &toks[start..k];
             let first_all_lower_name = all_lower
                 && self.first_names.contains(toks[start].word.as_str())
@@ -1254,7 +1519,15 @@ impl Sensitivity {
                     | "inc"
                     | "llc"
                     | "ltd"
-            ) {
+                    | "plc"
+                    | "gmbh"
+                    | "corp"
+                    | "group"
+                    | "holdings"
+                    | "partners"
+                    | "associates"
+            ) || firm_name(&text[toks[end_tok].end..])
+            {
                 i = end_tok + 1;
                 continue;
             }
@@ -1341,6 +1614,72 @@ impl Sensitivity {
             }
         }
     }
+}
+
+/// Windows of a de-spaced / joined view around the places where bytes were dropped
+/// (`map` jumps): 80 bytes before (context words such as "card", "SSN"), 40 after,
+/// merged and snapped to char boundaries.
+fn changed_windows(norm: &str, map: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for i in 1..norm.len().min(map.len()) {
+        if map[i] > map[i - 1] + 1 {
+            let mut s = i.saturating_sub(80);
+            while !norm.is_char_boundary(s) {
+                s -= 1;
+            }
+            let mut e = (i + 40).min(norm.len());
+            while !norm.is_char_boundary(e) {
+                e += 1;
+            }
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+    }
+    out
+}
+
+/// The digits are one piece of a longer token (`xoxb-2176...-4617...-Zk`): a dash or
+/// underscore glued to letters or digits on the outside.
+fn inside_token(text: &str, s: usize, e: usize) -> bool {
+    let b = text.as_bytes();
+    let before = s >= 2 && matches!(b[s - 1], b'-' | b'_') && b[s - 2].is_ascii_alphanumeric();
+    let after = e + 1 < b.len() && matches!(b[e], b'-' | b'_') && b[e + 1].is_ascii_alphanumeric();
+    before || after
+}
+
+/// A Luhn-valid 15-digit IMEI (or a serial) is a device identifier, not a card.
+fn device_number(text: &str, s: usize) -> bool {
+    let mut from = s.saturating_sub(30);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = text[from..s].to_ascii_lowercase();
+    ["imei", "imsi", "iccid", "serial", "meid", "tracking"]
+        .iter()
+        .any(|w| before.contains(w))
+}
+
+/// What follows a capitalised word makes it a firm's name ("Gregory, Graves and Gomez",
+/// "Baker & Sons").
+fn firm_name(after: &str) -> bool {
+    let t = after.trim_start_matches([',', ' ']);
+    let mut words = t.split_whitespace();
+    let (a, b, c) = (words.next(), words.next(), words.next());
+    let cap = |w: Option<&str>| w.is_some_and(|w| w.starts_with(char::is_uppercase));
+    let amp = |w: Option<&str>| matches!(w, Some("and" | "&"));
+    (after.starts_with(',') && cap(a) && amp(b) && cap(c))
+        || (amp(a) && matches!(b, Some("Sons" | "Co" | "Co." | "Partners" | "Associates")))
+}
+
+/// One to four Han / kana characters: the shape of a Japanese or Chinese name part.
+fn is_cjk_name(w: &str) -> bool {
+    let n = w.chars().count();
+    (1..=4).contains(&n)
+        && w.chars().all(|c| {
+            matches!(c as u32, 0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
+        })
 }
 
 /// The words before an account number name a customer/user profile, not a bank.
@@ -1626,9 +1965,19 @@ fn is_placeholder_loose(v: &str) -> bool {
         }
     }
     let l = v.to_lowercase();
-    ["xxx", "example", "fake", "dummy", "sample", "test"]
-        .iter()
-        .any(|w| l.contains(w))
+    [
+        "xxx",
+        "example",
+        "fake",
+        "dummy",
+        "sample",
+        "test",
+        "***",
+        "•••",
+        "redacted",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
 }
 
 fn prose_value_ok(v: &str) -> bool {
