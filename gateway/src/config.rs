@@ -89,6 +89,18 @@ pub struct Config {
     /// Shadow comparisons that policies request (docs/shadow.md).
     #[serde(default)]
     pub shadow: crate::shadow::ShadowConfig,
+    /// In-process classifier settings (docs/classification.md).
+    #[serde(default)]
+    pub classifier: ClassifierConfig,
+}
+
+/// `classifier:`: the learned detectors beside the rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// The NER PII model (Rampart): when it runs, thresholds, model file.
+    #[serde(default)]
+    pub ner: crate::ner::NerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -484,6 +496,7 @@ impl Config {
             message,
         };
         self.shadow.validate().map_err(invalid)?;
+        self.classifier.ner.validate().map_err(invalid)?;
         let mut seen = std::collections::HashSet::new();
         for p in &self.providers {
             if p.name.is_empty() || p.name.contains('/') {
@@ -608,6 +621,7 @@ impl Config {
             limits: Default::default(),
             cache: Default::default(),
             shadow: Default::default(),
+            classifier: Default::default(),
         }
     }
 }

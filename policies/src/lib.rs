@@ -4,6 +4,7 @@ pub mod classify;
 pub mod policy;
 
 pub use classify::{
-    classify, classify_jsonl, joined_text, Category, Classification, Classifier, ClassifierError,
-    ClassifyInput, ClassifyJsonlError, Detector, Finding, OrgRules, Segment, SegmentRole,
+    classify, classify_jsonl, classify_jsonl_with, joined_text, Category, Classification,
+    Classifier, ClassifierError, ClassifyInput, ClassifyJsonlError, Detector, Finding, OrgRules,
+    Segment, SegmentRole,
 };

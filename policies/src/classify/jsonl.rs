@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Category, Classifier, ClassifyInput, Detector, Segment, SegmentRole};
+use super::{Category, Classification, Classifier, ClassifyInput, Detector, Segment, SegmentRole};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyJsonlError {
@@ -69,7 +69,19 @@ fn role(s: &str) -> Option<SegmentRole> {
 pub fn classify_jsonl(
     classifier: &Classifier,
     input: impl BufRead,
+    output: impl Write,
+) -> Result<usize, ClassifyJsonlError> {
+    classify_jsonl_with(classifier, input, output, |_, _| {})
+}
+
+/// [`classify_jsonl`] with a second detector that runs outside this crate (the gateway's
+/// learned model): `extra` sees each line's segments and adds its findings to the
+/// classification (`Classification::merge_findings`) before the line is written.
+pub fn classify_jsonl_with(
+    classifier: &Classifier,
+    input: impl BufRead,
     mut output: impl Write,
+    mut extra: impl FnMut(&[Segment<'_>], &mut Classification),
 ) -> Result<usize, ClassifyJsonlError> {
     let mut n = 0;
     for (idx, line) in input.lines().enumerate() {
@@ -111,10 +123,11 @@ pub fn classify_jsonl(
                 })
             }
         }
-        let c = classifier.classify(&ClassifyInput {
+        let mut c = classifier.classify(&ClassifyInput {
             segments: &segs,
             embedding: None,
         });
+        extra(&segs, &mut c);
         let out = OutLine {
             id: &parsed.id,
             sensitive: c.sensitive,

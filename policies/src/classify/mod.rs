@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-pub use jsonl::{classify_jsonl, ClassifyJsonlError};
+pub use jsonl::{classify_jsonl, classify_jsonl_with, ClassifyJsonlError};
 pub use rules::{OrgDetector, OrgRules};
 
 use difficulty::{EmbeddingHead, LexicalModel};
