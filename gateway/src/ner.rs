@@ -470,6 +470,7 @@ const PERSONAL_CUES: &[&str] = &[
     "hello",
     "regards",
     "sincerely",
+    "thank",
     "thanks",
     "invoice",
     "order",
@@ -597,6 +598,15 @@ const PUBLIC_CUES: &[&str] = &[
     "game",
     "anime",
     "comic",
+    "quotes",
+    "quoted",
+    "attributed",
+    "inc",
+    "ltd",
+    "llc",
+    "gmbh",
+    "corp",
+    "plc",
 ];
 
 impl Context {
@@ -605,6 +615,8 @@ impl Context {
         let mut public = false;
         for w in text
             .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            // A quote mark opening or closing a word is not part of it ('Thank you).
+            .map(|w| w.trim_matches('\''))
             .filter(|w| !w.is_empty() && w.len() <= 14)
         {
             // ASCII-lowercase into a small stack buffer: no allocation per word.
@@ -705,11 +717,14 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
             break;
         };
         let b = &spans[j];
+        // The model sometimes tags a house number before the street as a zip code.
         let pair = matches!(
             (a.label, b.label),
             (NerLabel::BuildingNumber, NerLabel::StreetName)
                 | (NerLabel::StreetName, NerLabel::BuildingNumber)
-        );
+        ) || (a.label == NerLabel::ZipCode
+            && b.label == NerLabel::StreetName
+            && a.end - a.start <= 6);
         if !pair || !small_gap(text, a.end, b.start) {
             continue;
         }
@@ -756,6 +771,8 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
             continue;
         }
         let (start, mut end) = (spans[i].start, spans[i].end);
+        // Every token already passed `threshold`; the name's confidence is its surest
+        // part (a rare surname scores lower than the given name before it).
         let mut conf = spans[i].score;
         let (mut given, mut surname) = (
             spans[i].label == NerLabel::GivenName,
@@ -764,13 +781,16 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
         let mut k = i + 1;
         while k < spans.len() && is_name(spans[k].label) && name_gap(text, end, spans[k].start) {
             end = spans[k].end;
-            conf = conf.min(spans[k].score);
+            conf = conf.max(spans[k].score);
             given |= spans[k].label == NerLabel::GivenName;
             surname |= spans[k].label == NerLabel::Surname;
             k += 1;
         }
         i = k;
-        if !(given && surname) || conf < s.name_threshold {
+        // The model often tags "Gorm Toft" as one GIVEN_NAME entity: two capitalised
+        // words in one name span are a full name too.
+        let full = (given && surname) || capitalised_words(&text[start..end]) >= 2;
+        if !full || conf < s.name_threshold {
             continue;
         }
         let counts = supported || (ctx.personal && !ctx.public);
@@ -784,6 +804,12 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
     }
     out.sort_by_key(|d| (d.start, d.end));
     out
+}
+
+fn capitalised_words(s: &str) -> usize {
+    s.split_whitespace()
+        .filter(|w| w.chars().count() > 1 && starts_upper(w))
+        .count()
 }
 
 fn is_name(l: NerLabel) -> bool {
@@ -889,6 +915,16 @@ mod tests {
         );
         let t = "Hi, please send the contract to Maria.";
         assert!(kinds(t, &[sp(t, "Maria", NerLabel::GivenName, 0.9)]).is_empty());
+    }
+
+    #[test]
+    fn a_two_word_given_name_span_is_a_full_name() {
+        let t = "Please proofread: Thank you Gorm Toft for attending.";
+        let spans = [sp(t, "Gorm Toft", NerLabel::GivenName, 0.7)];
+        assert_eq!(
+            kinds(t, &spans),
+            vec![("person_name", "Gorm Toft".into(), true)]
+        );
     }
 
     #[test]
