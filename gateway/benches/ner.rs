@@ -1,14 +1,14 @@
-//! NER PII model latency (needs scripts/setup-models.sh): per 200 tokens for each weight
-//! format and thread count, then the latency the gated model adds per request over a
-//! mixed prompt set (mode `auto` under the built-in policy: privacy-critical requests stay
+//! The latency the gated NER PII model adds per request over a mixed prompt set (needs
+//! scripts/setup-models.sh; per-format model latency is `cargo bench -p
+//! switchyard-local-runtime --bench ner`) (mode `auto` under the built-in policy: privacy-critical requests stay
 //! local, so the model runs only where the rules found nothing and the gate passes).
 //!
 //! `cargo bench -p switchyard --bench ner` (`NER_BENCH_PROMPTS=file.jsonl` with `prompt`
-//! fields replaces the built-in mixed set; `NER_BENCH_ITERS` sets the repetitions).
+//! fields replaces the built-in mixed set; one pass per prompt after a warm-up).
 
 use std::time::{Duration, Instant};
 
-use local_runtime::{NerConfig, NerModel, RuntimeConfig};
+use local_runtime::RuntimeConfig;
 use policies::{Classifier, ClassifyInput, OrgRules, Segment, SegmentRole};
 use switchyard::ner::{NerMode, NerSettings};
 
@@ -41,65 +41,23 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let iters: usize = std::env::var("NER_BENCH_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
     let rt = RuntimeConfig::default();
-    let dir = local_runtime::ner::default_ner_dir();
-    // A ~200-token prompt (the unit).
-    let text = "Hi, this is Maria Gonzalez from accounts. Please send the signed contract to 42 Elm Street, Springfield, IL 62704, or call me on 555-201-3344 before Friday. ".repeat(5);
-    println!("| weight format | file | threads | tokens | p50 ms | p90 ms |");
-    println!("|---|---|---|---|---|---|");
-    for (label, file) in [
-        ("int4 (as shipped)", "model_q4.onnx"),
-        ("int8", "model_int8.onnx"),
-        ("fp32", "model_fp32.onnx"),
-    ] {
-        if !dir.join(file).is_file() {
-            println!("| {label} | {file} | - | - | missing (scripts/setup-ner.sh --variants) | |");
-            continue;
-        }
-        for threads in [1, 2] {
-            let mut cfg = NerConfig::new(&dir);
-            cfg.model_file = file.into();
-            cfg.threads = threads;
-            let m = NerModel::load(&rt, &cfg).expect("load NER model");
-            let tokens = m.count_tokens(&text).expect("tokenize");
-            let cut = text
-                .char_indices()
-                .map(|(i, _)| i)
-                .find(|&i| m.count_tokens(&text[..i]).unwrap_or(0) >= 200)
-                .unwrap_or(text.len());
-            let t200 = &text[..cut];
-            let _ = m.detect(t200, 0.5);
-            let mut ms: Vec<f64> = (0..iters)
-                .map(|_| {
-                    let t = Instant::now();
-                    let _ = m.detect(t200, 0.5);
-                    t.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            let _ = tokens;
-            let p50 = pct(&mut ms, 0.5);
-            let p90 = pct(&mut ms, 0.9);
-            println!(
-                "| {label} | {file} | {threads} | {} | {p50:.1} | {p90:.1} |",
-                m.count_tokens(t200).unwrap_or(0)
-            );
-        }
-    }
-
     // Gated added latency over the mixed set.
-    let prompts: Vec<String> = match std::env::var("NER_BENCH_PROMPTS") {
+    // (prompt, labelled sensitive?) — labels only when the file has them.
+    let rows: Vec<(String, Option<bool>)> = match std::env::var("NER_BENCH_PROMPTS") {
         Ok(path) => std::fs::read_to_string(&path)
             .expect("read NER_BENCH_PROMPTS")
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["prompt"].as_str().map(str::to_string))
+            .filter_map(|v| {
+                v["prompt"]
+                    .as_str()
+                    .map(|p| (p.to_string(), v["sensitive"].as_bool()))
+            })
             .collect(),
-        Err(_) => MIXED.iter().map(|s| s.to_string()).collect(),
+        Err(_) => MIXED.iter().map(|s| (s.to_string(), None)).collect(),
     };
+    let prompts: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     let classifier = Classifier::new(OrgRules::default()).expect("classifier");
     println!();
     println!("| mode | prompts | model ran | added p50 ms | added p90 ms | added mean ms |");
@@ -142,6 +100,44 @@ fn main() {
             "| {} | {} | {ran} | {p50:.2} | {p90:.2} | {mean:.2} |",
             mode.as_str(),
             prompts.len()
+        );
+    }
+
+    // The gate's cost in recall: labelled positives the ungated model flags (>= 0.5)
+    // that the gate would skip.
+    if rows.iter().any(|r| r.1 == Some(true)) {
+        let mut cfg = local_runtime::NerConfig::new(local_runtime::ner::default_ner_dir());
+        cfg.model_file = NerSettings::default().model_file;
+        let model = local_runtime::NerModel::load(&rt, &cfg).expect("load NER model");
+        let settings = NerSettings::default();
+        let (mut flagged, mut dropped) = (0, 0);
+        for (p, label) in &rows {
+            if *label != Some(true) {
+                continue;
+            }
+            let segs = [Segment {
+                role: SegmentRole::User,
+                text: p,
+            }];
+            let c = classifier.classify(&ClassifyInput {
+                segments: &segs,
+                embedding: None,
+            });
+            let spans = model.detect(p, settings.threshold).expect("detect");
+            let ctx = switchyard::ner::Context::of(p, 0, &c);
+            let hit = switchyard::ner::interpret(p, &spans, &ctx, &settings)
+                .iter()
+                .any(|d| d.confidence >= 0.5);
+            if hit {
+                flagged += 1;
+                if !switchyard::ner::gate(p) {
+                    dropped += 1;
+                }
+            }
+        }
+        println!();
+        println!(
+            "gate cost: of {flagged} labelled positives the ungated model flags, the gate skips {dropped}"
         );
     }
 }

@@ -391,12 +391,8 @@ pub fn gate(text: &str) -> bool {
         if c == b'@' {
             return true;
         }
-        if c.is_ascii_digit() {
-            digits += 1;
-            if digits >= 5 {
-                return true;
-            }
-        } else if c != b' ' && c != b'-' {
+        // Digit runs may be grouped by spaces or dashes ("4417 1234", "555-0199").
+        if !is_word_byte(c) && c != b' ' && c != b'-' {
             digits = 0;
         }
         // Word start?
@@ -416,7 +412,12 @@ pub fn gate(text: &str) -> bool {
             let next_adjacent = j < b.len() && (b[j] == b' ' || b[j] == b'\t');
             prev_cap_word = cap && next_adjacent && word.len() > 1;
             prev_number = number && next_adjacent;
-            if !number {
+            if number {
+                digits += word.len();
+                if digits >= 5 {
+                    return true;
+                }
+            } else {
                 digits = 0;
             }
             i = j;
