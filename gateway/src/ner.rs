@@ -447,6 +447,9 @@ pub struct Context {
     rule_identifier: bool,
     /// The rules put the request in phi (names in a health record are phi).
     phi: bool,
+    /// Byte spans (in this segment) of the rules' confident findings: a validated rule
+    /// knows better what a value is (a Luhn card is financial, not a phone number).
+    rule_spans: Vec<(usize, usize)>,
 }
 
 const PERSONAL_CUES: &[&str] = &[
@@ -641,6 +644,15 @@ impl Context {
                     && f.category != Category::Secret
             }),
             phi: rules.categories.contains(&Category::Phi),
+            rule_spans: rules
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.segment == segment
+                        && f.confidence >= policies::classify::SENSITIVE_MIN_CONFIDENCE
+                })
+                .map(|f| (f.seg_start, f.seg_end))
+                .collect(),
         }
     }
 }
@@ -803,6 +815,12 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
             confidence: if counts { conf } else { UNSUPPORTED_CONFIDENCE },
         });
     }
+    // Where a confident rule finding covers the same text, the rule's reading stands.
+    out.retain(|d| {
+        !ctx.rule_spans
+            .iter()
+            .any(|&(a, b)| a < d.end && d.start < b)
+    });
     out.sort_by_key(|d| (d.start, d.end));
     out
 }
@@ -999,6 +1017,31 @@ mod tests {
             &NerSettings::default(),
         );
         assert_eq!(d[0].category, Category::Financial);
+    }
+
+    #[test]
+    fn a_value_the_rules_already_read_keeps_the_rules_category() {
+        let t = "My card number is 4242 4242 4242 4242";
+        let mut rules = empty_rules();
+        rules.findings.push(Finding {
+            category: Category::Financial,
+            detector: Detector::Rule,
+            kind: "credit_card".into(),
+            start: 18,
+            end: t.len(),
+            segment: 0,
+            seg_start: 18,
+            seg_end: t.len(),
+            confidence: 0.97,
+        });
+        let ctx = Context::of(t, 0, &rules);
+        let d = interpret(
+            t,
+            &[sp(t, "4242 4242 4242 4242", NerLabel::Phone, 0.8)],
+            &ctx,
+            &NerSettings::default(),
+        );
+        assert!(d.is_empty(), "not also a phone number: {d:?}");
     }
 
     #[test]
