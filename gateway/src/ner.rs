@@ -708,7 +708,11 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
             _ => continue,
         };
         used[i] = true;
-        if ok && !placeholder_digits(v) && sp.score >= s.threshold {
+        if ok
+            && !placeholder_digits(v)
+            && !inside_structured_token(text, sp)
+            && sp.score >= s.threshold
+        {
             identifier = true;
             out.push(Detection {
                 category: cat,
@@ -856,6 +860,19 @@ fn name_gap(text: &str, a: usize, b: usize) -> bool {
     letters <= 1
         && g.chars()
             .all(|c| c.is_whitespace() || c == '-' || c == '.' || c.is_uppercase())
+}
+
+/// A number inside an ARN, URN, URL or path (`arn:aws:sns:…:111122223333:…`) is a
+/// resource id, not a person's identifier.
+fn inside_structured_token(text: &str, sp: &NerSpan) -> bool {
+    let start = text[..sp.start]
+        .rfind(char::is_whitespace)
+        .map_or(0, |i| i + 1);
+    let end = text[sp.end..]
+        .find(char::is_whitespace)
+        .map_or(text.len(), |i| sp.end + i);
+    let token = &text[start..end];
+    !token.contains('@') && (token.matches(':').count() >= 2 || token.contains('/'))
 }
 
 /// 000000, 111111, 123456789: test values, not someone's number.
@@ -1042,6 +1059,17 @@ mod tests {
             &NerSettings::default(),
         );
         assert!(d.is_empty(), "not also a phone number: {d:?}");
+    }
+
+    #[test]
+    fn numbers_inside_resource_names_are_not_identifiers() {
+        let t = "arn:aws:sns:us-east-1:409183270011:alerts";
+        assert!(kinds(t, &[sp(t, "409183270011", NerLabel::GovernmentId, 0.9)]).is_empty());
+        let t = "my id is 409183270011";
+        assert_eq!(
+            kinds(t, &[sp(t, "409183270011", NerLabel::GovernmentId, 0.9)]).len(),
+            1
+        );
     }
 
     #[test]
