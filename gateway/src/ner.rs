@@ -57,6 +57,12 @@ pub struct NerSettings {
     /// Names need a higher bar than identifiers: a false name is the common error.
     #[serde(default = "default_name_threshold")]
     pub name_threshold: f32,
+    /// A full name counts only with a personal cue word (my, customer, dear, ship, ...)
+    /// and no public/fiction cue (true, the default: precision first); false counts
+    /// every full name unless a public/fiction cue is present (higher recall, more false
+    /// positives; see docs/classification.md).
+    #[serde(default = "default_true")]
+    pub require_person_cue: bool,
     /// Tokens of one request the model reads, newest message first (bounds latency on
     /// long prompts; the rules still read everything).
     #[serde(default = "default_max_tokens")]
@@ -79,6 +85,9 @@ fn default_threshold() -> f32 {
 fn default_name_threshold() -> f32 {
     0.6
 }
+fn default_true() -> bool {
+    true
+}
 fn default_max_tokens() -> usize {
     2048
 }
@@ -98,6 +107,7 @@ impl Default for NerSettings {
             mode: NerMode::default(),
             threshold: default_threshold(),
             name_threshold: default_name_threshold(),
+            require_person_cue: true,
             max_tokens: default_max_tokens(),
             dir: None,
             model_file: default_model_file(),
@@ -810,7 +820,12 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
         if !full || conf < s.name_threshold {
             continue;
         }
-        let counts = supported || (ctx.personal && !ctx.public);
+        let counts = supported
+            || if s.require_person_cue {
+                ctx.personal && !ctx.public
+            } else {
+                !ctx.public || ctx.personal
+            };
         out.push(Detection {
             category: person_cat,
             kind: "person_name",

@@ -5,7 +5,9 @@ Positives carry a person's name and/or street address (what the rules tend to mi
 in many locales; hard negatives name public figures, fictional characters, brands and
 famous places. Never built from shared/eval data or its listed sources.
 
-Usage: gen_synth.py --seed N --n 400 > synth.jsonl   (needs `pip install faker`)
+Usage: gen_synth.py --seed N --n 400 [--templates dev|heldout] > synth.jsonl
+(needs `pip install faker`). "dev" templates were used to tune the cue lists; "heldout"
+templates were written afterwards and only measured.
 """
 import argparse, json, random
 from faker import Faker
@@ -61,6 +63,35 @@ PLACES = ["Times Square", "Baker Street", "Champs-Élysées", "Alexanderplatz", 
 FAMOUS_ADDR = ["10 Downing Street", "1600 Pennsylvania Avenue", "221B Baker Street", "350 Fifth Avenue"]
 
 
+# A second template set, written after the detector's cue lists were fixed and never used
+# to tune them (--templates heldout): CRM/HR/support phrasing and other hard negatives.
+POS_NAME_H = [
+    "CRM note: spoke with {name} today, wants a callback next week about the upgrade.",
+    "HR case 2231: {name} requested parental leave starting in March. Summarise the policy for them.",
+    "Rewrite more formally: hey {name}, the quote you asked for is attached.",
+    "Add {name} to the guest list for Saturday and write the invitation.",
+    "{name} from finance approved the budget. Tell the team.",
+    "Write a welcome email for {name}, who joins the support team on Monday.",
+]
+POS_ADDR_H = [
+    "Customer moved: new address {addr}. Update the record and confirm by letter.",
+    "Book a taxi for {name} from {addr} to the airport at 6am.",
+    "Where should I park when visiting {addr}?",
+]
+NEG_H = [
+    "Who won the match between {famous} and Roger Federer in 2008?",
+    "Write a trivia question about {famous}.",
+    "Why did {fiction} betray the fellowship in the film?",
+    "Explain the leadership style of {famous} in three paragraphs.",
+    "Is a {brand} handbag worth the price?",
+    "Plan a walking tour from {place} to {place2}.",
+    "Draft a school essay on the life of {famous}.",
+    "What did {famous} contribute to science or art?",
+    "Recommend podcasts about {famous}.",
+    "Describe the architecture around {famous_addr}.",
+]
+
+
 def addr(f):
     try:
         return f"{f.building_number()} {f.street_name()}, {f.city()}"
@@ -72,11 +103,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--templates", choices=["dev", "heldout"], default="dev")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     fakers = {loc: Faker(loc) for loc in LOCALES}
     for f in fakers.values():
         f.seed_instance(a.seed)
+    pos_name, pos_addr, neg = (POS_NAME, POS_ADDR, NEG) if a.templates == "dev" else (
+        POS_NAME_H, POS_ADDR_H, NEG_H)
     rows = []
     for i in range(a.n):
         loc = rng.choice(LOCALES)
@@ -84,13 +118,13 @@ def main():
         name = f"{f.first_name()} {f.last_name()}"
         kind = rng.random()
         if kind < 0.3:
-            t = rng.choice(POS_NAME)
+            t = rng.choice(pos_name)
             rows.append((t.format(name=name), ["pii"], f"synth-name/{loc}"))
         elif kind < 0.5:
-            t = rng.choice(POS_ADDR)
+            t = rng.choice(pos_addr)
             rows.append((t.format(name=name, addr=addr(f)), ["pii"], f"synth-address/{loc}"))
         else:
-            t = rng.choice(NEG)
+            t = rng.choice(neg)
             fa = rng.choice(FAMOUS)
             s = t.format(famous=fa, famous_pron=rng.choice(["she", "he"]),
                          fiction=rng.choice(FICTION), fiction2=rng.choice(FICTION),
