@@ -41,7 +41,13 @@ async fn name_and_address_the_rules_miss_never_reaches_the_external_upstream() {
     // than sent out. Without the model this request would go to the external mock.
     let (mock, gw) = start("").await;
     let url = format!("http://{}{}", gw.addr, Dialect::OpenAi.path());
-    let resp = post_json(&http_client(), &url, Dialect::OpenAi, &chat(NAME_AND_ADDRESS)).await;
+    let resp = post_json(
+        &http_client(),
+        &url,
+        Dialect::OpenAi,
+        &chat(NAME_AND_ADDRESS),
+    )
+    .await;
     assert_eq!(resp.status.as_u16(), 503, "{}", resp.text);
     assert!(resp.text.contains("privacy-critical"), "{}", resp.text);
     assert!(mock.requests().is_empty(), "nothing may leave");
@@ -59,10 +65,7 @@ async fn name_and_address_the_rules_miss_never_reaches_the_external_upstream() {
     assert!(model.contains(&"street_address"), "{c}");
 
     // Plain prose and a public figure still go where the client asked.
-    for text in [
-        "Say hello",
-        "Write a short biography of Marie Curie.",
-    ] {
+    for text in ["Say hello", "Write a short biography of Marie Curie."] {
         mock.clear();
         let resp = post_json(&http_client(), &url, Dialect::OpenAi, &chat(text)).await;
         assert_eq!(resp.status.as_u16(), 200, "{text}: {}", resp.text);
@@ -74,7 +77,13 @@ async fn name_and_address_the_rules_miss_never_reaches_the_external_upstream() {
 async fn with_the_model_off_the_same_request_leaves() {
     let (mock, gw) = start("classifier: { ner: { mode: off } }\n").await;
     let url = format!("http://{}{}", gw.addr, Dialect::OpenAi.path());
-    let resp = post_json(&http_client(), &url, Dialect::OpenAi, &chat(NAME_AND_ADDRESS)).await;
+    let resp = post_json(
+        &http_client(),
+        &url,
+        Dialect::OpenAi,
+        &chat(NAME_AND_ADDRESS),
+    )
+    .await;
     assert_eq!(resp.status.as_u16(), 200, "{}", resp.text);
     assert_eq!(mock.requests().len(), 1, "the rules alone miss it");
     let c = classify(&gw, NAME_AND_ADDRESS).await;

@@ -455,7 +455,7 @@ pub fn aggregate(text: &str, tokens: &[TaggedToken], min_score: f32) -> Vec<NerS
 /// Unions overlapping spans of one type that overlapping windows produced (an entity cut
 /// by one window's edge is whole in the next); distinct entities stay apart.
 pub fn merge_windowed(mut spans: Vec<NerSpan>) -> Vec<NerSpan> {
-    spans.sort_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+    spans.sort_by_key(|s| (s.start, s.end));
     let mut merged: Vec<NerSpan> = Vec::with_capacity(spans.len());
     let mut running: std::collections::HashMap<NerLabel, usize> = Default::default();
     for s in spans {
