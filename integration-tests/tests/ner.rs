@@ -52,6 +52,25 @@ async fn name_and_address_the_rules_miss_never_reaches_the_external_upstream() {
     assert!(resp.text.contains("privacy-critical"), "{}", resp.text);
     assert!(mock.requests().is_empty(), "nothing may leave");
 
+    // The model's time shows in /metrics, by outcome.
+    let metrics = http_client()
+        .get(format!("http://{}/metrics", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"switchyard_ner_duration_seconds_count{outcome="ran"} 1"#),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("ner"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
     // /v1/classify shows which detector found what.
     let c = classify(&gw, NAME_AND_ADDRESS).await;
     assert_eq!(c["sensitive"], true, "{c}");
