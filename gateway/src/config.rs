@@ -92,6 +92,18 @@ pub struct Config {
     /// The file this config was read from (absolute), `None` for the environment default.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// In-process classifier settings (docs/classification.md).
+    #[serde(default)]
+    pub classifier: ClassifierConfig,
+}
+
+/// `classifier:`: the learned detectors beside the rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierConfig {
+    /// The NER PII model (Rampart): when it runs, thresholds, model file.
+    #[serde(default)]
+    pub ner: crate::ner::NerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -568,6 +580,7 @@ impl Config {
             message,
         };
         self.shadow.validate().map_err(invalid)?;
+        self.classifier.ner.validate().map_err(invalid)?;
         let mut seen = std::collections::HashSet::new();
         for p in &self.providers {
             if p.name.is_empty() || p.name.contains('/') {
@@ -649,6 +662,7 @@ impl Config {
             cache: Default::default(),
             shadow: Default::default(),
             source: None,
+            classifier: Default::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dashboard;
 pub mod dialects;
 pub mod limits;
+pub mod ner;
 pub mod outcome;
 pub mod policy_runtime;
 pub mod privacy;

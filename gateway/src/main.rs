@@ -42,6 +42,13 @@ enum Command {
         /// Policy directory whose `classifier:` rules (org detectors, terms, allow-list) apply.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// Gateway config whose `classifier.ner` settings apply (model file, thresholds).
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Override `classifier.ner.mode`: `off` shows the rules alone; any other mode
+        /// runs the model on every line that passes its gate.
+        #[arg(long)]
+        ner: Option<String>,
     },
     /// Policy tools: check, test, explain.
     Policy {
@@ -165,7 +172,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { config } => check_config(&config),
-        Command::Classify { policy } => classify(policy),
+        Command::Classify {
+            policy,
+            config,
+            ner,
+        } => classify(policy, config, ner),
         Command::Policy { command } => policy_command(command),
         Command::Keys { config, command } => keys_command(config, command),
         Command::Report {
@@ -361,7 +372,22 @@ fn spawn_sighup_reload(state: Arc<server::AppState>) {
     let _ = state;
 }
 
-fn classify(policy: Option<PathBuf>) -> anyhow::Result<()> {
+fn classify(
+    policy: Option<PathBuf>,
+    config: Option<PathBuf>,
+    ner_mode: Option<String>,
+) -> anyhow::Result<()> {
+    let config = load_config(config)?;
+    let mut settings = config.classifier.ner.clone();
+    if let Some(mode) = ner_mode {
+        settings.mode = serde_yaml_ng::from_str(&mode).map_err(|_| {
+            anyhow::anyhow!("--ner {mode:?}: use always, auto, when_rules_silent or off")
+        })?;
+    }
+    let runtime = local_runtime::RuntimeConfig {
+        ort_library: config.onnxruntime_library.clone(),
+    };
+    let ner = switchyard::ner::load(&settings, &runtime)?;
     let classifier = match policy {
         Some(dir) => {
             let catalog = catalog_for(None)?;
@@ -374,7 +400,19 @@ fn classify(policy: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let stdin = std::io::stdin().lock();
     let stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let s = policies::classify_jsonl(&classifier, stdin, stdout)?;
+    let s = policies::classify_jsonl_with(
+        &classifier,
+        |input, c| {
+            if let Some(ner) = &ner {
+                let segments: Vec<(policies::SegmentRole, &str)> =
+                    input.segments.iter().map(|s| (s.role, s.text)).collect();
+                let run = ner.scan(&segments, c, true);
+                c.merge_findings(run.findings);
+            }
+        },
+        stdin,
+        stdout,
+    )?;
     eprintln!("classified {} request(s)", s.classified);
     // Bad lines were written as error rows; the exit status still says the batch failed.
     if s.errors > 0 {
@@ -495,9 +533,14 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             let handle = switchyard::policy_runtime::PolicyHandle::load(policy, catalog.clone())
                 .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
             let models = Arc::new(switchyard::routing::ModelMap::offline(&catalog.config)?);
+            let runtime = local_runtime::RuntimeConfig {
+                ort_library: catalog.config.onnxruntime_library.clone(),
+            };
+            let ner = switchyard::ner::load(&catalog.config.classifier.ner, &runtime)?;
             let router = switchyard::routing::PolicyRouter {
                 models,
                 policy: handle,
+                ner,
             };
             let facts = policies::policy::Facts {
                 team,

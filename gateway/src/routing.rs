@@ -8,6 +8,7 @@ use policies::policy::{Decision, Facts, TargetCatalog, TargetInfo};
 use policies::{Classification, Classifier};
 
 use crate::canonical::{ChatRequest, GatewayError};
+use crate::ner::NerDetector;
 use crate::policy_runtime::{ActivePolicy, PolicyHandle};
 use crate::privacy::{self, Redaction};
 use crate::providers::Provider;
@@ -223,6 +224,8 @@ impl From<Refused> for GatewayError {
 pub struct PolicyRouter {
     pub models: Arc<ModelMap>,
     pub policy: PolicyHandle,
+    /// The learned PII detector (`classifier.ner`); `None` when its mode is `off`.
+    pub ner: Option<Arc<NerDetector>>,
 }
 
 impl PolicyRouter {
@@ -333,10 +336,51 @@ impl PolicyRouter {
         let active = self.policy.current();
         facts.requested_is_local = self.models.is_local(&request.model);
         facts.model = Some(request.model.clone());
-        let classification = classify(&active.classifier, request);
-        let decision = active.policy.decide(&facts, &classification, explain);
+        let mut classification = classify(&active.classifier, request);
+        let mut decision = active.policy.decide(&facts, &classification, explain);
+        if let Some(ner) = &self.ner {
+            // The model can change the outcome only if the request may still leave the
+            // organization or will be redacted (then its spans must be redacted too).
+            let settled = decision.is_blocked()
+                || (!decision.leaves_organization() && decision.redact.is_empty());
+            let allowed = ner.mode_allows(&classification, settled);
+            if add_model_findings(ner, request, &mut classification, allowed) {
+                decision = active.policy.decide(&facts, &classification, explain);
+            }
+        }
         (classification, decision, active)
     }
+
+    /// Rules and (unless its mode is `off`) the NER model, for `/v1/classify`: the model
+    /// runs whenever its gate passes, so every finding is shown.
+    pub fn classify(&self, request: &ChatRequest) -> Classification {
+        let active = self.policy.current();
+        let mut classification = classify(&active.classifier, request);
+        if let Some(ner) = &self.ner {
+            add_model_findings(ner, request, &mut classification, true);
+        }
+        classification
+    }
+}
+
+/// Runs the model and merges its findings; true when the categories changed (so the
+/// policy must decide again).
+fn add_model_findings(
+    ner: &NerDetector,
+    request: &ChatRequest,
+    classification: &mut Classification,
+    allowed: bool,
+) -> bool {
+    let texts = privacy::text_segments(request);
+    let segments: Vec<(policies::SegmentRole, &str)> =
+        texts.iter().map(|(role, text, _)| (*role, *text)).collect();
+    let run = ner.scan(&segments, classification, allowed);
+    if run.findings.is_empty() {
+        return false;
+    }
+    let before = classification.categories.clone();
+    classification.merge_findings(run.findings);
+    classification.categories != before
 }
 
 /// Runs the classifier over every text a model would read.

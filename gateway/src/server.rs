@@ -151,6 +151,9 @@ impl AppState {
             })
             .context("cannot register metrics")?,
         );
+        if let Some(ner) = &core.router.ner {
+            ner.attach_metrics(metrics.clone());
+        }
         if let Ok(list) = keys.list().await {
             let mut teams: Vec<String> = list.into_iter().map(|k| k.team).collect();
             teams.sort();
@@ -267,8 +270,13 @@ impl AppState {
         let models = Arc::new(ModelMap::new(entries, local_info));
         let policy = PolicyHandle::load(config.policy_dir.clone(), models.clone())
             .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
+        let ner = crate::ner::load(&config.classifier.ner, &runtime)?;
         Ok(Core {
-            router: PolicyRouter { models, policy },
+            router: PolicyRouter {
+                models,
+                policy,
+                ner,
+            },
             local_models,
             embedder,
         })
@@ -1188,8 +1196,8 @@ pub fn classification_json(c: &policies::Classification) -> serde_json::Value {
         "sensitive": c.sensitive,
         "categories": c.categories,
         "findings": c.findings.iter().map(|f| json!({
-            "category": f.category, "type": f.kind, "start": f.start, "end": f.end,
-            "segment": f.segment, "confidence": f.confidence,
+            "category": f.category, "detector": f.detector, "type": f.kind, "start": f.start,
+            "end": f.end, "segment": f.segment, "confidence": f.confidence,
         })).collect::<Vec<_>>(),
         "difficulty": c.difficulty,
         "difficulty_model": c.difficulty_model,
@@ -1220,8 +1228,7 @@ async fn classify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
         }
         obj.entry("model").or_insert_with(|| json!("classify"));
         let request = openai::parse_request(&serde_json::to_vec(&obj).unwrap_or_default())?;
-        let active = state.router.policy.current();
-        let c = crate::routing::classify(&active.classifier, &request);
+        let c = state.router.classify(&request);
         Ok(json_response(StatusCode::OK, classification_json(&c)))
     }
     .await;

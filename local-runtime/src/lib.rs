@@ -13,6 +13,7 @@ mod env;
 mod error;
 mod files;
 mod model;
+pub mod ner;
 mod sampling;
 mod text;
 
@@ -24,6 +25,7 @@ pub use config::{
 pub use embed::Embedder;
 pub use error::RuntimeError;
 pub use model::{FinishReason, GenerateEvent, GenerateRequest, LocalModel, RuntimeStats};
+pub use ner::{NerConfig, NerLabel, NerModel, NerSpan};
 pub use sampling::SamplingParams;
 
 /// Directory names the set-up script uses under `$CACHE/models/`.
@@ -34,4 +36,6 @@ pub mod model_names {
     pub const MINILM_L6: &str = "all-minilm-l6-v2";
     /// 2-layer random-weight llama with SmolLM2's tokenizer, for fast tests.
     pub const TINY_LLAMA: &str = "tiny-llama";
+    /// Rampart token-classification PII model (CC BY 4.0, National Design Studio).
+    pub const RAMPART_NER: &str = "rampart-ner";
 }

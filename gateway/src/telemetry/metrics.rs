@@ -54,6 +54,11 @@ impl RouteKind {
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
+/// The NER model: skipped requests land in the first bucket, inference in 5-500 ms.
+const NER_BUCKETS: &[f64] = &[
+    0.0001, 0.001, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0,
+];
+
 const CLASSIFIER_BUCKETS: &[f64] = &[
     0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
 ];
@@ -228,6 +233,7 @@ pub struct Metrics {
     cache: IntCounterVec,
     decisions: IntCounterVec,
     classifier: Histogram,
+    ner: HistogramVec,
     local_queue: GaugeVec,
     local_batch: GaugeVec,
     local_tps: GaugeVec,
@@ -349,6 +355,17 @@ impl Metrics {
                     "Time to classify one request (sensitivity + difficulty).",
                     CLASSIFIER_BUCKETS,
                 ))?,
+            )?,
+            ner: reg(
+                &r,
+                HistogramVec::new(
+                    hist(
+                        "switchyard_ner_duration_seconds",
+                        "Time the NER PII model added to one request, by outcome (ran, skipped_mode, skipped_gate, error).",
+                        NER_BUCKETS,
+                    ),
+                    &["outcome"],
+                )?,
             )?,
             local_queue: reg(
                 &r,
@@ -568,6 +585,13 @@ impl Metrics {
     /// One classification (sensitivity + difficulty) took `d`.
     pub fn observe_classifier(&self, d: Duration) {
         self.classifier.observe(d.as_secs_f64());
+    }
+
+    /// The NER model's part of one classification (`outcome`: see `ner::NerOutcome`).
+    pub fn observe_ner(&self, outcome: &str, d: Duration) {
+        if let Ok(h) = self.ner.get_metric_with_label_values(&[outcome]) {
+            h.observe(d.as_secs_f64());
+        }
     }
 
     /// The local runtime's current state for `model` (poll it, e.g. every second or on

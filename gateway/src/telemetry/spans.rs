@@ -164,6 +164,27 @@ pub fn record_classification(span: &Span, categories: &[impl AsRef<str>], diffic
     span.record("switchyard.difficulty", difficulty);
 }
 
+/// The NER PII model's part of classification (a child of `switchyard.classify`).
+pub fn ner() -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "switchyard.classify.ner",
+        switchyard.ner.outcome = Empty,
+        switchyard.ner.duration_ms = Empty,
+        switchyard.ner.findings = Empty,
+    )
+}
+
+/// What the NER pass did: outcome, time, number of findings (no values).
+pub fn record_ner(span: &Span, outcome: &str, duration_ms: f64, findings: usize) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("switchyard.ner.outcome", outcome);
+    span.record("switchyard.ner.duration_ms", duration_ms);
+    span.record("switchyard.ner.findings", findings as u64);
+}
+
 /// The policy decision.
 pub fn policy() -> Span {
     tracing::info_span!(
