@@ -35,8 +35,19 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-CONVERTER_VERSION = 1
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_quant as gq  # noqa: E402
+
+CONVERTER_VERSION = 2
 OPSET = 17
+SUPPORTED_ARCHS = ("llama",)
+# MatMulNBits accuracy_level: 4 = int8 activations (fast; like llama.cpp's Q8 activations),
+# 0 = fp32 activations (same results as the dequantized fp32 model). Set by --activations.
+ACCURACY_LEVEL = 4
+
+
+class ConvertError(Exception):
+    """A GGUF this converter cannot convert (unsupported or malformed); the message says why."""
 
 
 def log(msg: str) -> None:
@@ -55,8 +66,21 @@ def field(reader, key, default=None):
     return f.contents()
 
 
-def unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
-    """Undo llama.cpp's Q/K row permutation (interleaved RoPE -> HF rotate-half order)."""
+def _unpermute_rows(n_rows: int, n_head: int) -> np.ndarray:
+    head_dim = n_rows // n_head
+    return np.arange(n_rows).reshape(n_head, head_dim // 2, 2).swapaxes(1, 2).reshape(-1)
+
+
+def unpermute(w, n_head: int):
+    """Undo llama.cpp's Q/K row permutation (interleaved RoPE -> HF rotate-half order).
+    Rows are whole output channels, so quantized weights are permuted block-row-wise, exactly."""
+    if isinstance(w, gq.QuantWeight):
+        idx = _unpermute_rows(w.n, n_head)
+        w.packed = np.ascontiguousarray(w.packed[idx])
+        w.scales = np.ascontiguousarray(w.scales[idx])
+        if w.mins is not None:
+            w.mins = np.ascontiguousarray(w.mins[idx])
+        return w
     out_dim = w.shape[0]
     head_dim = out_dim // n_head
     return (
@@ -66,43 +90,77 @@ def unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def load_gguf(path: str):
+def load_gguf(path: str, keep_quantized: bool = True):
+    """Reads the GGUF: config, weights (QuantWeight where kept quantized, else fp32) and
+    tokenizer. Raises ConvertError (never crashes) on an unsupported or malformed file."""
     import gguf
     from gguf.quants import dequantize
 
-    reader = gguf.GGUFReader(path)
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # the reader raises ValueError/IndexError/struct errors on garbage
+        raise ConvertError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from e
     arch = field(reader, "general.architecture")
-    if arch != "llama":
-        raise SystemExit(f"unsupported architecture {arch!r} (only llama)")
+    if arch not in SUPPORTED_ARCHS:
+        raise ConvertError(f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED_ARCHS)}")
+
+    def need(key, conv=int):
+        v = field(reader, key)
+        if v is None:
+            raise ConvertError(f"{path}: missing metadata {key}")
+        return conv(v)
+
     cfg = {
-        "n_layer": int(field(reader, "llama.block_count")),
-        "hidden": int(field(reader, "llama.embedding_length")),
-        "ffn": int(field(reader, "llama.feed_forward_length")),
-        "n_head": int(field(reader, "llama.attention.head_count")),
-        "n_kv_head": int(field(reader, "llama.attention.head_count_kv")),
-        "rope_theta": float(field(reader, "llama.rope.freq_base", 10000.0)),
-        "eps": float(field(reader, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
-        "ctx": int(field(reader, "llama.context_length", 2048)),
+        "arch": arch,
+        "n_layer": need(f"{arch}.block_count"),
+        "hidden": need(f"{arch}.embedding_length"),
+        "ffn": need(f"{arch}.feed_forward_length"),
+        "n_head": need(f"{arch}.attention.head_count"),
+        "n_kv_head": int(field(reader, f"{arch}.attention.head_count_kv", field(reader, f"{arch}.attention.head_count"))),
+        "rope_theta": float(field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        "eps": float(field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
+        "ctx": int(field(reader, f"{arch}.context_length", 2048)),
         "name": field(reader, "general.name", ""),
         "license": field(reader, "general.license", ""),
     }
+    kl = field(reader, f"{arch}.attention.key_length")
+    cfg["head_dim"] = int(kl) if kl is not None else cfg["hidden"] // cfg["n_head"]
     tensors = {}
+    qtypes = {}
     for t in reader.tensors:
-        arr = dequantize(t.data, t.tensor_type).astype(np.float32)
+        tname = t.tensor_type.name
+        qtypes[tname] = qtypes.get(tname, 0) + 1
         # GGUF dims are innermost-first; numpy data is already [rows, cols] = torch layout.
         shape = tuple(int(x) for x in reversed(t.shape))
-        tensors[t.name] = arr.reshape(shape)
-    cfg["vocab"] = tensors["token_embd.weight"].shape[0]
-    cfg["head_dim"] = cfg["hidden"] // cfg["n_head"]
+        try:
+            if tname in gq.FLOAT_TYPES or len(shape) != 2 or not keep_quantized:
+                if tname not in gq.SUPPORTED:
+                    raise gq.QuantError(f"tensor type {tname} is not supported; supported: {', '.join(gq.SUPPORTED)}")
+                arr = dequantize(t.data, t.tensor_type).astype(np.float32)
+                tensors[t.name] = arr.reshape(shape)
+            else:
+                tensors[t.name] = gq.to_matmul_nbits(tname, t.data, shape[0], shape[1])
+        except gq.QuantError as e:
+            raise ConvertError(f"{path}: tensor {t.name}: {e}") from e
+        except (ValueError, IndexError) as e:  # truncated data: numpy reshape/view failures
+            raise ConvertError(f"{path}: tensor {t.name} ({tname}, shape {shape}) is malformed: {e}") from e
+    cfg["quant_types"] = qtypes
+    if "token_embd.weight" not in tensors:
+        raise ConvertError(f"{path}: no token_embd.weight tensor")
+    emb = tensors["token_embd.weight"]
+    cfg["vocab"] = emb.n if isinstance(emb, gq.QuantWeight) else emb.shape[0]
     for i in range(cfg["n_layer"]):
+        for n in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"):
+            if f"blk.{i}.{n}.weight" not in tensors:
+                raise ConvertError(f"{path}: missing tensor blk.{i}.{n}.weight")
         q = f"blk.{i}.attn_q.weight"
         k = f"blk.{i}.attn_k.weight"
         tensors[q] = unpermute(tensors[q], cfg["n_head"])
         tensors[k] = unpermute(tensors[k], cfg["n_kv_head"])
     tok = {
-        "tokens": list(field(reader, "tokenizer.ggml.tokens")),
-        "types": [int(x) for x in field(reader, "tokenizer.ggml.token_type")],
-        "merges": list(field(reader, "tokenizer.ggml.merges")),
+        "tokens": list(field(reader, "tokenizer.ggml.tokens") or []),
+        "types": [int(x) for x in (field(reader, "tokenizer.ggml.token_type") or [])],
+        "merges": list(field(reader, "tokenizer.ggml.merges") or []),
         "model": field(reader, "tokenizer.ggml.model"),
         "pre": field(reader, "tokenizer.ggml.pre"),
         "bos": field(reader, "tokenizer.ggml.bos_token_id"),
@@ -208,7 +266,11 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
     cos_t = g.init("rope_cos", np.cos(emb).astype(np.float32))
     sin_t = g.init("rope_sin", np.sin(emb).astype(np.float32))
 
-    embed = g.init("model.embed_tokens.weight", W["token_embd.weight"])
+    emb_w = W["token_embd.weight"]
+    # The embedding lookup reads one row per token, so an fp32 table costs memory, not
+    # bandwidth; the (tied) LM head reads the whole matrix every step and stays quantized.
+    emb_f32 = emb_w.dequantize() if isinstance(emb_w, gq.QuantWeight) else emb_w
+    embed = g.init("model.embed_tokens.weight", emb_f32)
     c_eps = g.const(np.array(eps, np.float32), "eps")
     c_two = g.const(np.array(2.0, np.float32), "two")
     c_scale = g.const(np.array(1.0 / np.sqrt(hd), np.float32), "scale")
@@ -227,9 +289,40 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
         d = g.op("Div", [x, s])
         return g.op("Mul", [d, wn])
 
-    def linear(x, name, w):  # w is torch layout [out, in]
-        wn = g.init(name, np.ascontiguousarray(w.T))
-        return g.op("MatMul", [x, wn])
+    blocksums = {}
+
+    def linear(x, name, w):  # w is torch layout [out, in] (fp32) or a QuantWeight
+        if not isinstance(w, gq.QuantWeight):
+            wn = g.init(name, np.ascontiguousarray(w.T))
+            return g.op("MatMul", [x, wn])
+        # accuracy_level 4: int8 activations x int4/int8 weights (MLAS's fast path; llama.cpp
+        # likewise quantizes activations to 8 bits for its quantized dot products).
+        if w.bits == 8 and ACCURACY_LEVEL == 0:
+            # MLAS has no fast fp32-activation kernel for 8-bit weights (measured ~50x slower
+            # than int8 activations): keep such weights as fp32 instead.
+            wn = g.init(name, np.ascontiguousarray(w.dequantize().T))
+            return g.op("MatMul", [x, wn])
+        y = g.op(
+            "MatMulNBits",
+            [x, g.init(name + ".qweight", w.packed), g.init(name + ".scales", w.scales)],
+            domain="com.microsoft",
+            K=w.k,
+            N=w.n,
+            bits=w.bits,
+            block_size=w.block_size,
+            accuracy_level=ACCURACY_LEVEL,
+        )
+        if w.mins is None:
+            return y
+        # Asymmetric blocks: w = s*(q - off) + mn, so x.w = MatMulNBits(x) + blocksum(x) . MN^T
+        # (exact; the block sums are shared by every projection of the same input).
+        key = (x, w.block_size)
+        if key not in blocksums:
+            shp = g.const(np.array([0, 0, w.k // w.block_size, w.block_size], np.int64), "bshp")
+            xr = g.op("Reshape", [x, shp])
+            blocksums[key] = g.op("ReduceSum", [xr, g.const(np.array([-1], np.int64))], keepdims=0)
+        m = g.op("MatMul", [blocksums[key], g.init(name + ".mins", np.ascontiguousarray(w.mins.T))])
+        return g.op("Add", [y, m])
 
     # shapes
     ids_shape = g.op("Shape", ["input_ids"])
@@ -308,14 +401,15 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
         down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"blk.{i}.ffn_down.weight"])
         x = g.op("Add", [x, down])
     x = rms(x, "model.norm.weight", W["output_norm.weight"])
-    flat = g.op("Reshape", [x, g.const(np.array([-1, H], np.int64))])
-    if "output.weight" in W:
-        lm = g.init("lm_head.weight", W["output.weight"])
+    lm_w = W.get("output.weight", emb_w)  # tied embeddings when there is no output.weight
+    if isinstance(lm_w, gq.QuantWeight) and not (lm_w is emb_w and lm_w.bits == 8 and ACCURACY_LEVEL == 0):
+        g.op("Identity", [linear(x, "lm_head", lm_w)], outputs=["logits"])
     else:
-        lm = embed  # tied embeddings
-    logits2 = g.op("Gemm", [flat, lm], transB=1)
-    shp_logits = g.op("Concat", [B1, S1, g.const(np.array([V], np.int64))], axis=0)
-    g.op("Reshape", [logits2, shp_logits], outputs=["logits"])
+        flat = g.op("Reshape", [x, g.const(np.array([-1, H], np.int64))])
+        lm = embed if lm_w is emb_w else g.init("lm_head.weight", lm_w)
+        logits2 = g.op("Gemm", [flat, lm], transB=1)
+        shp_logits = g.op("Concat", [B1, S1, g.const(np.array([V], np.int64))], axis=0)
+        g.op("Reshape", [logits2, shp_logits], outputs=["logits"])
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [
@@ -329,7 +423,7 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", f32, ["batch", kvh, "past", hd]))
             outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", f32, ["batch", kvh, "total", hd]))
     graph = helper.make_graph(g.nodes, "decoder", inputs, outputs, g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="switchyard-convert")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)], producer_name="switchyard-convert")
     model.ir_version = 8
     return model
 
@@ -435,6 +529,15 @@ def read_tokenizer_dir(d: str) -> dict:
     }
 
 
+def weights_summary(summary) -> str:
+    """e.g. "MatMulNBits int4 (from Q4_1) x210, int8 (from Q8_0) x1, fp32 x61"."""
+    counts = {}
+    for src, bits in summary.values():
+        label = "fp32" if bits == 32 else f"int{bits} (from {src})"
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gguf", help="source GGUF file (also the tokenizer source for --tiny)")
@@ -448,6 +551,20 @@ def main():
         help="with --tiny/--random-full: copy the tokenizer from this converted model directory instead of reading --gguf",
     )
     ap.add_argument("--source-id", default="", help="provenance string recorded in manifest.json")
+    ap.add_argument(
+        "--activations",
+        choices=["int8", "fp32"],
+        default="int8",
+        help="activation precision of the quantized matmuls (MatMulNBits accuracy_level 4 or 0)",
+    )
+    ap.add_argument(
+        "--decoder-only",
+        action="store_true",
+        help="write model.onnx and config.json only, no tokenizer files (parity fixtures with test vocabularies)",
+    )
+    ap.add_argument(
+        "--dequantize", action="store_true", help="expand every weight to fp32 (the old format; for comparisons)"
+    )
     args = ap.parse_args()
     random = args.tiny or args.random_full
     if args.tiny and args.random_full:
@@ -457,6 +574,8 @@ def main():
     if not args.gguf and not args.tokenizer_dir:
         ap.error("--gguf is required (or --tokenizer-dir with --tiny/--random-full)")
 
+    global ACCURACY_LEVEL
+    ACCURACY_LEVEL = 4 if args.activations == "int8" else 0
     t0 = time.time()
     if args.tokenizer_dir:
         log(f"tokenizer from {args.tokenizer_dir}")
@@ -464,7 +583,11 @@ def main():
         vocab_n, tok = tdir["vocab"], None
     else:
         log(f"reading {args.gguf}")
-        cfg, W, tok = load_gguf(args.gguf)
+        try:
+            cfg, W, tok = load_gguf(args.gguf, keep_quantized=not args.dequantize)
+        except ConvertError as e:
+            log(f"error: {e}")
+            sys.exit(2)
         vocab_n = cfg["vocab"]
     if random:
         cfg, W = tiny_weights(vocab_n, full=args.random_full)
@@ -483,6 +606,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     tmp = os.path.join(args.out, "model.onnx.tmp")
     log("building ONNX graph")
+    W_summary = {k: (v.source_type, v.bits) if isinstance(v, gq.QuantWeight) else ("F32", 32) for k, v in W.items()}
     model = build_decoder(cfg, W)
     del W
     onnx.checker.check_model(model, full_check=False) if model.ByteSize() < 2**31 - 1 else None
@@ -490,7 +614,10 @@ def main():
     onnx.save(model, tmp)
     os.replace(tmp, os.path.join(args.out, "model.onnx"))
 
-    if tok is None:
+    if args.decoder_only:
+        bos = tok["bos"] if tok else None
+        eos_ids = [int(tok["eos"])] if tok and tok["eos"] is not None else []
+    elif tok is None:
         write_json(os.path.join(args.out, "tokenizer.json"), tdir["tokenizer_json"])
         write_json(os.path.join(args.out, "tokenizer_config.json"), tdir["tokenizer_config"])
         bos, eos_ids = tdir["bos"], tdir["eos_ids"]
@@ -538,6 +665,13 @@ def main():
             "bos_token_id": bos,
             "eos_token_id": eos_ids,
             "torch_dtype": "float32",
+            # What /readyz and /v1/models report: the GGUF's tensor types and how they are kept.
+            "switchyard": {
+                "architecture": cfg.get("arch", "llama"),
+                "gguf_tensor_types": cfg.get("quant_types", {}),
+                "weights": weights_summary(W_summary),
+                "activations": args.activations,
+            },
         },
     )
     write_json(
@@ -545,6 +679,8 @@ def main():
         {"bos_token_id": bos, "eos_token_id": eos_ids, "do_sample": False},
     )
     files = ["model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json"]
+    if args.decoder_only:
+        files = ["model.onnx", "config.json", "generation_config.json"]
     source = {"gguf": os.path.basename(args.gguf) if args.gguf else None, "id": args.source_id, "tiny": args.tiny}
     if args.random_full:
         source["random_full"] = True
