@@ -480,6 +480,15 @@ async fn main() {
             .unwrap_or_else(na),
         String::new(),
     );
+    row(
+        "completion tokens per single-stream run",
+        figs.iter().map(|f| f.single_tokens.to_string()).collect(),
+        tokens.to_string(),
+        py.as_ref()
+            .and_then(|v| v["tokens"].as_u64())
+            .map(|v| v.to_string())
+            .unwrap_or_else(na),
+    );
     for (k, &n) in streams.iter().enumerate() {
         row(
             &format!("aggregate, {n} streams"),

@@ -1,4 +1,5 @@
-//! Parity with llama.cpp, the reference implementation, on tiny random-weight GGUF files:
+//! Parity with llama.cpp, the reference implementation, on tiny random-weight GGUF files
+//! (llama, qwen2, qwen3, gemma2, gemma3, phi3; every tensor type the converter supports):
 //! one per (architecture, tensor type), converted by scripts/convert/gguf_llama_to_onnx.py
 //! and run by llama.cpp (llama-cpp-python, teacher-forced, logits at every position) in
 //! scripts/setup-models.sh (scripts/convert/parity_fixtures.py). Here the same tokens go
@@ -145,14 +146,11 @@ fn tiny_models_match_llama_cpp_for_every_architecture_and_tensor_type() {
         .filter(|p| p.join("reference.json").is_file())
         .collect();
     dirs.sort();
-    assert!(
-        dirs.len() >= 10,
-        "expected at least 10 parity fixtures in {}",
-        root.display()
-    );
     let mut bad = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for dir in &dirs {
         let o = check(dir);
+        seen.insert(o.name.clone());
         let (min_floor, mean_floor) = if o.float_weights {
             (0.9999, 0.9999)
         } else {
@@ -173,5 +171,24 @@ fn tiny_models_match_llama_cpp_for_every_architecture_and_tensor_type() {
             ));
         }
     }
+    // every architecture and every tensor type the converter keeps (or expands) is covered
+    let want: Vec<String> = [
+        "F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K",
+    ]
+    .iter()
+    .map(|t| format!("llama-{t}"))
+    .chain(
+        ["qwen2", "qwen3", "gemma2", "gemma3", "phi3"]
+            .iter()
+            .flat_map(|a| ["F32", "Q8_0", "Q4_K"].map(|t| format!("{a}-{t}"))),
+    )
+    .collect();
+    let missing: Vec<&String> = want.iter().filter(|w| !seen.contains(*w)).collect();
+    assert!(
+        missing.is_empty(),
+        "parity fixtures missing in {}: {missing:?} ({})",
+        root.display(),
+        common::SETUP_HINT
+    );
     assert!(bad.is_empty(), "parity failures:\n{}", bad.join("\n"));
 }

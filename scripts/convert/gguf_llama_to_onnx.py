@@ -40,7 +40,7 @@ import gguf_quant as gq  # noqa: E402
 
 CONVERTER_VERSION = 2
 OPSET = 17
-SUPPORTED_ARCHS = ("llama",)
+SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
 # MatMulNBits accuracy_level: 4 = int8 activations (fast; like llama.cpp's Q8 activations),
 # 0 = fp32 activations (same results as the dequantized fp32 model). Set by --activations.
 ACCURACY_LEVEL = 4
@@ -125,6 +125,32 @@ def load_gguf(path: str, keep_quantized: bool = True):
     }
     kl = field(reader, f"{arch}.attention.key_length")
     cfg["head_dim"] = int(kl) if kl is not None else cfg["hidden"] // cfg["n_head"]
+    vl = field(reader, f"{arch}.attention.value_length")
+    if vl is not None and int(vl) != cfg["head_dim"]:
+        raise ConvertError(f"{path}: key_length {cfg['head_dim']} != value_length {vl} is not supported")
+    rd = field(reader, f"{arch}.rope.dimension_count")
+    if rd is not None and int(rd) != cfg["head_dim"]:
+        raise ConvertError(f"{path}: partial rotary embeddings (rope.dimension_count {rd} < head_dim) are not supported")
+    st = field(reader, f"{arch}.rope.scaling.type")
+    sf = field(reader, f"{arch}.rope.scaling.factor")
+    if st not in (None, "none") and not (st == "linear" and sf is not None):
+        raise ConvertError(f"{path}: rope scaling {st!r} is not supported (supported: none, linear)")
+    cfg["rope_linear_factor"] = float(sf) if st == "linear" else 1.0
+    # llama.cpp's per-architecture graphs (src/llama-model.cpp, llm_build_*):
+    gemma = arch in ("gemma2", "gemma3")
+    cfg["permute_qk"] = arch == "llama"  # llama's converter permutes Q/K for interleaved RoPE
+    cfg["embed_scale"] = float(np.sqrt(cfg["hidden"])) if gemma else 1.0
+    cfg["ffn_act"] = "gelu_tanh" if gemma else "silu"
+    cfg["post_norms"] = gemma
+    cfg["attn_softcap"] = float(field(reader, f"{arch}.attn_logit_softcapping", 0.0) or 0.0) if arch == "gemma2" else 0.0
+    cfg["final_softcap"] = float(field(reader, f"{arch}.final_logit_softcapping", 0.0) or 0.0) if arch == "gemma2" else 0.0
+    window = field(reader, f"{arch}.attention.sliding_window")
+    cfg["window"] = int(window) if window is not None and gemma else 0
+    # which layers use the sliding window (llama.cpp: set_swa_pattern(2) for gemma2, 6 for gemma3)
+    pattern = {"gemma2": 2, "gemma3": 6}.get(arch, 0)
+    cfg["swa_layers"] = [bool(cfg["window"]) and (i % pattern < pattern - 1) for i in range(cfg["n_layer"])] if pattern else [False] * cfg["n_layer"]
+    # gemma3's local layers use their own RoPE base (llama.cpp: rope_freq_base_train_swa = 10000)
+    cfg["rope_theta_swa"] = 10000.0 if arch == "gemma3" else cfg["rope_theta"]
     tensors = {}
     qtypes = {}
     for t in reader.tensors:
@@ -149,14 +175,23 @@ def load_gguf(path: str, keep_quantized: bool = True):
         raise ConvertError(f"{path}: no token_embd.weight tensor")
     emb = tensors["token_embd.weight"]
     cfg["vocab"] = emb.n if isinstance(emb, gq.QuantWeight) else emb.shape[0]
+    if any(n.startswith("rope_factors") for n in tensors):
+        raise ConvertError(f"{path}: per-dimension rope factors (phi3 longrope) are not supported")
+    need_t = ["attn_norm", "attn_output", "ffn_norm", "ffn_up", "ffn_down"]
+    need_t += ["attn_qkv"] if arch == "phi3" else ["attn_q", "attn_k", "attn_v", "ffn_gate"]
+    if gemma:
+        need_t += ["post_attention_norm", "post_ffw_norm"]
+    if arch in ("qwen3", "gemma3"):
+        need_t += ["attn_q_norm", "attn_k_norm"]
     for i in range(cfg["n_layer"]):
-        for n in ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"):
+        for n in need_t:
             if f"blk.{i}.{n}.weight" not in tensors:
-                raise ConvertError(f"{path}: missing tensor blk.{i}.{n}.weight")
-        q = f"blk.{i}.attn_q.weight"
-        k = f"blk.{i}.attn_k.weight"
-        tensors[q] = unpermute(tensors[q], cfg["n_head"])
-        tensors[k] = unpermute(tensors[k], cfg["n_kv_head"])
+                raise ConvertError(f"{path}: missing tensor blk.{i}.{n}.weight ({arch})")
+        if cfg["permute_qk"]:
+            q = f"blk.{i}.attn_q.weight"
+            k = f"blk.{i}.attn_k.weight"
+            tensors[q] = unpermute(tensors[q], cfg["n_head"])
+            tensors[k] = unpermute(tensors[k], cfg["n_kv_head"])
     tok = {
         "tokens": list(field(reader, "tokenizer.ggml.tokens") or []),
         "types": [int(x) for x in (field(reader, "tokenizer.ggml.token_type") or [])],
@@ -258,13 +293,25 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
     group = nh // kvh
     g = G()
 
-    # rope tables [max_pos, hd] in rotate-half layout
+    arch = cfg.get("arch", "llama")
+    swa = cfg.get("swa_layers", [False] * L)
+    QD = nh * hd  # attention width (gemma3/qwen3: not necessarily the hidden size)
+
+    # rope tables [max_pos, hd] in rotate-half layout, one per (base, linear scale) in use
     max_pos = cfg["ctx"]
-    inv = 1.0 / (cfg["rope_theta"] ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
-    freqs = np.outer(np.arange(max_pos, dtype=np.float64), inv)
-    emb = np.concatenate([freqs, freqs], axis=-1)
-    cos_t = g.init("rope_cos", np.cos(emb).astype(np.float32))
-    sin_t = g.init("rope_sin", np.sin(emb).astype(np.float32))
+    rope_tables = {}
+
+    def rope_table(theta, factor):
+        if (theta, factor) not in rope_tables:
+            inv = 1.0 / (theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+            freqs = np.outer(np.arange(max_pos, dtype=np.float64) / factor, inv)
+            emb = np.concatenate([freqs, freqs], axis=-1)
+            k = len(rope_tables)
+            rope_tables[(theta, factor)] = (
+                g.init(f"rope_cos_{k}", np.cos(emb).astype(np.float32)),
+                g.init(f"rope_sin_{k}", np.sin(emb).astype(np.float32)),
+            )
+        return rope_tables[(theta, factor)]
 
     emb_w = W["token_embd.weight"]
     # The embedding lookup reads one row per token, so an fp32 table costs memory, not
@@ -344,13 +391,32 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
     am4 = g.op("Unsqueeze", [am, g.const(np.array([1, 2], np.int64))])  # [B,1,1,T]
     allowed = g.op("And", [causal, am4])  # [B,1,S,T]
     bias = g.op("Where", [allowed, c_zero_f, c_neg])
+    bias_local = None
+    if any(swa):
+        # sliding-window layers also hide keys more than `window - 1` positions back (the
+        # row's tokens are contiguous in the cache, so cache-index distance = position distance)
+        dist = g.op("Sub", [qpos2, kpos2])  # [S,T]
+        near = g.op("Less", [dist, g.const(np.array(cfg["window"], np.int64))])
+        bias_local = g.op("Where", [g.op("And", [allowed, near]), c_zero_f, c_neg])
 
     # rope cos/sin for positions [B,1,S,hd]
-    cos = g.op("Unsqueeze", [g.op("Gather", [cos_t, "position_ids"], axis=0), g.const(np.array([1], np.int64))])
-    sin = g.op("Unsqueeze", [g.op("Gather", [sin_t, "position_ids"], axis=0), g.const(np.array([1], np.int64))])
+    gathered = {}
+
+    def cos_sin(theta, factor):
+        key = (theta, factor)
+        if key not in gathered:
+            ct, st = rope_table(theta, factor)
+            u1 = g.const(np.array([1], np.int64))
+            gathered[key] = (
+                g.op("Unsqueeze", [g.op("Gather", [ct, "position_ids"], axis=0), u1]),
+                g.op("Unsqueeze", [g.op("Gather", [st, "position_ids"], axis=0), u1]),
+            )
+        return gathered[key]
+
     half = g.const(np.array([hd // 2, hd // 2], np.int64), "half")
 
-    def rope(x):  # x [B,h,S,hd]
+    def rope(x, cs):  # x [B,h,S,hd]
+        cos, sin = cs
         x1, x2 = g.op("Split", [x, half], axis=-1, outputs=[g.name("x1"), g.name("x2")])
         rot = g.op("Concat", [g.op("Neg", [x2]), x1], axis=-1)
         return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rot, sin])])
@@ -367,49 +433,97 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
     shp_scores = g.op("Concat", [B1, g.const(np.array([nh], np.int64)), S1, T1], axis=0)
     shp_scores_g = g.op("Concat", [B1, g.const(np.array([kvh], np.int64)), neg1, T1], axis=0)
     shp_ctx = g.op("Concat", [B1, g.const(np.array([nh], np.int64)), S1, g.const(np.array([hd], np.int64))], axis=0)
-    shp_bsh = g.op("Concat", [B1, S1, g.const(np.array([H], np.int64))], axis=0)
+    shp_bsh = g.op("Concat", [B1, S1, g.const(np.array([QD], np.int64))], axis=0)
 
     x = g.op("Gather", [embed, "input_ids"], axis=0)
+    if cfg.get("embed_scale", 1.0) != 1.0:
+        x = g.op("Mul", [x, g.const(np.array(cfg["embed_scale"], np.float32), "escale")])
+    half_ffn = g.const(np.array([cfg["ffn"], cfg["ffn"]], np.int64), "hffn")
+    qkv_split = g.const(np.array([QD, kvh * hd, kvh * hd], np.int64), "qkvs")
     for i in range(L):
         pre = f"model.layers.{i}"
-        h = rms(x, f"{pre}.input_layernorm.weight", W[f"blk.{i}.attn_norm.weight"])
-        q = linear(h, f"{pre}.self_attn.q_proj.weight", W[f"blk.{i}.attn_q.weight"])
-        k = linear(h, f"{pre}.self_attn.k_proj.weight", W[f"blk.{i}.attn_k.weight"])
-        v = linear(h, f"{pre}.self_attn.v_proj.weight", W[f"blk.{i}.attn_v.weight"])
-        q = g.op("Transpose", [g.op("Reshape", [q, shp_q])], perm=[0, 2, 1, 3])
-        k = g.op("Transpose", [g.op("Reshape", [k, shp_kv])], perm=[0, 2, 1, 3])
+        blk = f"blk.{i}"
+        h = rms(x, f"{pre}.input_layernorm.weight", W[f"{blk}.attn_norm.weight"])
+        if f"{blk}.attn_qkv.weight" in W:  # phi3: fused QKV projection, split after the matmul
+            qkv = linear(h, f"{pre}.self_attn.qkv_proj.weight", W[f"{blk}.attn_qkv.weight"])
+            q, k, v = g.op("Split", [qkv, qkv_split], axis=-1, outputs=[g.name("q"), g.name("k"), g.name("v")])
+        else:
+            q = linear(h, f"{pre}.self_attn.q_proj.weight", W[f"{blk}.attn_q.weight"])
+            k = linear(h, f"{pre}.self_attn.k_proj.weight", W[f"{blk}.attn_k.weight"])
+            v = linear(h, f"{pre}.self_attn.v_proj.weight", W[f"{blk}.attn_v.weight"])
+        for t, nm in (("q", "attn_q"), ("k", "attn_k"), ("v", "attn_v")):  # qwen2: QKV bias
+            if f"{blk}.{nm}.bias" in W:
+                b = g.init(f"{pre}.self_attn.{t}_proj.bias", W[f"{blk}.{nm}.bias"])
+                if t == "q":
+                    q = g.op("Add", [q, b])
+                elif t == "k":
+                    k = g.op("Add", [k, b])
+                else:
+                    v = g.op("Add", [v, b])
+        q = g.op("Reshape", [q, shp_q])  # [B,S,nh,hd]
+        k = g.op("Reshape", [k, shp_kv])
+        if f"{blk}.attn_q_norm.weight" in W:  # qwen3/gemma3: per-head RMSNorm of q and k before RoPE
+            q = rms(q, f"{pre}.self_attn.q_norm.weight", W[f"{blk}.attn_q_norm.weight"])
+            k = rms(k, f"{pre}.self_attn.k_norm.weight", W[f"{blk}.attn_k_norm.weight"])
+        q = g.op("Transpose", [q], perm=[0, 2, 1, 3])
+        k = g.op("Transpose", [k], perm=[0, 2, 1, 3])
         v = g.op("Transpose", [g.op("Reshape", [v, shp_kv])], perm=[0, 2, 1, 3])
-        q = g.op("Mul", [rope(q), c_scale])
-        k = rope(k)
+        if swa[i]:
+            cs = cos_sin(cfg.get("rope_theta_swa", cfg["rope_theta"]), 1.0)
+        else:
+            cs = cos_sin(cfg["rope_theta"], cfg.get("rope_linear_factor", 1.0))
+        q = g.op("Mul", [rope(q, cs), c_scale])
+        k = rope(k, cs)
         pk = g.op("Concat", [f"past_key_values.{i}.key", k], axis=2, outputs=[f"present.{i}.key"])
         pv = g.op("Concat", [f"past_key_values.{i}.value", v], axis=2, outputs=[f"present.{i}.value"])
         qg = g.op("Reshape", [q, shp_qg])  # [B,kvh,group*S,hd]
         kt = g.op("Transpose", [pk], perm=[0, 1, 3, 2])  # [B,kvh,hd,T]
         sc = g.op("MatMul", [qg, kt])  # [B,kvh,group*S,T]
-        sc = g.op("Add", [g.op("Reshape", [sc, shp_scores]), bias])  # [B,nh,S,T]
+        sc = g.op("Reshape", [sc, shp_scores])  # [B,nh,S,T]
+        if cfg.get("attn_softcap"):  # gemma2: cap * tanh(scores / cap), before the mask
+            c = cfg["attn_softcap"]
+            sc = g.op("Mul", [g.op("Tanh", [g.op("Mul", [sc, g.const(np.array(1.0 / c, np.float32))])]), g.const(np.array(c, np.float32))])
+        sc = g.op("Add", [sc, bias_local if swa[i] else bias])
         pr = g.op("Softmax", [sc], axis=-1)
         pr = g.op("Reshape", [pr, shp_scores_g])
         ctx = g.op("MatMul", [pr, pv])  # [B,kvh,group*S,hd]
         ctx = g.op("Transpose", [g.op("Reshape", [ctx, shp_ctx])], perm=[0, 2, 1, 3])
         ctx = g.op("Reshape", [ctx, shp_bsh])
-        o = linear(ctx, f"{pre}.self_attn.o_proj.weight", W[f"blk.{i}.attn_output.weight"])
+        o = linear(ctx, f"{pre}.self_attn.o_proj.weight", W[f"{blk}.attn_output.weight"])
+        if cfg.get("post_norms"):  # gemma2/3: norm the attention output before the residual add
+            o = rms(o, f"{pre}.post_attention_layernorm.weight", W[f"{blk}.post_attention_norm.weight"])
         x = g.op("Add", [x, o])
-        h = rms(x, f"{pre}.post_attention_layernorm.weight", W[f"blk.{i}.ffn_norm.weight"])
-        gate = linear(h, f"{pre}.mlp.gate_proj.weight", W[f"blk.{i}.ffn_gate.weight"])
-        up = linear(h, f"{pre}.mlp.up_proj.weight", W[f"blk.{i}.ffn_up.weight"])
-        act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
-        down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"blk.{i}.ffn_down.weight"])
+        h = rms(x, f"{pre}.pre_feedforward_layernorm.weight", W[f"{blk}.ffn_norm.weight"])
+        if f"{blk}.ffn_gate.weight" in W:
+            gate = linear(h, f"{pre}.mlp.gate_proj.weight", W[f"{blk}.ffn_gate.weight"])
+            up = linear(h, f"{pre}.mlp.up_proj.weight", W[f"{blk}.ffn_up.weight"])
+        else:  # phi3: fused gate_up (first half gate, second half up, as llama.cpp's swiglu)
+            gu = linear(h, f"{pre}.mlp.gate_up_proj.weight", W[f"{blk}.ffn_up.weight"])
+            gate, up = g.op("Split", [gu, half_ffn], axis=-1, outputs=[g.name("gate"), g.name("up")])
+        if cfg.get("ffn_act") == "gelu_tanh":
+            a = g.op("FastGelu", [gate], domain="com.microsoft")  # the tanh approximation
+        else:
+            a = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
+        act = g.op("Mul", [a, up])
+        down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"{blk}.ffn_down.weight"])
+        if cfg.get("post_norms"):
+            down = rms(down, f"{pre}.post_feedforward_layernorm.weight", W[f"{blk}.post_ffw_norm.weight"])
         x = g.op("Add", [x, down])
     x = rms(x, "model.norm.weight", W["output_norm.weight"])
     lm_w = W.get("output.weight", emb_w)  # tied embeddings when there is no output.weight
+    cap = cfg.get("final_softcap", 0.0)
+    out_name = "logits_raw" if cap else "logits"
     if isinstance(lm_w, gq.QuantWeight) and not (lm_w is emb_w and lm_w.bits == 8 and ACCURACY_LEVEL == 0):
-        g.op("Identity", [linear(x, "lm_head", lm_w)], outputs=["logits"])
+        g.op("Identity", [linear(x, "lm_head", lm_w)], outputs=[out_name])
     else:
         flat = g.op("Reshape", [x, g.const(np.array([-1, H], np.int64))])
         lm = embed if lm_w is emb_w else g.init("lm_head.weight", lm_w)
         logits2 = g.op("Gemm", [flat, lm], transB=1)
         shp_logits = g.op("Concat", [B1, S1, g.const(np.array([V], np.int64))], axis=0)
-        g.op("Reshape", [logits2, shp_logits], outputs=["logits"])
+        g.op("Reshape", [logits2, shp_logits], outputs=[out_name])
+    if cap:  # gemma2: final logit soft-capping
+        t = g.op("Tanh", [g.op("Mul", [out_name, g.const(np.array(1.0 / cap, np.float32))])])
+        g.op("Mul", [t, g.const(np.array(cap, np.float32))], outputs=["logits"])
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     inputs = [
@@ -649,7 +763,7 @@ def main():
     write_json(
         os.path.join(args.out, "config.json"),
         {
-            "model_type": "llama",
+            "model_type": cfg.get("arch", "llama"),
             "name": cfg["name"],
             "num_hidden_layers": cfg["n_layer"],
             "hidden_size": cfg["hidden"],

@@ -33,7 +33,12 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # noqa: E402
 
 # Tensor types of the projection matrices (and the tied embedding / LM head).
 TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
-VARIANTS = [("llama", t) for t in TYPES]
+VARIANTS = [("llama", t) for t in TYPES] + [
+    (arch, t) for arch in ("qwen2", "qwen3", "gemma2", "gemma3", "phi3") for t in ("F32", "Q8_0", "Q4_K")
+]
+# gemma3 needs 6 layers to have a global (non-sliding-window) layer: layers 0-4 are local
+N_LAYER = {"gemma3": 6}
+WINDOW = 8  # sliding window of the gemma fixtures: shorter than the 48 tokens, so it matters
 
 SHAPE = {"n_layer": 2, "hidden": 256, "ffn": 512, "n_head": 4, "n_kv_head": 2, "vocab": 512, "ctx": 256}
 N_TOKENS = 48
@@ -47,6 +52,11 @@ def vocab_tokens(n: int):
         toks.append(f"<0x{b:02X}>")
         scores.append(0.0)
         types.append(6)
+    # chat control tokens some architectures' vocab set-up looks up by name (phi3: <|end|>)
+    for t in ("<|endoftext|>", "<|end|>", "<|user|>", "<|assistant|>", "<|system|>"):
+        toks.append(t)
+        scores.append(0.0)
+        types.append(3)
     i = 0
     while len(toks) < n:
         toks.append(f"\u2581t{i}")
@@ -113,8 +123,10 @@ def random_tensor(rng, qtype: str, rows: int, cols: int, scale: float):
 def write_gguf(path: str, arch: str, qtype: str, seed: int):
     rng = np.random.default_rng(seed)
     s = SHAPE
-    H, F, L, V = s["hidden"], s["ffn"], s["n_layer"], s["vocab"]
+    H, F, V = s["hidden"], s["ffn"], s["vocab"]
+    L = N_LAYER.get(arch, s["n_layer"])
     hd = H // s["n_head"]
+    kvd = s["n_kv_head"] * hd
     w = gguf.GGUFWriter(path, arch)
     w.add_name(f"tiny-{arch}-{qtype}")
     w.add_context_length(s["ctx"])
@@ -123,9 +135,20 @@ def write_gguf(path: str, arch: str, qtype: str, seed: int):
     w.add_feed_forward_length(F)
     w.add_head_count(s["n_head"])
     w.add_head_count_kv(s["n_kv_head"])
-    w.add_rope_freq_base(10000.0)
+    if arch != "gemma3":
+        w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_rope_dimension_count(hd)
+    if arch in ("qwen3", "gemma2", "gemma3"):
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+    if arch in ("gemma2", "gemma3"):
+        w.add_sliding_window(WINDOW)
+    if arch == "gemma3":
+        w.add_rope_freq_base(1000000.0)
+    if arch == "gemma2":
+        w.add_float32(f"{arch}.attn_logit_softcapping", 50.0)
+        w.add_float32(f"{arch}.final_logit_softcapping", 30.0)
     toks, scores, types = vocab_tokens(V)
     w.add_tokenizer_model("llama")
     w.add_token_list(toks)
@@ -145,18 +168,39 @@ def write_gguf(path: str, arch: str, qtype: str, seed: int):
     def norm(name, n):
         w.add_tensor(name, (1.0 + rng.standard_normal(n) * 0.1).astype(np.float32))
 
-    add("token_embd.weight", V, H, 1.0)
+    gemma = arch.startswith("gemma")
+    # gemma scales the embedding by sqrt(hidden) = 16: draw it 16x smaller
+    add("token_embd.weight", V, H, 1.0 / 16 if gemma else 1.0)
     for i in range(L):
-        norm(f"blk.{i}.attn_norm.weight", H)
-        add(f"blk.{i}.attn_q.weight", H, H, 0.15)
-        add(f"blk.{i}.attn_k.weight", s["n_kv_head"] * hd, H, 0.15)
-        add(f"blk.{i}.attn_v.weight", s["n_kv_head"] * hd, H, 0.1)
-        add(f"blk.{i}.attn_output.weight", H, H, 0.06)
-        norm(f"blk.{i}.ffn_norm.weight", H)
-        add(f"blk.{i}.ffn_gate.weight", F, H, 0.06)
-        add(f"blk.{i}.ffn_up.weight", F, H, 0.06)
-        add(f"blk.{i}.ffn_down.weight", H, F, 0.045)
+        b = f"blk.{i}"
+        norm(f"{b}.attn_norm.weight", H)
+        if arch == "phi3":
+            add(f"{b}.attn_qkv.weight", H + 2 * kvd, H, 0.15)
+        else:
+            add(f"{b}.attn_q.weight", H, H, 0.15)
+            add(f"{b}.attn_k.weight", kvd, H, 0.15)
+            add(f"{b}.attn_v.weight", kvd, H, 0.1)
+        if arch == "qwen2":
+            for n, d in (("attn_q", H), ("attn_k", kvd), ("attn_v", kvd)):
+                w.add_tensor(f"{b}.{n}.bias", (rng.standard_normal(d) * 0.1).astype(np.float32))
+        if arch in ("qwen3", "gemma3"):
+            norm(f"{b}.attn_q_norm.weight", hd)
+            norm(f"{b}.attn_k_norm.weight", hd)
+        add(f"{b}.attn_output.weight", H, H, 0.06)
+        if gemma:
+            norm(f"{b}.post_attention_norm.weight", H)
+        norm(f"{b}.ffn_norm.weight", H)
+        if arch == "phi3":
+            add(f"{b}.ffn_up.weight", 2 * F, H, 0.06)
+        else:
+            add(f"{b}.ffn_gate.weight", F, H, 0.06)
+            add(f"{b}.ffn_up.weight", F, H, 0.06)
+        add(f"{b}.ffn_down.weight", H, F, 0.045)
+        if gemma:
+            norm(f"{b}.post_ffw_norm.weight", H)
     norm("output_norm.weight", H)
+    if arch == "phi3":  # llama.cpp's phi3 graph requires an untied output matrix
+        add("output.weight", V, H, 0.06)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
