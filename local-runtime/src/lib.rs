@@ -23,7 +23,9 @@ pub use config::{
 };
 pub use embed::Embedder;
 pub use error::RuntimeError;
-pub use model::{FinishReason, GenerateEvent, GenerateRequest, LocalModel, RuntimeStats};
+pub use model::{
+    FinishReason, GenerateEvent, GenerateRequest, LocalModel, ModelFormat, RuntimeStats,
+};
 pub use sampling::SamplingParams;
 
 /// Directory names the set-up script uses under `$CACHE/models/`.

@@ -121,6 +121,8 @@ def random_tensor(rng, qtype: str, rows: int, cols: int, scale: float):
 
 
 def write_gguf(path: str, arch: str, qtype: str, seed: int):
+    """A tiny random model; `arch`/`qtype` outside what the converter supports make the
+    error fixtures (the file is still valid GGUF)."""
     rng = np.random.default_rng(seed)
     s = SHAPE
     H, F, V = s["hidden"], s["ffn"], s["vocab"]
@@ -239,6 +241,12 @@ def main():
         with open(os.path.join(d, "reference.json"), "w") as f:
             json.dump({"tokens": tokens, "architecture": arch, "tensor_type": qtype, **info}, f)
         print(f"[parity] {name}: {info['positions']} positions", file=sys.stderr)
+    # GGUF files the converter must refuse with a clear error (local-runtime/tests/convert_errors.rs)
+    if not only:
+        ed = os.path.join(args.out, "errors")
+        os.makedirs(ed, exist_ok=True)
+        write_gguf(os.path.join(ed, "unsupported-arch.gguf"), "mamba", "F32", 0)
+        write_gguf(os.path.join(ed, "unsupported-type.gguf"), "llama", "Q2_K", 0)
     # one manifest over every file (scripts/setup-models.sh verifies it like a model's)
     from gguf_llama_to_onnx import sha256
 
