@@ -44,6 +44,10 @@ SUPPORTED_ARCHS = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
 # MatMulNBits accuracy_level: 4 = int8 activations (fast; like llama.cpp's Q8 activations),
 # 0 = fp32 activations (same results as the dequantized fp32 model). Set by --activations.
 ACCURACY_LEVEL = 4
+# "gqa": com.microsoft.GroupQueryAttention with a KV cache appended in place (right-padded
+# rows, seqlens_k); "standard": standard ops, attention_mask/position_ids (left-padded rows),
+# Concat of past and new keys every step. Set by --attention.
+ATTENTION = "gqa"
 
 
 class ConvertError(Exception):
@@ -287,6 +291,19 @@ class G:
         return outputs[0] if len(outputs) == 1 else outputs
 
 
+def prune(nodes, inits, outputs):
+    """Drops nodes (and initializers) no graph output depends on: the GQA graph leaves the
+    standard attention's mask and shape nodes unused."""
+    need = set(outputs)
+    keep = []
+    for n in reversed(nodes):
+        if any(o in need for o in n.output):
+            keep.append(n)
+            need.update(i for i in n.input if i)
+    keep.reverse()
+    return keep, [t for t in inits if t.name in need]
+
+
 def build_decoder(cfg, W) -> onnx.ModelProto:
     H, nh, kvh, hd = cfg["hidden"], cfg["n_head"], cfg["n_kv_head"], cfg["head_dim"]
     L, V, eps = cfg["n_layer"], cfg["vocab"], cfg["eps"]
@@ -445,6 +462,28 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
     shp_scores_g = g.op("Concat", [B1, g.const(np.array([kvh], np.int64)), neg1, T1], axis=0)
     shp_ctx = g.op("Concat", [B1, g.const(np.array([nh], np.int64)), S1, g.const(np.array([hd], np.int64))], axis=0)
     shp_bsh = g.op("Concat", [B1, S1, g.const(np.array([QD], np.int64))], axis=0)
+    shp_bsk = g.op("Concat", [B1, S1, g.const(np.array([kvh * hd], np.int64))], axis=0)
+
+    def ffn(x, i, pre, blk):
+        h = rms(x, f"{pre}.pre_feedforward_layernorm.weight", W[f"{blk}.ffn_norm.weight"])
+        if f"{blk}.ffn_gate.weight" in W:
+            gate, up = linear_multi(
+                h,
+                [(f"{pre}.mlp.gate_proj.weight", W[f"{blk}.ffn_gate.weight"]), (f"{pre}.mlp.up_proj.weight", W[f"{blk}.ffn_up.weight"])],
+            )
+        else:  # phi3: fused gate_up (first half gate, second half up, as llama.cpp's swiglu)
+            gu = linear(h, f"{pre}.mlp.gate_up_proj.weight", W[f"{blk}.ffn_up.weight"])
+            gate, up = g.op("Split", [gu, half_ffn], axis=-1, outputs=[g.name("gate"), g.name("up")])
+        if cfg.get("ffn_act") == "gelu_tanh":
+            a = g.op("FastGelu", [gate], domain="com.microsoft")  # the tanh approximation
+        else:
+            a = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
+        act = g.op("Mul", [a, up])
+        down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"{blk}.ffn_down.weight"])
+        if cfg.get("post_norms"):
+            down = rms(down, f"{pre}.post_feedforward_layernorm.weight", W[f"{blk}.post_ffw_norm.weight"])
+        x = g.op("Add", [x, down])
+        return x
 
     x = g.op("Gather", [embed, "input_ids"], axis=0)
     if cfg.get("embed_scale", 1.0) != 1.0:
@@ -472,6 +511,39 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
                     k = g.op("Add", [k, b])
                 else:
                     v = g.op("Add", [v, b])
+        if swa[i]:
+            cs = cos_sin(cfg.get("rope_theta_swa", cfg["rope_theta"]), 1.0)
+        else:
+            cs = cos_sin(cfg["rope_theta"], cfg.get("rope_linear_factor", 1.0))
+        if ATTENTION == "gqa":
+            if f"{blk}.attn_q_norm.weight" in W:  # qwen3/gemma3: per-head RMSNorm of q and k before RoPE
+                q = rms(g.op("Reshape", [q, shp_q]), f"{pre}.self_attn.q_norm.weight", W[f"{blk}.attn_q_norm.weight"])
+                k = rms(g.op("Reshape", [k, shp_kv]), f"{pre}.self_attn.k_norm.weight", W[f"{blk}.attn_k_norm.weight"])
+                q = g.op("Reshape", [q, shp_bsh])
+                k = g.op("Reshape", [k, shp_bsk])
+            # One node per layer: RoPE, the KV cache append, grouped-query attention (causal,
+            # per-row lengths from seqlens_k, sliding window, soft-capping). With past and
+            # present bound to the same buffer (decoder.rs) the cache is appended in place.
+            attrs = dict(num_heads=nh, kv_num_heads=kvh, do_rotary=1, rotary_interleaved=0, scale=float(1.0 / np.sqrt(hd)))
+            if swa[i]:
+                # same window as llama.cpp's sliding-window layers (checked by the parity
+                # fixtures with window 8 over 48 tokens; window - 1 fails them)
+                attrs["local_window_size"] = int(cfg["window"])
+            if cfg.get("attn_softcap"):
+                attrs["softcap"] = float(cfg["attn_softcap"])
+            ctx, _, _ = g.op(
+                "GroupQueryAttention",
+                [q, k, v, f"past_key_values.{i}.key", f"past_key_values.{i}.value", "seqlens_k", "total_sequence_length", cs[0], cs[1]],
+                domain="com.microsoft",
+                outputs=[g.name("attn"), f"present.{i}.key", f"present.{i}.value"],
+                **attrs,
+            )
+            o = linear(ctx, f"{pre}.self_attn.o_proj.weight", W[f"{blk}.attn_output.weight"])
+            if cfg.get("post_norms"):
+                o = rms(o, f"{pre}.post_attention_layernorm.weight", W[f"{blk}.post_attention_norm.weight"])
+            x = g.op("Add", [x, o])
+            x = ffn(x, i, pre, blk)
+            continue
         q = g.op("Reshape", [q, shp_q])  # [B,S,nh,hd]
         k = g.op("Reshape", [k, shp_kv])
         if f"{blk}.attn_q_norm.weight" in W:  # qwen3/gemma3: per-head RMSNorm of q and k before RoPE
@@ -480,10 +552,6 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
         q = g.op("Transpose", [q], perm=[0, 2, 1, 3])
         k = g.op("Transpose", [k], perm=[0, 2, 1, 3])
         v = g.op("Transpose", [g.op("Reshape", [v, shp_kv])], perm=[0, 2, 1, 3])
-        if swa[i]:
-            cs = cos_sin(cfg.get("rope_theta_swa", cfg["rope_theta"]), 1.0)
-        else:
-            cs = cos_sin(cfg["rope_theta"], cfg.get("rope_linear_factor", 1.0))
         q = g.op("Mul", [rope(q, cs), c_scale])
         k = rope(k, cs)
         pk = g.op("Concat", [f"past_key_values.{i}.key", k], axis=2, outputs=[f"present.{i}.key"])
@@ -505,24 +573,7 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
         if cfg.get("post_norms"):  # gemma2/3: norm the attention output before the residual add
             o = rms(o, f"{pre}.post_attention_layernorm.weight", W[f"{blk}.post_attention_norm.weight"])
         x = g.op("Add", [x, o])
-        h = rms(x, f"{pre}.pre_feedforward_layernorm.weight", W[f"{blk}.ffn_norm.weight"])
-        if f"{blk}.ffn_gate.weight" in W:
-            gate, up = linear_multi(
-                h,
-                [(f"{pre}.mlp.gate_proj.weight", W[f"{blk}.ffn_gate.weight"]), (f"{pre}.mlp.up_proj.weight", W[f"{blk}.ffn_up.weight"])],
-            )
-        else:  # phi3: fused gate_up (first half gate, second half up, as llama.cpp's swiglu)
-            gu = linear(h, f"{pre}.mlp.gate_up_proj.weight", W[f"{blk}.ffn_up.weight"])
-            gate, up = g.op("Split", [gu, half_ffn], axis=-1, outputs=[g.name("gate"), g.name("up")])
-        if cfg.get("ffn_act") == "gelu_tanh":
-            a = g.op("FastGelu", [gate], domain="com.microsoft")  # the tanh approximation
-        else:
-            a = g.op("Mul", [gate, g.op("Sigmoid", [gate])])
-        act = g.op("Mul", [a, up])
-        down = linear(act, f"{pre}.mlp.down_proj.weight", W[f"{blk}.ffn_down.weight"])
-        if cfg.get("post_norms"):
-            down = rms(down, f"{pre}.post_feedforward_layernorm.weight", W[f"{blk}.post_ffw_norm.weight"])
-        x = g.op("Add", [x, down])
+        x = ffn(x, i, pre, blk)
     x = rms(x, "model.norm.weight", W["output_norm.weight"])
     lm_w = W.get("output.weight", emb_w)  # tied embeddings when there is no output.weight
     cap = cfg.get("final_softcap", 0.0)
@@ -540,17 +591,26 @@ def build_decoder(cfg, W) -> onnx.ModelProto:
         g.op("Mul", [t, g.const(np.array(cap, np.float32))], outputs=["logits"])
 
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
-    inputs = [
-        helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
-        helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
-        helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
-    ]
+    if ATTENTION == "gqa":
+        inputs = [
+            helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
+            # per row: its total length (past + new) - 1; and the largest total length
+            helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
+            helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+        ]
+    else:
+        inputs = [
+            helper.make_tensor_value_info("input_ids", i64, ["batch", "seq"]),
+            helper.make_tensor_value_info("attention_mask", i64, ["batch", "total"]),
+            helper.make_tensor_value_info("position_ids", i64, ["batch", "seq"]),
+        ]
     outputs = [helper.make_tensor_value_info("logits", f32, ["batch", "seq", V])]
     for i in range(L):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", f32, ["batch", kvh, "past", hd]))
             outputs.append(helper.make_tensor_value_info(f"present.{i}.{kv}", f32, ["batch", kvh, "total", hd]))
-    graph = helper.make_graph(g.nodes, "decoder", inputs, outputs, g.inits)
+    nodes, inits = prune(g.nodes, g.inits, [o.name for o in outputs])
+    graph = helper.make_graph(nodes, "decoder", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)], producer_name="switchyard-convert")
     model.ir_version = 8
     return model
@@ -686,6 +746,12 @@ def main():
         help="activation precision of the quantized matmuls (MatMulNBits accuracy_level 4 or 0)",
     )
     ap.add_argument(
+        "--attention",
+        choices=["gqa", "standard"],
+        default="gqa",
+        help="GroupQueryAttention with an in-place KV cache (default), or standard ops (optimum layout)",
+    )
+    ap.add_argument(
         "--decoder-only",
         action="store_true",
         help="write model.onnx and config.json only, no tokenizer files (parity fixtures with test vocabularies)",
@@ -702,8 +768,9 @@ def main():
     if not args.gguf and not args.tokenizer_dir:
         ap.error("--gguf is required (or --tokenizer-dir with --tiny/--random-full)")
 
-    global ACCURACY_LEVEL
+    global ACCURACY_LEVEL, ATTENTION
     ACCURACY_LEVEL = 4 if args.activations == "int8" else 0
+    ATTENTION = args.attention
     t0 = time.time()
     if args.tokenizer_dir:
         log(f"tokenizer from {args.tokenizer_dir}")
@@ -799,6 +866,7 @@ def main():
                 "gguf_tensor_types": cfg.get("quant_types", {}),
                 "weights": weights_summary(W_summary),
                 "activations": args.activations,
+                "attention": args.attention,
             },
         },
     )
