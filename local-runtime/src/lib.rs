@@ -24,14 +24,19 @@ pub use config::{
 };
 pub use embed::Embedder;
 pub use error::RuntimeError;
-pub use model::{FinishReason, GenerateEvent, GenerateRequest, LocalModel, RuntimeStats};
+pub use model::{
+    FinishReason, GenerateEvent, GenerateRequest, LocalModel, ModelFormat, RuntimeStats,
+};
 pub use ner::{NerConfig, NerLabel, NerModel, NerSpan};
 pub use sampling::SamplingParams;
 
 /// Directory names the set-up script uses under `$CACHE/models/`.
 pub mod model_names {
-    /// SmolLM2-135M-Instruct, fp32 ONNX with KV cache (the default local model).
+    /// SmolLM2-135M-Instruct, ONNX with KV cache, weights kept quantized (the default local model).
     pub const SMOLLM2_135M: &str = "smollm2-135m-instruct";
+    /// SmolLM2-135M-Instruct with int8 activations in its quantized matmuls (faster; closer
+    /// to llama.cpp's arithmetic, see docs/local-runtime.md).
+    pub const SMOLLM2_135M_A8: &str = "smollm2-135m-instruct-a8";
     /// all-MiniLM-L6-v2 sentence embeddings.
     pub const MINILM_L6: &str = "all-minilm-l6-v2";
     /// 2-layer random-weight llama with SmolLM2's tokenizer, for fast tests.

@@ -17,6 +17,24 @@ use crate::files::{self, DecoderConfig, GenerationConfig, TokenizerConfig};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text::{Chunk, TextStream};
 
+/// How a loaded model is stored and run (for `/v1/models` and `/readyz`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFormat {
+    /// `llama`, `qwen2`, `qwen3`, `gemma2`, `gemma3`, `phi3`, or what an exporter wrote.
+    pub architecture: String,
+    /// e.g. "fp32 x61, int4 (from Q4_1) x210, int8 (from Q8_0) x1" (MatMulNBits weights);
+    /// "fp32" for a model without converter metadata.
+    pub weights: String,
+    /// Activation precision of the quantized matmuls ("int8" or "fp32"), when quantized.
+    pub activations: Option<String>,
+    /// Tensor types of the source GGUF file and how many tensors had each.
+    pub gguf_tensor_types: std::collections::BTreeMap<String, u64>,
+    /// Effective context limit (prompt + completion tokens).
+    pub max_context: usize,
+    /// "cpu" or "cuda".
+    pub execution_provider: String,
+}
+
 /// A generation request: chat messages (rendered with the model's chat template) and sampling.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenerateRequest {
@@ -101,6 +119,7 @@ struct Job {
 
 struct Inner {
     name: String,
+    format: ModelFormat,
     catalog: ModelCatalog,
     ep: &'static str,
     tokenizer: Arc<Tokenizer>,
@@ -199,9 +218,19 @@ impl LocalModel {
             .spawn(move || sched.run())
             .map_err(|e| RuntimeError::Ort(format!("cannot start scheduler thread: {e}")))?;
 
+        let conv = dcfg.switchyard.clone().unwrap_or_default();
+        let format = ModelFormat {
+            architecture: dcfg.model_type.clone().unwrap_or_else(|| "unknown".into()),
+            weights: conv.weights.unwrap_or_else(|| "fp32".into()),
+            activations: conv.activations,
+            gguf_tensor_types: conv.gguf_tensor_types,
+            max_context,
+            execution_provider: ep.to_string(),
+        };
         Ok(LocalModel {
             inner: Arc::new(Inner {
                 name: cfg.name,
+                format,
                 catalog: cfg.catalog,
                 ep,
                 tokenizer,
@@ -230,6 +259,11 @@ impl LocalModel {
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Architecture, weight format (quantization), context limit and execution provider.
+    pub fn format(&self) -> &ModelFormat {
+        &self.inner.format
     }
 
     pub fn catalog(&self) -> &ModelCatalog {

@@ -106,3 +106,25 @@ fn mismatched_rows_are_rejected() {
     assert!(d.forward(&mut c, &[A], false).is_err());
     assert!(d.forward(&mut c, &[A, B], false).is_err());
 }
+
+#[test]
+fn kv_cache_is_preallocated_and_appended_in_place() {
+    let mut d = tiny();
+    // scripts/convert writes the GroupQueryAttention layout: past and present share one
+    // preallocated buffer, so a decode step copies nothing of the cache
+    assert!(d.in_place_kv_cache());
+    let mut c = d.empty_cache(1).unwrap();
+    d.forward(&mut c, &[&A[..5]], false).unwrap();
+    let cap = c.capacity();
+    assert!(cap >= 32 && cap.is_power_of_two(), "capacity {cap}");
+    let mut t = 5u32;
+    while c.seq_len(0) < cap {
+        d.forward(&mut c, &[&[t % 500 + 3]], false).unwrap();
+        t += 1;
+        assert_eq!(c.capacity(), cap, "reallocated before the buffer was full");
+    }
+    // full: the next step doubles the capacity once (amortised O(1) per token)
+    d.forward(&mut c, &[&[7]], false).unwrap();
+    assert_eq!(c.capacity(), 2 * cap);
+    assert_eq!(c.seq_len(0), cap + 1);
+}

@@ -29,6 +29,12 @@ fn ask(q: &str, max_tokens: u32) -> GenerateRequest {
 async fn greedy_capital_of_france() {
     let m = load(4);
     assert_eq!(m.execution_provider(), "cpu");
+    // the default model keeps its GGUF's quantized weights (MatMulNBits), not fp32
+    let f = m.format();
+    assert_eq!(f.architecture, "llama");
+    assert!(f.weights.contains("int4 (from Q4_1)"), "{f:?}");
+    assert_eq!(f.gguf_tensor_types.get("Q4_1"), Some(&210), "{f:?}");
+    assert_eq!(f.execution_provider, "cpu");
     let msgs = vec![ChatMessage::user("What is the capital of France?")];
     let n = m.count_prompt_tokens(&msgs).unwrap();
     let (text, events) = common::collect(
