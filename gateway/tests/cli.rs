@@ -164,10 +164,23 @@ fn classify_reads_jsonl_and_writes_one_result_per_line() {
 
     let mut cmd = bin();
     cmd.arg("classify");
-    let bad = run_with_stdin(cmd, "{\"id\": 1, \"prompt\": \"ok\"}\nnot json\n");
+    // A bad line is an error row in place; the batch goes on and the exit status fails.
+    let bad = run_with_stdin(
+        cmd,
+        "{\"id\": 1, \"prompt\": \"ok\"}\nnot json\n{\"id\": 3, \"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]}]}\n",
+    );
     assert!(!bad.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&bad.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0]["id"], 1);
+    assert_eq!(rows[1]["line"], 2);
+    assert!(rows[1]["error"].is_string(), "{:?}", rows[1]);
+    assert_eq!(rows[2]["id"], 3, "content parts are accepted");
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("line 2"),
+        String::from_utf8_lossy(&bad.stderr).contains("1 line(s) could not be classified"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
