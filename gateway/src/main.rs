@@ -264,9 +264,16 @@ fn serve(config: Option<PathBuf>, listen: Option<String>) -> anyhow::Result<()> 
         let addr = listener.local_addr()?;
         // Printed on stdout so scripts and tests can find a port chosen with :0.
         let scheme = if tls.is_some() { "https" } else { "http" };
-        println!("switchyard listening on {scheme}://{addr}");
-        for line in switchyard::startup::summary(&config, &state, &format!("{scheme}://{addr}")) {
-            println!("  {line}");
+        // A supervisor that read the first line and closed the pipe must not take the
+        // gateway down: write errors are ignored (println! would panic on EPIPE).
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "switchyard listening on {scheme}://{addr}");
+            for line in switchyard::startup::summary(&config, &state, &format!("{scheme}://{addr}")) {
+                let _ = writeln!(out, "  {line}");
+            }
+            let _ = out.flush();
         }
         // Stop accepting on SIGTERM/Ctrl-C, let in-flight requests and streams finish,
         // but only for `shutdown_grace_ms`: a stuck stream must not block a deploy.

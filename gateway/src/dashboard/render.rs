@@ -114,11 +114,10 @@ fn axis_time(ts_ms: i64, span_ms: i64) -> String {
 
 /// Makes a plotters SVG scale to its container's width (it writes fixed pixel sizes).
 fn responsive(svg: String, w: u32, h: u32) -> String {
+    // plotters already writes the viewBox; only the fixed width goes.
     svg.replacen(
         &format!("width=\"{w}\" height=\"{h}\""),
-        &format!(
-            "width=\"100%\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" preserveAspectRatio=\"none\""
-        ),
+        &format!("width=\"100%\" height=\"{h}\" preserveAspectRatio=\"none\""),
         1,
     )
 }
@@ -636,6 +635,7 @@ mod tests {
         };
         let svg = cost_chart(&d);
         assert!(svg.starts_with("<svg"), "{svg}");
+        assert_eq!(svg.matches("viewBox").count(), 1, "{svg}");
         assert!(svg.contains("polyline") || svg.contains("path"), "{svg}");
         assert!(split_chart(3, 1).contains("<rect"));
     }
