@@ -205,14 +205,12 @@ struct Figures {
     ids: Vec<u32>,
 }
 
-async fn measure(
-    dir: &std::path::Path,
-    tokens: u32,
-    streams: &[usize],
-    threads: usize,
-    rounds: u32,
-    want_cuda: bool,
-) -> Figures {
+struct Loaded {
+    m: LocalModel,
+    fig: Figures,
+}
+
+async fn load(dir: &std::path::Path, streams: &[usize], threads: usize, want_cuda: bool) -> Loaded {
     let model_bytes = std::fs::metadata(dir.join("model.onnx"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -224,10 +222,9 @@ async fn measure(
                 .as_str()
                 .unwrap_or("fp32")
                 .to_string();
-            match c["switchyard"]["activations"].as_str() {
-                Some(a) => format!("{w}; {a} activations"),
-                None => w,
-            }
+            let a = c["switchyard"]["activations"].as_str().unwrap_or("fp32");
+            let att = c["switchyard"]["attention"].as_str().unwrap_or("standard");
+            format!("{w}; {a} activations; {att} attention")
         })
         .unwrap_or_else(|| "?".into());
     let mut cfg = LocalModelConfig::new("local/bench", dir, ModelCatalog::smollm2_135m());
@@ -240,30 +237,47 @@ async fn measure(
     let t = Instant::now();
     let m = LocalModel::load(&RuntimeConfig::default(), cfg).expect("load");
     let load = t.elapsed();
-
-    // warm-up
-    run_one(&m, PROMPTS[0], 8).await;
-
-    // single stream: best of `rounds` (the machine is shared; the best round is the least disturbed)
-    let mut single_rounds = Vec::new();
-    let mut ttft = Duration::MAX;
-    let mut single_tokens = 0;
-    for _ in 0..rounds.max(1) {
-        let r = run_one(&m, PROMPTS[0], tokens).await;
-        single_tokens = r.tokens;
-        single_rounds.push((r.tokens.saturating_sub(1)) as f64 / r.decode.as_secs_f64());
-        ttft = ttft.min(r.ttft);
+    run_one(&m, PROMPTS[0], 8).await; // warm-up
+    let ids = m
+        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
+        .expect("tokenize");
+    let ep = m.execution_provider().to_string();
+    Loaded {
+        m,
+        fig: Figures {
+            dir: dir.to_path_buf(),
+            weights,
+            load,
+            ttft: Duration::MAX,
+            single_tps: 0.0,
+            single_rounds: Vec::new(),
+            single_tokens: 0,
+            agg: Vec::new(),
+            model_bytes,
+            ep,
+            ids,
+        },
     }
-    let single_tps = single_rounds.iter().copied().fold(0.0, f64::max);
+}
 
-    // aggregate
-    let mut agg = Vec::new();
+/// One single-stream round (greedy, `tokens` new tokens).
+async fn single_round(l: &mut Loaded, tokens: u32) {
+    let r = run_one(&l.m, PROMPTS[0], tokens).await;
+    let f = &mut l.fig;
+    f.single_tokens = r.tokens;
+    let tps = (r.tokens.saturating_sub(1)) as f64 / r.decode.as_secs_f64();
+    f.single_rounds.push(tps);
+    f.single_tps = f.single_tps.max(tps);
+    f.ttft = f.ttft.min(r.ttft);
+}
+
+async fn aggregate(l: &mut Loaded, tokens: u32, streams: &[usize]) {
     for &n in streams {
-        let before = m.stats();
+        let before = l.m.stats();
         let t = Instant::now();
         let mut hs = Vec::new();
         for i in 0..n {
-            let m = m.clone();
+            let m = l.m.clone();
             hs.push(tokio::spawn(async move {
                 run_one(&m, PROMPTS[i % PROMPTS.len()], tokens).await
             }));
@@ -273,31 +287,13 @@ async fn measure(
             total += h.await.expect("join").tokens;
         }
         let wall = t.elapsed().as_secs_f64();
-        let after = m.stats();
-        agg.push((
+        let after = l.m.stats();
+        l.fig.agg.push((
             n,
             total as f64 / wall,
             after.max_batch_seen,
             after.batches_run - before.batches_run,
         ));
-    }
-    let ids = m
-        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
-        .expect("tokenize");
-    let ep = m.execution_provider().to_string();
-    m.shutdown();
-    Figures {
-        dir: dir.to_path_buf(),
-        weights,
-        load,
-        ttft,
-        single_tps,
-        single_rounds,
-        single_tokens,
-        agg,
-        model_bytes,
-        ep,
-        ids,
     }
 }
 
@@ -365,15 +361,49 @@ async fn main() {
         .map(PathBuf::from)
         .or_else(default_gguf);
 
-    let mut figs = Vec::new();
+    // Load every model, then interleave the single-stream rounds (each model, then llama.cpp,
+    // per round): on a shared machine the load changes from minute to minute, and ratios are
+    // only meaningful between runs made at the same time. Best round reported.
+    let mut loaded = Vec::new();
     for d in &dirs {
-        figs.push(measure(d, tokens, &streams, threads, rounds, want_cuda).await);
+        loaded.push(load(d, &streams, threads, want_cuda).await);
     }
-    let ids = figs[0].ids.clone();
-    let llama = match (&gguf, run_llamacpp) {
-        (Some(g), true) => llamacpp(g, &ids, tokens, threads, rounds),
-        _ => None,
-    };
+    let ids = loaded[0].fig.ids.clone();
+    let mut llama_rounds: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..rounds.max(1) {
+        for l in loaded.iter_mut() {
+            single_round(l, tokens).await;
+        }
+        if let (Some(g), true) = (&gguf, run_llamacpp) {
+            if let Some(v) = llamacpp(g, &ids, tokens, threads, 1) {
+                llama_rounds.push(v);
+            }
+        }
+    }
+    for l in loaded.iter_mut() {
+        aggregate(l, tokens, &streams).await;
+    }
+    let mut figs = Vec::new();
+    for l in loaded {
+        l.m.shutdown();
+        figs.push(l.fig);
+    }
+    let llama = llama_rounds
+        .iter()
+        .max_by(|a, b| {
+            let x = a["decode_tokens_per_s"].as_f64().unwrap_or(0.0);
+            let y = b["decode_tokens_per_s"].as_f64().unwrap_or(0.0);
+            x.total_cmp(&y)
+        })
+        .cloned()
+        .map(|mut best| {
+            let all: Vec<serde_json::Value> = llama_rounds
+                .iter()
+                .map(|r| r["rounds"][0].clone())
+                .collect();
+            best["rounds"] = serde_json::Value::Array(all);
+            best
+        });
     let py = if run_python {
         python_loop(&dirs[0], &ids, tokens)
     } else {

@@ -53,6 +53,10 @@ def bench(args):
     llm = load(args.gguf, args.threads, len(ids) + args.new_tokens + 8)
     rounds = []
     out_ids = None
+    # untimed warm-up (page in the mmapped weights, size the buffers), as the Rust bench does
+    llm.eval(ids)
+    for _ in range(8):
+        llm.eval([int(np.argmax(last_logits(llm)))])
     for _ in range(args.rounds):
         llm.reset()
         t0 = time.perf_counter()
