@@ -244,6 +244,7 @@ impl AppState {
                         "use_limits": catalog.use_limits,
                         "execution_provider": model.execution_provider(),
                         "max_context": m.max_context,
+                        "format": model.format(),
                         "in_process": true,
                     }),
                 },
@@ -1389,7 +1390,7 @@ async fn readyz(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .iter()
         .map(|m| {
             let s = m.stats();
-            json!({"model": m.name(), "execution_provider": m.execution_provider(),
+            json!({"model": m.name(), "execution_provider": m.execution_provider(), "format": m.format(),
                    "queue_depth": s.queue_depth, "active_sequences": s.active_sequences,
                    "max_batch_seen": s.max_batch_seen})
         })

@@ -191,7 +191,10 @@ async fn dashboard_requires_the_admin_token_and_shows_ledger_numbers() {
     );
     // Budget usage: $1.01 of $4.00.
     assert!(page.contains("25%"), "{page}");
-    assert!(page.contains("<tr><th>version</th><td>7</td></tr>"), "{page}");
+    assert!(
+        page.contains("<tr><th>version</th><td>7</td></tr>"),
+        "{page}"
+    );
     assert!(page.contains("<svg"), "{page}");
 
     // Login form: a wrong token is refused, the right one sets an HttpOnly session cookie

@@ -152,6 +152,33 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
         .unwrap();
     let batch = ready["local_models"][0]["max_batch_seen"].as_u64().unwrap();
     assert!(batch > 1, "concurrent requests were not batched: {ready}");
+    // How the model is stored and run: architecture, kept-quantized weights, context.
+    let format = &ready["local_models"][0]["format"];
+    assert_eq!(format["architecture"], "llama", "{ready}");
+    assert!(
+        format["weights"]
+            .as_str()
+            .is_some_and(|w| w.contains("int4")),
+        "{ready}"
+    );
+    assert!(
+        format["max_context"].as_u64().is_some_and(|c| c > 0),
+        "{ready}"
+    );
+    let models: Value = client
+        .get(format!("http://{}/v1/models", gw.addr))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        models["data"].as_array().is_some_and(|d| d
+            .iter()
+            .any(|m| m["switchyard"]["format"]["architecture"] == "llama")),
+        "{models}"
+    );
 
     // The local runtime's gauges reach /metrics (fed once a second).
     tokio::time::sleep(Duration::from_millis(1200)).await;
