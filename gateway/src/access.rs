@@ -19,8 +19,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use axum::Json;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -292,11 +290,7 @@ impl AdminRefusal {
 
 impl IntoResponse for AdminRefusal {
     fn into_response(self) -> Response {
-        let mut r = (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": {"type": self.kind(), "message": self.message()}})),
-        )
-            .into_response();
+        let mut r = crate::admin::error(StatusCode::UNAUTHORIZED, self.kind(), self.message());
         r.headers_mut().insert(
             http::header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),

@@ -67,7 +67,8 @@ pub fn routes(table: RouteTable, state: Arc<AdminState>) -> RouteTable {
         )
 }
 
-fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+/// The admin API's error shape (the admin guard's refusals use it too).
+pub(crate) fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"error": {"type": kind, "message": message.into()}})),

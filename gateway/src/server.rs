@@ -591,8 +591,8 @@ async fn handle_chat(
             let mut response = error_response(dialect, &err);
             if let Some(t) = tracker.take() {
                 // A refusal by a policy rule names the rule, as every answer does.
-                if let Ok(v) = HeaderValue::from_str(&t.rec.route) {
-                    if !t.rec.route.is_empty() {
+                if !t.rec.route.is_empty() {
+                    if let Ok(v) = HeaderValue::from_str(&t.rec.route) {
                         response.headers_mut().insert("x-switchyard-rule", v);
                     }
                 }

@@ -113,13 +113,6 @@ impl ConnectCause {
         let mut text = String::new();
         while let Some(err) = next {
             if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                // rustls reports through the connector as an io::Error wrapping its own.
-                if io
-                    .get_ref()
-                    .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>())
-                {
-                    return ConnectCause::Tls;
-                }
                 match io.kind() {
                     std::io::ErrorKind::ConnectionRefused => return ConnectCause::Refused,
                     std::io::ErrorKind::TimedOut => return ConnectCause::Timeout,
