@@ -170,7 +170,7 @@ async fn guard(
                             record(dialect, &err);
                         }
                     }
-                    crate::server::error_response(dialect, &err)
+                    crate::pipeline::error_response(dialect, &err)
                 }
             }
         }
@@ -212,6 +212,8 @@ async fn guard(
 pub fn client_dialect(path: &str, headers: &HeaderMap) -> Dialect {
     if path.starts_with("/v1/messages") || headers.contains_key("anthropic-version") {
         Dialect::Anthropic
+    } else if path.starts_with("/v1/responses") {
+        Dialect::Responses
     } else {
         Dialect::OpenAi
     }
@@ -220,7 +222,7 @@ pub fn client_dialect(path: &str, headers: &HeaderMap) -> Dialect {
 fn is_model_call(path: &str) -> bool {
     matches!(
         path,
-        "/v1/chat/completions" | "/chat/completions" | "/v1/messages"
+        "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/responses"
     )
 }
 

@@ -13,25 +13,17 @@
 //!   (`cache_control`, unknown top-level fields) are kept as raw JSON, tagged with the
 //!   dialect they came from, and only forwarded to a backend of that same dialect.
 
+use std::pin::Pin;
+
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The wire dialect a client spoke (and that errors must be rendered in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dialect {
-    OpenAi,
-    Anthropic,
-}
+/// A canonical answer arriving piece by piece. Dropping it cancels the upstream call.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, GatewayError>> + Send>>;
 
-impl Dialect {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-        }
-    }
-}
+/// The wire dialect a client spoke: one type, shared with the policy language.
+pub use policies::Dialect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -337,7 +329,100 @@ pub enum GatewayError {
     Internal(String),
 }
 
+/// Why a request did not end in a complete answer: the ledger's `error_kind`, the
+/// metrics' and traces' `error.type`. A type everywhere; a string only where it is
+/// stored or exported (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Authentication,
+    PermissionDenied,
+    NotFound,
+    RequestTimeout,
+    PayloadTooLarge,
+    RateLimited,
+    UpstreamError,
+    BadGateway,
+    Timeout,
+    Overloaded,
+    Internal,
+    /// A policy rule refused the request (a block, or no allowed target).
+    PolicyBlocked,
+    /// The client went away before its answer was complete.
+    ClientClosed,
+    /// The upstream's stream ended without its final event.
+    IncompleteStream,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::InvalidRequest,
+        ErrorKind::Authentication,
+        ErrorKind::PermissionDenied,
+        ErrorKind::NotFound,
+        ErrorKind::RequestTimeout,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::RateLimited,
+        ErrorKind::UpstreamError,
+        ErrorKind::BadGateway,
+        ErrorKind::Timeout,
+        ErrorKind::Overloaded,
+        ErrorKind::Internal,
+        ErrorKind::PolicyBlocked,
+        ErrorKind::ClientClosed,
+        ErrorKind::IncompleteStream,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::UpstreamError => "upstream_error",
+            ErrorKind::BadGateway => "bad_gateway",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Internal => "internal",
+            ErrorKind::PolicyBlocked => "policy_blocked",
+            ErrorKind::ClientClosed => "client_closed",
+            ErrorKind::IncompleteStream => "incomplete_stream",
+        }
+    }
+
+    /// The kind a stored string names (`None` for a string no version wrote).
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl GatewayError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            GatewayError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            GatewayError::Authentication(_) => ErrorKind::Authentication,
+            GatewayError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            GatewayError::NotFound(_) => ErrorKind::NotFound,
+            GatewayError::RequestTimeout(_) => ErrorKind::RequestTimeout,
+            GatewayError::PayloadTooLarge { .. } => ErrorKind::PayloadTooLarge,
+            GatewayError::RateLimited { .. } => ErrorKind::RateLimited,
+            GatewayError::Upstream { .. } => ErrorKind::UpstreamError,
+            GatewayError::BadGateway { .. } => ErrorKind::BadGateway,
+            GatewayError::Timeout { .. } => ErrorKind::Timeout,
+            GatewayError::Overloaded(_) => ErrorKind::Overloaded,
+            GatewayError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             GatewayError::InvalidRequest(_) => 400,

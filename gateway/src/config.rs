@@ -89,6 +89,9 @@ pub struct Config {
     /// Shadow comparisons that policies request (docs/shadow.md).
     #[serde(default)]
     pub shadow: crate::shadow::ShadowConfig,
+    /// Stored Responses API turns (docs/responses.md).
+    #[serde(default)]
+    pub responses: crate::conversations::ResponsesConfig,
     /// The file this config was read from (absolute), `None` for the environment default.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -661,6 +664,7 @@ impl Config {
             limits: Default::default(),
             cache: Default::default(),
             shadow: Default::default(),
+            responses: Default::default(),
             source: None,
             classifier: Default::default(),
         }

@@ -1,8 +1,8 @@
 //! Switchyard: a hybrid model-routing LLM gateway.
 //!
-//! The request path (see `server::handle_chat`): decode dialect → canonical request →
-//! classify → policy decision → (redact) → provider along the fallback chain →
-//! (restore) → encode in the client's dialect.
+//! The request path is `pipeline::handle`: intake → decide (classify, policy, redact) →
+//! cache → admit → dispatch along the fallback chain → respond (restore, encode in the
+//! client's dialect) → account. docs/ARCHITECTURE.md is the map.
 
 pub mod access;
 pub mod accounting;
@@ -12,11 +12,12 @@ pub mod cache;
 pub mod canonical;
 pub mod catalog;
 pub mod config;
+pub mod conversations;
 pub mod dashboard;
 pub mod dialects;
 pub mod limits;
 pub mod ner;
-pub mod outcome;
+pub mod pipeline;
 pub mod policy_runtime;
 pub mod privacy;
 pub mod providers;

@@ -150,9 +150,9 @@ enum PolicyCommand {
         policy: Option<PathBuf>,
         #[arg(long, env = "SWITCHYARD_CONFIG")]
         config: Option<PathBuf>,
-        /// Dialect of the request on stdin: openai or anthropic.
-        #[arg(long, default_value = "openai")]
-        dialect: String,
+        /// Dialect of the request on stdin: openai, anthropic or responses.
+        #[arg(long, default_value = "openai", value_parser = parse_dialect)]
+        dialect: switchyard::canonical::Dialect,
         /// Team, as the x-switchyard-team header would give it.
         #[arg(long)]
         team: Option<String>,
@@ -428,55 +428,42 @@ fn classify(
     Ok(())
 }
 
-/// The model catalog policies are checked against: the config's providers and local
-/// models (without loading them), plus the well-known model names of the shipped
-/// examples so a policy can be checked before the gateway is configured.
+/// The model catalog policies are checked against: the gateway's own (`ModelMap`, built
+/// from the config without loading local models), then the well-known model names of the
+/// shipped examples so a policy can be checked before the gateway is configured.
 fn catalog_for(config: Option<PathBuf>) -> anyhow::Result<CliCatalog> {
     let config = load_config(config)?;
     Ok(CliCatalog {
+        models: switchyard::routing::ModelMap::offline(&config)?,
         config,
-        builtin: policies::policy::StaticCatalog::builtin(),
+        examples: policies::policy::StaticCatalog::builtin(),
     })
 }
 
 struct CliCatalog {
     config: Config,
-    builtin: policies::policy::StaticCatalog,
+    models: switchyard::routing::ModelMap,
+    examples: policies::policy::StaticCatalog,
 }
 
 impl policies::policy::TargetCatalog for CliCatalog {
     fn lookup(&self, model: &str) -> Option<policies::policy::TargetInfo> {
-        if let Some(m) = self.config.local_models.iter().find(|m| m.name == model) {
-            return Some(policies::policy::TargetInfo {
-                external: false,
-                commercial_use: m.catalog.commercial_use,
-                license: m.catalog.license.clone(),
-            });
-        }
-        for p in &self.config.providers {
-            let prefixed = model
-                .split_once('/')
-                .is_some_and(|(prefix, rest)| prefix == p.name && !rest.is_empty());
-            if prefixed
-                || p.models
-                    .iter()
-                    .any(|pat| switchyard::routing::glob_match(pat, model))
-            {
-                return Some(policies::policy::TargetInfo {
-                    external: p.external,
-                    commercial_use: true,
-                    license: "proprietary-api".into(),
-                });
-            }
-        }
-        self.builtin.lookup(model)
+        policies::policy::TargetCatalog::lookup(&self.models, model)
+            .or_else(|| self.examples.lookup(model))
     }
 
     fn models(&self) -> Vec<String> {
-        let mut names = self.builtin.models();
-        names.extend(self.config.local_models.iter().map(|m| m.name.clone()));
+        let mut names = policies::policy::TargetCatalog::models(&self.models);
+        names.extend(self.examples.models());
+        names.sort();
+        names.dedup();
         names
     }
+}
+
+fn parse_dialect(name: &str) -> Result<switchyard::canonical::Dialect, String> {
+    switchyard::canonical::Dialect::parse(name)
+        .ok_or_else(|| format!("unknown dialect {name:?}: use openai, anthropic or responses"))
 }
 
 fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
@@ -530,10 +517,15 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             use std::io::Read;
             let mut body = Vec::new();
             std::io::stdin().read_to_end(&mut body)?;
-            let request = match dialect.as_str() {
-                "openai" => switchyard::dialects::openai::parse_request(&body),
-                "anthropic" => switchyard::dialects::anthropic::parse_count_tokens_request(&body),
-                other => anyhow::bail!("unknown dialect {other:?}: use openai or anthropic"),
+            use switchyard::canonical::Dialect;
+            let request = match dialect {
+                Dialect::OpenAi => switchyard::dialects::openai::parse_request(&body),
+                Dialect::Anthropic => {
+                    switchyard::dialects::anthropic::parse_count_tokens_request(&body)
+                }
+                Dialect::Responses => {
+                    switchyard::dialects::responses::parse_request(&body).map(|(r, _)| r)
+                }
             }
             .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
             let catalog = Arc::new(catalog_for(config)?);

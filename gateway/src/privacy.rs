@@ -8,8 +8,8 @@ use futures::StreamExt;
 use policies::policy::{redact, RedactionMap, Restorer};
 use policies::{Category, Finding, SegmentRole};
 
+use crate::canonical::EventStream;
 use crate::canonical::{ChatRequest, ChatResponse, ContentPart, Role, StreamEvent};
-use crate::providers::EventStream;
 
 /// Where a text lives in a request: message, part, and for tool results the inner part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{ClientBuilder, Locator};
 use switchyard::accounting::{AccountingConfig, Ledger, LedgerRecord};
+use switchyard::canonical::ErrorKind;
 use switchyard::dashboard::{dashboard_router, DashboardState};
 use switchyard::store::Db;
 
@@ -143,17 +144,17 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
     records.push(record("ads", "local", "loss", 5_000, 1_000, 130));
     // Refusals are their own rows, not "frontier" traffic: a policy block (per rule) and
     // two client errors (per status class), none of them served by anyone.
-    let refused = |status: u16, route: &str, kind: &str| LedgerRecord {
+    let refused = |status: u16, route: &str, kind: ErrorKind| LedgerRecord {
         team: Some("ads".into()),
         route: route.into(),
         status,
-        error_kind: Some(kind.into()),
+        error_kind: Some(kind),
         latency_ms: 1,
         ..LedgerRecord::default()
     };
-    records.push(refused(403, "suspended", "policy_blocked"));
-    records.push(refused(401, "", "authentication"));
-    records.push(refused(404, "default", "not_found"));
+    records.push(refused(403, "suspended", ErrorKind::PolicyBlocked));
+    records.push(refused(401, "", ErrorKind::Authentication));
+    records.push(refused(404, "default", ErrorKind::NotFound));
     let now = switchyard::store::time::now_ms();
     for (i, r) in records.iter_mut().enumerate() {
         // Spread over the last hours so the cost chart has a shape.

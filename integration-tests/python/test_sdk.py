@@ -157,6 +157,68 @@ def test_openai_models_list(oai):
 
 
 # --------------------------------------------------------------------------------------
+# OpenAI SDK, Responses API (translated to chat for both backends)
+
+WEATHER_TOOL = [{"type": "function", "name": "get_weather", "description": "Weather", "parameters": SCHEMA}]
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_responses_create_retrieve_continue(oai, model):
+    r = oai.responses.create(model=model, instructions=SYSTEM, input=TEXT)
+    assert r.object == "response" and r.id.startswith("resp_")
+    assert r.status == "completed"
+    assert r.output_text == ECHO
+    assert r.usage.input_tokens == 7 and r.usage.output_tokens == 5
+    assert oai.responses.retrieve(r.id).output_text == ECHO
+    r2 = oai.responses.create(model=model, input="and again", previous_response_id=r.id)
+    assert r2.previous_response_id == r.id
+    assert r2.output_text == "Echo: and again"
+    oai.responses.delete(r2.id)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(r2.id)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_responses_stream(oai, model):
+    with oai.responses.stream(model=model, input=TEXT) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == ECHO
+    assert final.output_text == ECHO
+    assert final.usage is not None and final.usage.output_tokens == 5
+    # Streamed turns are stored too.
+    assert oai.responses.retrieve(final.id).output_text == ECHO
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_responses_function_call_round_trip(oai, model):
+    r = oai.responses.create(model=model, input="weather? TOOL_CALL", tools=WEATHER_TOOL)
+    call = next(item for item in r.output if item.type == "function_call")
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments) == PARIS
+    r2 = oai.responses.create(
+        model=model,
+        tools=WEATHER_TOOL,
+        previous_response_id=r.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees"}],
+    )
+    assert r2.output_text == "Tool result: 22 degrees"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_openai_responses_stream_function_call(oai, model):
+    with oai.responses.stream(model=model, input="TOOL_CALL", tools=WEATHER_TOOL) as stream:
+        final = stream.get_final_response()
+    call = next(item for item in final.output if item.type == "function_call")
+    assert json.loads(call.arguments) == PARIS
+
+
+def test_openai_responses_unknown_previous_id_is_bad_request(oai):
+    with pytest.raises(openai.BadRequestError):
+        oai.responses.create(model=GPT, input="x", previous_response_id="resp_nope")
+
+
+# --------------------------------------------------------------------------------------
 # Anthropic SDK
 
 

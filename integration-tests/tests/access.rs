@@ -36,6 +36,7 @@ fn body_for(path: &str) -> Value {
         "/v1/messages" | "/v1/messages/count_tokens" => {
             json!({"model": "claude-echo", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hi"}]})
         }
+        "/v1/responses" => json!({"model": "gpt-4o-mini", "input": "Say hi"}),
         "/v1/embeddings" => json!({"model": "none", "input": "hi"}),
         "/v1/classify" => json!({"prompt": "Say hi"}),
         "/admin/keys" => json!({"team": "access"}),
@@ -171,6 +172,8 @@ providers:
         (Access::Client, "/v1/classify"),
         (Access::Client, "/v1/embeddings"),
         (Access::Client, "/v1/models"),
+        (Access::Client, "/v1/responses"),
+        (Access::Client, "/v1/responses/{id}"),
         (Access::Admin, "/admin/policy/status"),
         (Access::Admin, "/admin/policy/reload"),
         (Access::Admin, "/admin/keys"),

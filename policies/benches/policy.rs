@@ -87,7 +87,7 @@ fn main() {
         app: Some("helpdesk".into()),
         tags: vec!["prod".into()],
         model: Some("gpt-4o".into()),
-        dialect: Some("openai".into()),
+        dialect: Some(policies::Dialect::OpenAi),
         stream: true,
         now_unix_s: Some(1_738_450_800),
         team_rpm: Some(40),

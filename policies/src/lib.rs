@@ -2,6 +2,7 @@
 
 pub mod calendar;
 pub mod classify;
+pub mod dialect;
 pub mod glob;
 pub mod policy;
 
@@ -10,3 +11,4 @@ pub use classify::{
     Classifier, ClassifierError, ClassifyInput, ClassifyJsonlError, Detector, Finding,
     JsonlSummary, OrgRules, Segment, SegmentRole,
 };
+pub use dialect::Dialect;

@@ -165,6 +165,21 @@ fn detected(text: &str, cat: Category) -> bool {
     run(text).categories.contains(&cat)
 }
 
+/// Found by `plain_samples_are_detected`: the groups of a real number joined into a run
+/// of one digit and read as a placeholder.
+#[test]
+fn phone_groups_that_join_into_a_run_are_still_a_phone() {
+    for v in ["+1 415 203 3333", "+1 200 203 3333", "+14152033333"] {
+        assert!(detected(&wrap(v), Category::Pii), "{v}");
+    }
+    for placeholder in ["+1 555 555 5555", "+1 123 456 7890", "+1 000 000 0000"] {
+        assert!(
+            !detected(&wrap(placeholder), Category::Pii),
+            "{placeholder}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 

@@ -17,6 +17,7 @@ use sqlx::QueryBuilder;
 use tokio::sync::{mpsc, oneshot};
 
 use super::AccountingConfig;
+use crate::canonical::{Dialect, ErrorKind};
 use crate::store::time::{day_of, now_ms, DAY_MS};
 use crate::store::{with_pool, Db, StoreError};
 
@@ -37,7 +38,8 @@ pub struct LedgerRecord {
     pub model: String,
     /// The model the client asked for.
     pub requested_model: String,
-    pub dialect: String,
+    /// The dialect the client spoke.
+    pub dialect: Dialect,
     pub stream: bool,
     /// All prompt tokens, cached included (see `canonical::Usage`).
     pub input_tokens: u32,
@@ -53,7 +55,7 @@ pub struct LedgerRecord {
     pub ttft_ms: Option<u64>,
     pub cache_hit: bool,
     pub status: u16,
-    pub error_kind: Option<String>,
+    pub error_kind: Option<ErrorKind>,
     /// Sensitivity category names found (never the matched values).
     pub sensitivity: Vec<String>,
     pub redactions: u32,
@@ -70,7 +72,7 @@ impl Default for LedgerRecord {
             provider: String::new(),
             model: String::new(),
             requested_model: String::new(),
-            dialect: String::new(),
+            dialect: Dialect::OpenAi,
             stream: false,
             input_tokens: 0,
             output_tokens: 0,
@@ -407,7 +409,7 @@ async fn write_batch(db: &Db, recs: &[LedgerRecord]) -> Result<(), sqlx::Error> 
                     .push_bind(r.provider.clone())
                     .push_bind(r.model.clone())
                     .push_bind(r.requested_model.clone())
-                    .push_bind(r.dialect.clone())
+                    .push_bind(r.dialect.as_str())
                     .push_bind(flag(r.stream))
                     .push_bind(i64::from(r.input_tokens))
                     .push_bind(i64::from(r.output_tokens))
@@ -420,7 +422,7 @@ async fn write_batch(db: &Db, recs: &[LedgerRecord]) -> Result<(), sqlx::Error> 
                     .push_bind(r.ttft_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX)))
                     .push_bind(flag(r.cache_hit))
                     .push_bind(i64::from(r.status))
-                    .push_bind(r.error_kind.clone())
+                    .push_bind(r.error_kind.map(ErrorKind::as_str))
                     .push_bind(clean_list(&r.sensitivity))
                     .push_bind(i64::from(r.redactions));
             });

@@ -264,7 +264,7 @@ async fn traffic(db: &Db, from: i64, to: i64) -> Result<Vec<TrafficRow>, StoreEr
             .bind(from)
             .bind(to)
             .bind(LOCAL_PROVIDER)
-            .bind(crate::outcome::POLICY_BLOCKED)
+            .bind(crate::canonical::ErrorKind::PolicyBlocked.as_str())
             .fetch_all(pool)
             .await?;
         for row in rows {

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use super::openai::{
+use super::json::{
     as_obj, at, body_object, field, invalid_type, invalid_value, missing, now_unix, opt_array,
     opt_bool, opt_f32, opt_str, opt_u32, parse_json_body, req_str, string_list, u32_at,
     unknown_fields, upstream_error_message, Obj,

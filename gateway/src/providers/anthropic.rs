@@ -11,7 +11,8 @@ use crate::dialects::anthropic as wire;
 
 use super::endpoints::Pool;
 use super::http::{event_stream, read_body, send};
-use super::{Call, EventStream, Provider};
+use super::{Call, Provider};
+use crate::canonical::EventStream;
 
 /// The API version we speak when the client did not name one.
 const DEFAULT_VERSION: &str = "2023-06-01";
@@ -140,15 +141,7 @@ impl Provider for AnthropicProvider {
         Some(&self.pool)
     }
 
-    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
-        self.chat_on(self.pool.pick_any(), call)
-    }
-
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
-        self.stream_on(self.pool.pick_any(), call)
-    }
-
-    fn chat_on<'a>(
+    fn chat<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,
@@ -166,7 +159,7 @@ impl Provider for AnthropicProvider {
         })
     }
 
-    fn stream_on<'a>(
+    fn stream<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,

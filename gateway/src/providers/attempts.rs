@@ -233,12 +233,60 @@ impl Drop for Attempts<'_> {
     }
 }
 
+/// Calls one target (a provider and model) until an attempt succeeds or the attempts
+/// give up: the one loop every backend call goes through — the request path's chain and
+/// shadow calls alike — so retries, circuits, health and metrics see every call.
+/// `call` makes one attempt on the endpoint it is given; `model` names the target in
+/// errors and logs.
+pub async fn call_target<T, F, Fut>(
+    breakers: &Breakers,
+    metrics: &Metrics,
+    provider: &dyn Provider,
+    upstream_model: &str,
+    model: &str,
+    mut call: F,
+) -> Result<T, GatewayError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+{
+    let mut attempts = Attempts::new(breakers, metrics, provider, upstream_model);
+    let mut failure = None;
+    loop {
+        let Some(pick) = attempts.choose() else {
+            // Every circuit for this target is open (perhaps by this very request).
+            return Err(failure.take().unwrap_or_else(|| {
+                GatewayError::Overloaded(format!(
+                    "{model}: circuit open after repeated failures; retry later"
+                ))
+            }));
+        };
+        match call(pick.endpoint).await {
+            Err(e) => match attempts.failed(&pick, &e) {
+                Next::Retry(delay) => {
+                    tracing::info!(model = %model, endpoint = %pick.name, attempt = attempts.made(), ?delay, error = %e, "retrying");
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    failure = Some(e);
+                }
+                Next::GiveUp => return Err(e),
+            },
+            Ok(value) => {
+                attempts.succeeded(&pick);
+                return Ok(value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::EventStream;
     use crate::canonical::{ChatResponse, GatewayError};
     use crate::config::ResolvedEndpoint;
-    use crate::providers::{Call, EventStream};
+    use crate::providers::Call;
     use crate::telemetry::metrics::MetricsConfig;
     use futures::future::BoxFuture;
 
@@ -265,10 +313,18 @@ mod tests {
                 max_retry_after: Duration::from_secs(1),
             }
         }
-        fn chat<'a>(&'a self, _: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+        fn chat<'a>(
+            &'a self,
+            _: usize,
+            _: Call<'a>,
+        ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
             Box::pin(async { Err(GatewayError::Internal("unused".into())) })
         }
-        fn stream<'a>(&'a self, _: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+        fn stream<'a>(
+            &'a self,
+            _: usize,
+            _: Call<'a>,
+        ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
             Box::pin(async { Err(GatewayError::Internal("unused".into())) })
         }
     }

@@ -12,7 +12,7 @@ use crate::canonical::{GatewayError, StreamEvent};
 use crate::config::ProviderConfig;
 use crate::dialects::sse::{SseEvent, SseParser};
 
-use super::EventStream;
+use crate::canonical::EventStream;
 
 /// One pooled client per provider, created at start-up and shared by all requests.
 pub(crate) fn client(cfg: &ProviderConfig) -> anyhow::Result<reqwest::Client> {

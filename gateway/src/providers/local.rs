@@ -13,7 +13,8 @@ use crate::canonical::{
     ChatRequest, ChatResponse, ContentPart, GatewayError, Role, StopReason, StreamEvent, Usage,
 };
 
-use super::{Call, EventStream, Provider};
+use super::{Call, Provider};
+use crate::canonical::EventStream;
 
 pub struct LocalProvider {
     model: LocalModel,
@@ -177,7 +178,11 @@ impl Provider for LocalProvider {
         Some((busy, self.model.execution_provider() == "cuda"))
     }
 
-    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+    fn chat<'a>(
+        &'a self,
+        _endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
             let mut rx = self.start(call.request)?;
             let mut text = String::new();
@@ -222,7 +227,11 @@ impl Provider for LocalProvider {
         })
     }
 
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+    fn stream<'a>(
+        &'a self,
+        _endpoint: usize,
+        call: Call<'a>,
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
             let rx = self.start(call.request)?;
             let name = self.model.name().to_string();
@@ -294,11 +303,19 @@ impl Provider for UnloadedLocal {
         false
     }
 
-    fn chat<'a>(&'a self, _call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
+    fn chat<'a>(
+        &'a self,
+        _endpoint: usize,
+        _call: Call<'a>,
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move { Err(self.unloaded()) })
     }
 
-    fn stream<'a>(&'a self, _call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
+    fn stream<'a>(
+        &'a self,
+        _endpoint: usize,
+        _call: Call<'a>,
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move { Err(self.unloaded()) })
     }
 }

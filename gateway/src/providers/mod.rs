@@ -10,17 +10,12 @@ pub mod local;
 pub mod openai;
 pub mod resilience;
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::Stream;
 
-use crate::canonical::{ChatRequest, ChatResponse, GatewayError, StreamEvent};
+use crate::canonical::{ChatRequest, ChatResponse, EventStream, GatewayError};
 use crate::config::{ProviderConfig, ProviderKind};
-
-/// A canonical answer arriving piece by piece. Dropping it cancels the upstream call.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, GatewayError>> + Send>>;
 
 /// Client headers that some providers need passed along (never credentials).
 #[derive(Debug, Clone, Default)]
@@ -68,30 +63,20 @@ pub trait Provider: Send + Sync {
         None
     }
 
-    /// Any endpoint, as the provider's balancer picks it.
-    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;
-
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>>;
-
-    /// `chat` on endpoint `endpoint` of `pool()`, as `attempts::Attempts` chose it.
+    /// One call on endpoint `endpoint` of `pool()`, as `attempts::Attempts` chose it
+    /// (every call goes through attempts: retries, circuits and health see them all).
     /// Backends without a pool have one endpoint and ignore the index.
-    fn chat_on<'a>(
+    fn chat<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,
-    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
-        let _ = endpoint;
-        self.chat(call)
-    }
+    ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>>;
 
-    fn stream_on<'a>(
+    fn stream<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,
-    ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
-        let _ = endpoint;
-        self.stream(call)
-    }
+    ) -> BoxFuture<'a, Result<EventStream, GatewayError>>;
 
     /// Prompt tokens as the backend would count them. The default is an estimate for
     /// backends without a counting endpoint.

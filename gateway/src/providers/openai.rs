@@ -11,7 +11,8 @@ use crate::dialects::openai as wire;
 
 use super::endpoints::Pool;
 use super::http::{event_stream, read_body, send};
-use super::{Call, EventStream, Provider};
+use super::{Call, Provider};
+use crate::canonical::EventStream;
 
 /// Where and with which key one endpoint is called (built once at start-up).
 struct Endpoint {
@@ -124,15 +125,7 @@ impl Provider for OpenAiProvider {
         Some(&self.pool)
     }
 
-    fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
-        self.chat_on(self.pool.pick_any(), call)
-    }
-
-    fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
-        self.stream_on(self.pool.pick_any(), call)
-    }
-
-    fn chat_on<'a>(
+    fn chat<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,
@@ -148,7 +141,7 @@ impl Provider for OpenAiProvider {
         })
     }
 
-    fn stream_on<'a>(
+    fn stream<'a>(
         &'a self,
         endpoint: usize,
         call: Call<'a>,

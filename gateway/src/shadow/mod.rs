@@ -26,10 +26,13 @@ use serde::Deserialize;
 use crate::accounting::PriceCatalog;
 use crate::canonical::{ChatRequest, ChatResponse, GatewayError, Message, Role};
 use crate::limits::Usd;
+use crate::providers::attempts::call_target;
+use crate::providers::resilience::Breakers;
 use crate::providers::{Call, ForwardHeaders};
 use crate::routing::{ModelMap, Route, RoutePlan};
 use crate::store::time::{day_of, now_ms};
 use crate::store::Db;
+use crate::telemetry::metrics::Metrics;
 use score::{PairScore, Preference, Verdict};
 use store::{PairRecord, Side};
 
@@ -199,6 +202,9 @@ pub struct ShadowRunner {
     models: Arc<ModelMap>,
     embedder: Option<Arc<Embedder>>,
     metrics: Option<ShadowMetrics>,
+    /// The circuits and call metrics every backend call goes through, shadow calls too.
+    breakers: Arc<Breakers>,
+    call_metrics: Arc<Metrics>,
     /// Comparisons started and not yet stored (tests and shutdown wait on it).
     in_flight: AtomicU64,
 }
@@ -210,15 +216,16 @@ impl ShadowRunner {
         prices: Arc<PriceCatalog>,
         models: Arc<ModelMap>,
         embedder: Option<Arc<Embedder>>,
-        registry: Option<&Registry>,
+        breakers: Arc<Breakers>,
+        call_metrics: Arc<Metrics>,
     ) -> ShadowRunner {
-        let metrics = registry.and_then(|r| match ShadowMetrics::new(r) {
+        let metrics = match ShadowMetrics::new(call_metrics.registry()) {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!("shadow metrics unavailable: {e}");
                 None
             }
-        });
+        };
         ShadowRunner {
             permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent.max(1))),
             cfg,
@@ -228,6 +235,8 @@ impl ShadowRunner {
             models,
             embedder,
             metrics,
+            breakers,
+            call_metrics,
             in_flight: AtomicU64::new(0),
         }
     }
@@ -435,13 +444,23 @@ impl ShadowRunner {
         request: &ChatRequest,
     ) -> Result<ChatResponse, GatewayError> {
         let headers = ForwardHeaders::default();
-        let call = Call {
-            request,
-            upstream_model: &route.upstream_model,
-            headers: &headers,
-        };
         let timeout = Duration::from_millis(self.cfg.timeout_ms);
-        tokio::time::timeout(timeout, route.provider.chat(call))
+        let attempts = call_target(
+            &self.breakers,
+            &self.call_metrics,
+            route.provider.as_ref(),
+            &route.upstream_model,
+            &route.model,
+            |endpoint| {
+                let call = Call {
+                    request,
+                    upstream_model: &route.upstream_model,
+                    headers: &headers,
+                };
+                route.provider.chat(endpoint, call)
+            },
+        );
+        tokio::time::timeout(timeout, attempts)
             .await
             .unwrap_or_else(|_| {
                 Err(GatewayError::Timeout {

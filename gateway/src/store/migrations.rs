@@ -126,6 +126,24 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS shadow_pairs_ts ON shadow_pairs (ts_ms)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "stored responses",
+        statements: &[
+            // Responses API conversations kept for `previous_response_id` and GET (the
+            // only table that holds prompt and answer text: the client asked for it with
+            // `store`). `tenant` scopes every read; `expires_ms` is the retention.
+            "CREATE TABLE IF NOT EXISTS responses (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            messages TEXT NOT NULL,
+            response TEXT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_ms)",
+        ],
+    },
 ];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {

@@ -30,20 +30,7 @@ pub const SPAN_TARGET: &str = "switchyard::otel";
 /// The short, bounded error class recorded as `error.type` (never the message, which may
 /// quote upstream text).
 pub fn error_type(e: &GatewayError) -> &'static str {
-    match e {
-        GatewayError::InvalidRequest(_) => "invalid_request",
-        GatewayError::Authentication(_) => "authentication",
-        GatewayError::PermissionDenied(_) => "permission_denied",
-        GatewayError::NotFound(_) => "not_found",
-        GatewayError::RequestTimeout(_) => "request_timeout",
-        GatewayError::PayloadTooLarge { .. } => "payload_too_large",
-        GatewayError::RateLimited { .. } => "rate_limited",
-        GatewayError::Upstream { .. } => "upstream_error",
-        GatewayError::BadGateway { .. } => "bad_gateway",
-        GatewayError::Timeout { .. } => "timeout",
-        GatewayError::Overloaded(_) => "overloaded",
-        GatewayError::Internal(_) => "internal",
-    }
+    e.kind().as_str()
 }
 
 /// The root span of one chat request (`gen_ai.operation.name = chat`, kind server).

@@ -214,7 +214,7 @@ pub(crate) struct RequestDef {
     pub app: Option<String>,
     pub tags: Option<Vec<String>>,
     pub stream: Option<bool>,
-    pub dialect: Option<String>,
+    pub dialect: Option<crate::Dialect>,
     pub time: Option<TimeValue>,
     pub team_rpm: Option<u32>,
     pub key_rpm: Option<u32>,

@@ -16,6 +16,7 @@ use crate::classify::rules::CompiledOrgRules;
 use crate::classify::{
     Classification, Classifier, ClassifierError, OrgRules, SENSITIVE_MIN_CONFIDENCE,
 };
+use crate::Dialect;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -229,7 +230,11 @@ const TOP_KEYS: [&str; 6] = [
     "rules",
     "default",
 ];
-const DIALECTS: [&str; 2] = ["openai", "anthropic"];
+const DIALECTS: [&str; 3] = [
+    Dialect::OpenAi.as_str(),
+    Dialect::Anthropic.as_str(),
+    Dialect::Responses.as_str(),
+];
 
 #[derive(Debug, Clone)]
 pub(crate) struct Loc {
@@ -1308,8 +1313,11 @@ fn compile_cond(cx: &mut Ctx2, c: &CondDef, loc: &Loc) -> Cond {
         parts.push(Cond::Model(glob_list(cx, v, &sub("model"), "model")));
     }
     if let Some(v) = &c.dialect {
+        let mut dialects = Vec::new();
         for (i, d) in v.0.iter().enumerate() {
-            if !DIALECTS.contains(&d.as_str()) {
+            if let Some(d) = Dialect::parse(d) {
+                dialects.push(d);
+            } else {
                 let l = Loc {
                     file: loc.file,
                     path: format!("{}.dialect[{i}]", loc.path),
@@ -1321,13 +1329,12 @@ fn compile_cond(cx: &mut Ctx2, c: &CondDef, loc: &Loc) -> Cond {
                     ErrorCode::Invalid,
                     format!("unknown dialect `{d}`"),
                 )
-                .hint = Some(
-                    did_you_mean(d, DIALECTS)
-                        .unwrap_or_else(|| "dialects are `openai` and `anthropic`".to_string()),
-                );
+                .hint = Some(did_you_mean(d, DIALECTS).unwrap_or_else(|| {
+                    "dialects are `openai`, `anthropic` and `responses`".to_string()
+                }));
             }
         }
-        parts.push(Cond::Dialect(v.0.clone()));
+        parts.push(Cond::Dialect(dialects));
     }
     if let Some(r) = &c.tokens {
         parts.push(Cond::Tokens(range(cx, r, &sub("tokens"), "tokens")));

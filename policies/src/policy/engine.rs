@@ -6,6 +6,7 @@
 
 use super::catalog::TargetInfo;
 use crate::classify::{Category, Classification, Finding};
+use crate::Dialect;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,8 +25,8 @@ pub struct Facts {
     pub tags: Vec<String>,
     /// The model the client asked for.
     pub model: Option<String>,
-    /// Client dialect: `openai` or `anthropic`.
-    pub dialect: Option<String>,
+    /// The client's dialect.
+    pub dialect: Option<Dialect>,
     /// Whether the client asked for a streamed answer.
     pub stream: bool,
     /// Current time, unix seconds UTC. `time:` conditions never match without it.
@@ -188,7 +189,7 @@ pub(crate) enum Cond {
     App(Vec<Glob>),
     Tags(Vec<String>),
     Model(Vec<Glob>),
-    Dialect(Vec<String>),
+    Dialect(Vec<Dialect>),
     Tokens(Range),
     Stream(bool),
     /// UTC hours `[from, to)` (wrapping past midnight when from > to) and a weekday mask
@@ -262,7 +263,10 @@ impl fmt::Display for Cond {
             Cond::App(g) => write!(f, "app is {}", globs(g)),
             Cond::Tags(t) => write!(f, "tags include [{}]", t.join(", ")),
             Cond::Model(g) => write!(f, "requested model is {}", globs(g)),
-            Cond::Dialect(d) => write!(f, "dialect is [{}]", d.join(", ")),
+            Cond::Dialect(d) => {
+                let names: Vec<&str> = d.iter().map(|d| d.as_str()).collect();
+                write!(f, "dialect is [{}]", names.join(", "))
+            }
             Cond::Tokens(r) => write!(f, "estimated prompt tokens {r}"),
             Cond::Stream(s) => write!(f, "stream == {s}"),
             Cond::Time { from, to, days } => {
@@ -590,7 +594,7 @@ impl Cond {
             Cond::App(g) => any_glob(g, f.app.as_deref()),
             Cond::Tags(t) => t.iter().all(|t| f.tags.iter().any(|x| x == t)),
             Cond::Model(g) => any_glob(g, f.model.as_deref()),
-            Cond::Dialect(d) => f.dialect.as_ref().is_some_and(|x| d.contains(x)),
+            Cond::Dialect(d) => f.dialect.is_some_and(|x| d.contains(&x)),
             Cond::Tokens(r) => r.contains(ctx.tokens),
             Cond::Stream(s) => f.stream == *s,
             Cond::Time { from, to, days } => ctx.hour_day.is_some_and(|(h, d)| {
@@ -636,7 +640,7 @@ impl Cond {
             Cond::App(_) => format!("app = {}", opt_str(f.app.as_deref())),
             Cond::Tags(_) => format!("tags = [{}]", f.tags.join(", ")),
             Cond::Model(_) => format!("model = {}", opt_str(f.model.as_deref())),
-            Cond::Dialect(_) => format!("dialect = {}", opt_str(f.dialect.as_deref())),
+            Cond::Dialect(_) => format!("dialect = {}", opt_str(f.dialect.map(Dialect::as_str))),
             Cond::Tokens(_) => format!("estimated prompt tokens = {}", ctx.tokens),
             Cond::Stream(_) => format!("stream = {}", f.stream),
             Cond::Time { .. } => match ctx.hour_day {

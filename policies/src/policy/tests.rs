@@ -434,7 +434,7 @@ default: { route: frontier }
     };
     assert_eq!(p.decide(&busy, &c, false).rule, "busy-key");
     let big = Facts {
-        dialect: Some("anthropic".into()),
+        dialect: Some(crate::Dialect::Anthropic),
         ..mon_23.clone()
     };
     assert_eq!(p.decide(&big, &cls(vec![], 0.1, 2000), false).rule, "big");

@@ -1,5 +1,5 @@
-//! What happens after an answer: cost, budget settlement, cache fill, the ledger record
-//! and metrics. One `Tracker` follows each model request and is finished exactly once —
+//! Stage 7, account: what happens after an answer — cost, budget settlement, cache
+//! fill, the ledger record, metrics and the shadow comparison. One `Tracker` follows each model request and is finished exactly once —
 //! when a complete answer is rendered, when a stream ends (or breaks, or the client
 //! goes away: the stream tap finishes it on drop), when the request fails, or when the
 //! client goes away before an answer started (the request's future is dropped, and the
@@ -12,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 
-use crate::accounting::LedgerRecord;
-use crate::cache::{CacheKey, StreamAccumulator};
-use crate::canonical::{ChatResponse, Dialect, GatewayError, StreamEvent, Usage};
-use crate::limits::Admission;
-use crate::providers::EventStream;
+use crate::accounting::{Ledger, LedgerRecord, PriceCatalog};
+use crate::cache::{CacheKey, ResponseCache, StreamAccumulator};
+use crate::canonical::{
+    ChatResponse, Dialect, ErrorKind, EventStream, GatewayError, StreamEvent, Usage,
+};
+use crate::limits::{Admission, Limiter};
 use crate::routing::{Route, RoutePlan};
-use crate::server::AppState;
-use crate::shadow::{PrimaryOutcome, ShadowJob};
+use crate::shadow::{PrimaryOutcome, ShadowJob, ShadowRunner};
+use crate::telemetry::metrics::Metrics;
 use crate::telemetry::metrics::RequestObservation;
 use crate::telemetry::metrics::RouteKind;
 
@@ -36,11 +37,26 @@ pub struct SemanticFill {
     pub ttl: Duration,
 }
 
+/// The services a tracker finishes a request with (and nothing else of the gateway's).
+pub struct AccountServices {
+    pub prices: Arc<PriceCatalog>,
+    pub cache: Arc<ResponseCache>,
+    pub limiter: Arc<Limiter>,
+    pub metrics: Arc<Metrics>,
+    pub shadow: Arc<ShadowRunner>,
+    /// `None` only when accounting is disabled in tests.
+    pub ledger: Option<Ledger>,
+}
+
+/// Follows one model request and is finished exactly once. Move-only: the stages that
+/// end a request (`complete`, `cache_hit`, `fail`, a stream's tap) consume it, and one
+/// dropped unfinished records the client's departure. Its ledger row is private and
+/// written through its methods.
 pub struct Tracker {
-    state: Arc<AppState>,
+    services: Arc<AccountServices>,
     dialect: Dialect,
     started: Instant,
-    pub rec: LedgerRecord,
+    rec: LedgerRecord,
     admission: Option<Admission>,
     cache_fill: Option<(CacheKey, Duration)>,
     semantic_fill: Option<SemanticFill>,
@@ -53,17 +69,14 @@ pub struct Tracker {
     finished: bool,
 }
 
-/// The ledger's `error_kind` of a request the policy refused.
-pub const POLICY_BLOCKED: &str = "policy_blocked";
-
 impl Tracker {
-    pub fn new(state: Arc<AppState>, dialect: Dialect) -> Tracker {
+    pub fn new(services: Arc<AccountServices>, dialect: Dialect) -> Tracker {
         Tracker {
-            state,
+            services,
             dialect,
             started: Instant::now(),
             rec: LedgerRecord {
-                dialect: dialect.as_str().to_string(),
+                dialect,
                 ..LedgerRecord::default()
             },
             admission: None,
@@ -80,6 +93,36 @@ impl Tracker {
     /// When the request arrived at the handler.
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// What the client asked for (the model name as sent, streaming or not).
+    pub fn note_request(&mut self, requested_model: &str, stream: bool) {
+        self.rec.requested_model = requested_model.to_string();
+        self.rec.stream = stream;
+    }
+
+    /// Who asked: the virtual key and its team, or (open mode) the team the facts name.
+    pub fn note_caller(&mut self, key_id: Option<&str>, team: Option<&str>) {
+        self.rec.key_id = key_id.map(str::to_string);
+        self.rec.team = team.map(str::to_string);
+    }
+
+    pub fn team(&self) -> Option<&str> {
+        self.rec.team.as_deref()
+    }
+
+    pub fn key_id(&self) -> Option<&str> {
+        self.rec.key_id.as_deref()
+    }
+
+    /// Sensitivity category names the classifier found (never values).
+    pub fn sensitivity(&self) -> &[String] {
+        &self.rec.sensitivity
+    }
+
+    /// The policy rule that decided (or refused) the request, once known.
+    pub fn rule(&self) -> Option<&str> {
+        (!self.rec.route.is_empty()).then_some(self.rec.route.as_str())
     }
 
     /// Copies what the policy decided (names and counts only, never values).
@@ -124,12 +167,12 @@ impl Tracker {
             self.shadow_primary = Some(response.clone());
         }
         if let Some((key, ttl)) = self.cache_fill.take() {
-            let cache = self.state.cache.clone();
+            let cache = self.services.cache.clone();
             let response = response.clone();
             spawn_bg(async move { cache.put(&key, &response, ttl).await });
         }
         if let Some(f) = self.semantic_fill.take() {
-            let cache = self.state.cache.clone();
+            let cache = self.services.cache.clone();
             let response = response.clone();
             spawn_bg(async move {
                 cache
@@ -192,16 +235,16 @@ impl Tracker {
     pub fn fail(self, err: &GatewayError) {
         let status = err.status();
         let kind = if self.route_kind == RouteKind::Blocked {
-            POLICY_BLOCKED
+            ErrorKind::PolicyBlocked
         } else {
-            crate::telemetry::spans::error_type(err)
+            err.kind()
         };
-        self.finish(status, Some(kind.to_string()));
+        self.finish(status, Some(kind));
     }
 
     /// Tokens, cost and counterfactual; estimated when the backend reported no usage.
     fn account(&mut self, usage: &Usage, estimated: bool, compute: Option<(f64, bool)>) {
-        let prices = &self.state.prices;
+        let prices = &self.services.prices;
         match compute {
             Some((busy_ms, gpu)) => {
                 prices.apply_local(&mut self.rec, usage, estimated, busy_ms, gpu)
@@ -224,11 +267,11 @@ impl Tracker {
         }
     }
 
-    fn finish(mut self, status: u16, error_kind: Option<String>) {
+    fn finish(mut self, status: u16, error_kind: Option<ErrorKind>) {
         self.record(status, error_kind);
     }
 
-    fn record(&mut self, status: u16, error_kind: Option<String>) {
+    fn record(&mut self, status: u16, error_kind: Option<ErrorKind>) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -240,7 +283,7 @@ impl Tracker {
         let cost = self.rec.cost_micros;
         let tokens = u64::from(self.rec.input_tokens) + u64::from(self.rec.output_tokens);
         if let Some(admission) = self.admission.take() {
-            let limiter = self.state.limiter.clone();
+            let limiter = self.services.limiter.clone();
             spawn_bg(async move { limiter.settle(admission, cost, tokens).await });
         }
         let savings = if self.rec.price_known {
@@ -248,7 +291,7 @@ impl Tracker {
         } else {
             0
         };
-        self.state.metrics.observe_request(&RequestObservation {
+        self.services.metrics.observe_request(&RequestObservation {
             dialect: self.dialect,
             route: self.route_kind,
             provider: &self.rec.provider,
@@ -282,9 +325,9 @@ impl Tracker {
                 ),
                 response,
             };
-            self.state.shadow.launch(job, primary);
+            self.services.shadow.launch(job, primary);
         }
-        if let Some(ledger) = &self.state.ledger {
+        if let Some(ledger) = &self.services.ledger {
             ledger.record(std::mem::take(&mut self.rec));
         }
     }
@@ -294,7 +337,7 @@ impl Drop for Tracker {
     fn drop(&mut self) {
         // Dropped unfinished: the client went away before an answer started (hyper drops
         // the request's future), e.g. while the upstream was still thinking.
-        self.record(CLIENT_CLOSED, Some("client_closed".into()));
+        self.record(CLIENT_CLOSED, Some(ErrorKind::ClientClosed));
     }
 }
 
@@ -349,12 +392,9 @@ impl StreamTap {
                 tracker.fill_caches(&response);
                 tracker.finish(200, None);
             }
-            (Err(e), _) => {
-                let kind = crate::telemetry::spans::error_type(e).to_string();
-                tracker.finish(e.status(), Some(kind));
-            }
-            _ if client_gone => tracker.finish(CLIENT_CLOSED, Some("client_closed".into())),
-            _ => tracker.finish(502, Some("incomplete_stream".into())),
+            (Err(e), _) => tracker.finish(e.status(), Some(e.kind())),
+            _ if client_gone => tracker.finish(CLIENT_CLOSED, Some(ErrorKind::ClientClosed)),
+            _ => tracker.finish(502, Some(ErrorKind::IncompleteStream)),
         }
     }
 }
