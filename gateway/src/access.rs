@@ -214,6 +214,8 @@ pub fn client_dialect(path: &str, headers: &HeaderMap) -> Dialect {
         Dialect::Anthropic
     } else if path.starts_with("/v1/responses") {
         Dialect::Responses
+    } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") {
+        Dialect::Gemini
     } else {
         Dialect::OpenAi
     }
@@ -223,7 +225,8 @@ fn is_model_call(path: &str) -> bool {
     matches!(
         path,
         "/v1/chat/completions" | "/chat/completions" | "/v1/messages" | "/v1/responses"
-    )
+    ) || ((path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/"))
+        && (path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent")))
 }
 
 /// The virtual key of a client request: required unless the gateway is in open mode; a
@@ -251,7 +254,7 @@ pub async fn authenticate(
             }
         }
         _ if creds.require_key => Err(GatewayError::Authentication(
-            "a virtual key (sk-sy-...) is required: send it as `Authorization: Bearer` or `x-api-key`"
+            "a virtual key (sk-sy-...) is required: send it as `Authorization: Bearer`, `x-api-key` or `x-goog-api-key`"
                 .into(),
         )),
         _ => Ok(None),

@@ -526,6 +526,9 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                 Dialect::Responses => {
                     switchyard::dialects::responses::parse_request(&body).map(|(r, _)| r)
                 }
+                Dialect::Gemini => anyhow::bail!(
+                    "a Gemini request names its model in the URL; explain it as openai or anthropic"
+                ),
             }
             .map_err(|e| anyhow::anyhow!("invalid request: {e}"))?;
             let catalog = Arc::new(catalog_for(config)?);

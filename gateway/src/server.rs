@@ -24,6 +24,7 @@ use crate::auth::KeyStore;
 use crate::cache::ResponseCache;
 use crate::canonical::{ChatRequest, Dialect, GatewayError};
 use crate::config::Config;
+use crate::dialects::client::Endpoint;
 use crate::dialects::{anthropic, openai};
 use crate::limits::Limiter;
 use crate::pipeline::{
@@ -398,6 +399,19 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
         )
         .route(
             Client,
+            Method::POST,
+            "/v1beta/models/{target}",
+            post(gemini_generate).with_state(s()),
+        )
+        // Google's stable API version; the Gen AI SDKs use it with a custom base URL.
+        .route(
+            Client,
+            Method::POST,
+            "/v1/models/{target}",
+            post(gemini_generate).with_state(s()),
+        )
+        .route(
+            Client,
             Method::GET,
             "/v1/responses/{id}",
             get(responses_get).with_state(s()),
@@ -596,7 +610,7 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::handle(state, Dialect::OpenAi, identity, &headers, body).await
+    pipeline::handle(state, Endpoint::OpenAiChat, identity, &headers, body).await
 }
 
 async fn messages(
@@ -605,7 +619,7 @@ async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::handle(state, Dialect::Anthropic, identity, &headers, body).await
+    pipeline::handle(state, Endpoint::AnthropicMessages, identity, &headers, body).await
 }
 
 async fn responses_create(
@@ -614,7 +628,21 @@ async fn responses_create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    pipeline::handle(state, Dialect::Responses, identity, &headers, body).await
+    pipeline::handle(state, Endpoint::Responses, identity, &headers, body).await
+}
+
+/// `models/{model}:generateContent` and `:streamGenerateContent` (Gemini's API).
+async fn gemini_generate(
+    State(state): State<Arc<AppState>>,
+    Extension(identity): Extension<Identity>,
+    axum::extract::Path(target): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match crate::dialects::gemini::Call::from_segment(&target) {
+        Ok(call) => pipeline::handle(state, Endpoint::Gemini(call), identity, &headers, body).await,
+        Err(e) => error_response(Dialect::Gemini, &e),
+    }
 }
 
 /// A stored Response of the caller's team (another team's id reads as not found).
@@ -719,6 +747,11 @@ async fn explain(
             Dialect::Anthropic => anthropic::parse_count_tokens_request(&body)?,
             // Explains this turn's input (not the stored turns it may continue).
             Dialect::Responses => crate::dialects::responses::parse_request(&body)?.0,
+            Dialect::Gemini => {
+                return Err(GatewayError::InvalidRequest(
+                    "explain reads openai, anthropic or responses bodies (?dialect=)".into(),
+                ))
+            }
         };
         let facts = facts_for(&state, &headers, &request, dialect, identity.as_deref());
         Ok(json_response(

@@ -13,9 +13,14 @@ import os
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
 OPENAI_BASE = os.environ.get("SWITCHYARD_OPENAI_BASE_URL")
 ANTHROPIC_BASE = os.environ.get("SWITCHYARD_ANTHROPIC_BASE_URL")
+# The Google Gen AI SDK's base URL is the gateway root (it adds /v1beta/models/...).
+GEMINI_BASE = ANTHROPIC_BASE
 if not OPENAI_BASE or not ANTHROPIC_BASE:
     raise RuntimeError(
         "set SWITCHYARD_OPENAI_BASE_URL and SWITCHYARD_ANTHROPIC_BASE_URL "
@@ -46,6 +51,14 @@ def trigger(model: str, trig: str) -> str:
 @pytest.fixture(scope="module")
 def oai():
     return openai.OpenAI(base_url=OPENAI_BASE, api_key=CLIENT_KEY, max_retries=0, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def gem():
+    return genai.Client(
+        api_key=CLIENT_KEY,
+        http_options=genai_types.HttpOptions(base_url=GEMINI_BASE, timeout=20_000),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +229,66 @@ def test_openai_responses_stream_function_call(oai, model):
 def test_openai_responses_unknown_previous_id_is_bad_request(oai):
     with pytest.raises(openai.BadRequestError):
         oai.responses.create(model=GPT, input="x", previous_response_id="resp_nope")
+
+
+# --------------------------------------------------------------------------------------
+# Google Gen AI SDK (Gemini API, translated to chat for both backends)
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_gemini_generate_content(gem, model):
+    r = gem.models.generate_content(
+        model=model,
+        contents=TEXT,
+        config=genai_types.GenerateContentConfig(system_instruction=SYSTEM, max_output_tokens=50),
+    )
+    assert r.text == ECHO
+    assert r.candidates[0].finish_reason == genai_types.FinishReason.STOP
+    assert r.usage_metadata.prompt_token_count == 7
+    assert r.usage_metadata.candidates_token_count == 5
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_gemini_stream(gem, model):
+    text, last = "", None
+    for chunk in gem.models.generate_content_stream(model=model, contents=TEXT):
+        text += chunk.text or ""
+        last = chunk
+    assert text == ECHO
+    assert last.candidates[0].finish_reason == genai_types.FinishReason.STOP
+    assert last.usage_metadata.candidates_token_count == 5
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_gemini_function_call_round_trip(gem, model):
+    tool = genai_types.Tool(
+        function_declarations=[
+            genai_types.FunctionDeclaration(name="get_weather", description="Weather", parameters_json_schema=SCHEMA)
+        ]
+    )
+    config = genai_types.GenerateContentConfig(
+        tools=[tool],
+        automatic_function_calling=genai_types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    question = genai_types.Content(role="user", parts=[genai_types.Part(text="weather? TOOL_CALL")])
+    r = gem.models.generate_content(model=model, contents=[question], config=config)
+    call = r.function_calls[0]
+    assert call.name == "get_weather"
+    assert call.args == PARIS
+    answer = genai_types.Part.from_function_response(name="get_weather", response={"output": "22 degrees"})
+    r2 = gem.models.generate_content(
+        model=model,
+        contents=[question, r.candidates[0].content, genai_types.Content(role="user", parts=[answer])],
+        config=config,
+    )
+    assert r2.text == "Tool result: 22 degrees"
+
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_gemini_errors_are_typed(gem, model):
+    with pytest.raises(genai_errors.ClientError) as e:
+        gem.models.generate_content(model=trigger(model, "mock-429"), contents="x")
+    assert e.value.code == 429
 
 
 # --------------------------------------------------------------------------------------

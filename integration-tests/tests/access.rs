@@ -37,6 +37,9 @@ fn body_for(path: &str) -> Value {
             json!({"model": "claude-echo", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hi"}]})
         }
         "/v1/responses" => json!({"model": "gpt-4o-mini", "input": "Say hi"}),
+        "/v1beta/models/gpt-4o-mini:generateContent" | "/v1/models/gpt-4o-mini:generateContent" => {
+            json!({"contents": [{"parts": [{"text": "Say hi"}]}]})
+        }
         "/v1/embeddings" => json!({"model": "none", "input": "hi"}),
         "/v1/classify" => json!({"prompt": "Say hi"}),
         "/admin/keys" => json!({"team": "access"}),
@@ -46,6 +49,7 @@ fn body_for(path: &str) -> Value {
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "key_doesnotexist")
+        .replace("{target}", "gpt-4o-mini:generateContent")
 }
 
 async fn call(
@@ -93,6 +97,12 @@ fn assert_refused(spec: &RouteSpec, cred: Cred<'_>, status: u16, text: &str) {
     let what = format!("{} {} with {cred:?}", spec.method, spec.path);
     assert_eq!(status, 401, "{what} must be refused: {text}");
     match spec.access {
+        Access::Client if spec.path.ends_with("{target}") => {
+            // Gemini's API: Google's error shape.
+            let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            assert_eq!(body["error"]["status"], "UNAUTHENTICATED", "{what}: {text}");
+            assert_eq!(body["error"]["code"], 401, "{what}: {text}");
+        }
         Access::Client => {
             let dialect = if spec.path.starts_with("/v1/messages") {
                 Dialect::Anthropic
@@ -174,6 +184,8 @@ providers:
         (Access::Client, "/v1/models"),
         (Access::Client, "/v1/responses"),
         (Access::Client, "/v1/responses/{id}"),
+        (Access::Client, "/v1beta/models/{target}"),
+        (Access::Client, "/v1/models/{target}"),
         (Access::Admin, "/admin/policy/status"),
         (Access::Admin, "/admin/policy/reload"),
         (Access::Admin, "/admin/keys"),

@@ -13,10 +13,17 @@ pub enum Dialect {
     Anthropic,
     /// The OpenAI Responses API.
     Responses,
+    /// Google's Gemini API (`generateContent`).
+    Gemini,
 }
 
 impl Dialect {
-    pub const ALL: [Dialect; 3] = [Dialect::OpenAi, Dialect::Anthropic, Dialect::Responses];
+    pub const ALL: [Dialect; 4] = [
+        Dialect::OpenAi,
+        Dialect::Anthropic,
+        Dialect::Responses,
+        Dialect::Gemini,
+    ];
 
     /// The name policies, metrics and the ledger use.
     pub const fn as_str(self) -> &'static str {
@@ -24,6 +31,7 @@ impl Dialect {
             Dialect::OpenAi => "openai",
             Dialect::Anthropic => "anthropic",
             Dialect::Responses => "responses",
+            Dialect::Gemini => "gemini",
         }
     }
 

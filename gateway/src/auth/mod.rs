@@ -207,14 +207,16 @@ pub fn looks_like_key(s: &str) -> bool {
     })
 }
 
-/// The client's key from `Authorization: Bearer ...` (OpenAI SDKs) or `x-api-key`
-/// (Anthropic SDKs).
+/// The client's key from `Authorization: Bearer ...` (OpenAI SDKs), `x-api-key`
+/// (Anthropic SDKs) or `x-goog-api-key` (Google Gen AI SDKs).
 pub fn key_from_headers(headers: &http::HeaderMap) -> Option<&str> {
     bearer_token(headers).or_else(|| {
-        headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
+        ["x-api-key", "x-goog-api-key"].iter().find_map(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        })
     })
 }
 
@@ -483,6 +485,8 @@ mod tests {
     fn headers() {
         let mut h = http::HeaderMap::new();
         assert_eq!(key_from_headers(&h), None);
+        h.insert("x-goog-api-key", http::HeaderValue::from_static("sk-sy-g"));
+        assert_eq!(key_from_headers(&h), Some("sk-sy-g"), "Google Gen AI SDKs");
         h.insert("x-api-key", http::HeaderValue::from_static("sk-sy-a"));
         assert_eq!(key_from_headers(&h), Some("sk-sy-a"));
         h.insert(

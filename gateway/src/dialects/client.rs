@@ -5,8 +5,29 @@
 
 use serde_json::Value;
 
-use super::{anthropic, openai, responses};
+use super::{anthropic, gemini, openai, responses};
 use crate::canonical::{ChatRequest, ChatResponse, Dialect, GatewayError, StreamEvent};
+
+/// Which client API a request came in on (Gemini's URL also names the model and
+/// whether to stream).
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    OpenAiChat,
+    AnthropicMessages,
+    Responses,
+    Gemini(gemini::Call),
+}
+
+impl Endpoint {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Endpoint::OpenAiChat => Dialect::OpenAi,
+            Endpoint::AnthropicMessages => Dialect::Anthropic,
+            Endpoint::Responses => Dialect::Responses,
+            Endpoint::Gemini(_) => Dialect::Gemini,
+        }
+    }
+}
 
 /// How answers go back to this client.
 #[derive(Debug, Clone)]
@@ -14,24 +35,26 @@ pub enum ClientSide {
     OpenAi { include_usage: bool },
     Anthropic,
     Responses(Box<responses::Turn>),
+    Gemini,
 }
 
-/// A client's request body in its dialect → the canonical request and its client side.
+/// A client's request body on its endpoint → the canonical request and its client side.
 pub fn parse_request(
-    dialect: Dialect,
+    endpoint: &Endpoint,
     body: &[u8],
 ) -> Result<(ChatRequest, ClientSide), GatewayError> {
-    match dialect {
-        Dialect::OpenAi => {
+    match endpoint {
+        Endpoint::OpenAiChat => {
             let request = openai::parse_request(body)?;
             let include_usage = request.include_usage;
             Ok((request, ClientSide::OpenAi { include_usage }))
         }
-        Dialect::Anthropic => Ok((anthropic::parse_request(body)?, ClientSide::Anthropic)),
-        Dialect::Responses => {
+        Endpoint::AnthropicMessages => Ok((anthropic::parse_request(body)?, ClientSide::Anthropic)),
+        Endpoint::Responses => {
             let (request, turn) = responses::parse_request(body)?;
             Ok((request, ClientSide::Responses(Box::new(turn))))
         }
+        Endpoint::Gemini(call) => Ok((gemini::parse_request(call, body)?, ClientSide::Gemini)),
     }
 }
 
@@ -41,6 +64,7 @@ pub fn render_error(dialect: Dialect, err: &GatewayError) -> Value {
         Dialect::OpenAi => openai::render_error(err),
         Dialect::Anthropic => anthropic::render_error(err),
         Dialect::Responses => responses::render_error(err),
+        Dialect::Gemini => gemini::render_error(err),
     }
 }
 
@@ -51,6 +75,7 @@ impl ClientSide {
             ClientSide::OpenAi { .. } => openai::render_response(response),
             ClientSide::Anthropic => anthropic::render_response(response),
             ClientSide::Responses(turn) => responses::render_response(turn, response),
+            ClientSide::Gemini => gemini::render_response(response),
         }
     }
 
@@ -63,6 +88,7 @@ impl ClientSide {
             ClientSide::Responses(turn) => {
                 StreamEncoder::Responses(Box::new(responses::StreamEncoder::new((**turn).clone())))
             }
+            ClientSide::Gemini => StreamEncoder::Gemini(gemini::StreamEncoder::new()),
         }
     }
 
@@ -80,6 +106,7 @@ pub enum StreamEncoder {
     OpenAi(openai::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
     Responses(Box<responses::StreamEncoder>),
+    Gemini(gemini::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -88,6 +115,7 @@ impl StreamEncoder {
             StreamEncoder::OpenAi(e) => e.encode(ev, out),
             StreamEncoder::Anthropic(e) => e.encode(ev, out),
             StreamEncoder::Responses(e) => e.encode(ev, out),
+            StreamEncoder::Gemini(e) => e.encode(ev, out),
         }
     }
 
@@ -96,6 +124,7 @@ impl StreamEncoder {
             StreamEncoder::OpenAi(e) => e.encode_error(err, out),
             StreamEncoder::Anthropic(e) => e.encode_error(err, out),
             StreamEncoder::Responses(e) => e.encode_error(err, out),
+            StreamEncoder::Gemini(e) => e.encode_error(err, out),
         }
     }
 
@@ -104,6 +133,7 @@ impl StreamEncoder {
             StreamEncoder::OpenAi(e) => e.finish(out),
             StreamEncoder::Anthropic(e) => e.finish(out),
             StreamEncoder::Responses(e) => e.finish(out),
+            StreamEncoder::Gemini(e) => e.finish(out),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod client;
+pub mod gemini;
 pub mod json;
 pub mod openai;
 pub mod responses;

@@ -7,13 +7,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::canonical::{ChatRequest, Dialect, GatewayError};
-use crate::dialects::client::{self, ClientSide};
+use crate::canonical::{ChatRequest, GatewayError};
+use crate::dialects::client::{self, ClientSide, Endpoint};
 use crate::server::AppState;
 
 pub(super) async fn read(
     state: &AppState,
-    dialect: Dialect,
+    endpoint: &Endpoint,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(OwnedSemaphorePermit, ChatRequest, ClientSide), GatewayError> {
@@ -21,7 +21,7 @@ pub(super) async fn read(
         GatewayError::Overloaded("the gateway is at its concurrency limit; retry shortly".into())
     })?;
     let body = read_body_timed(state, body, headers).await?;
-    let (request, client) = client::parse_request(dialect, &body)?;
+    let (request, client) = client::parse_request(endpoint, &body)?;
     Ok((permit, request, client))
 }
 

@@ -35,7 +35,7 @@ use tracing::Instrument;
 use crate::access::Identity;
 use crate::auth::KeyInfo;
 use crate::canonical::{ChatRequest, Dialect, GatewayError, Message};
-use crate::dialects::client::ClientSide;
+use crate::dialects::client::{ClientSide, Endpoint};
 use crate::routing::RoutePlan;
 use crate::server::AppState;
 use crate::telemetry::RequestSpan;
@@ -79,17 +79,18 @@ enum Answer {
     Served(dispatch::Dispatched),
 }
 
-/// One model request in the client's `dialect`, from its body to its response.
+/// One model request on a client `endpoint`, from its body to its response.
 pub async fn handle(
     state: Arc<AppState>,
-    dialect: Dialect,
+    endpoint: Endpoint,
     Identity(identity): Identity,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
+    let dialect = endpoint.dialect();
     let tracker = Tracker::new(state.accounting.clone(), dialect);
     // Held until the response head is ready (a stream's body is not counted).
-    let (_permit, request, client) = match intake::read(&state, dialect, headers, body).await {
+    let (_permit, request, client) = match intake::read(&state, &endpoint, headers, body).await {
         Ok(read) => read,
         Err(e) => return respond::refused(dialect, tracker, &e),
     };

@@ -230,10 +230,11 @@ const TOP_KEYS: [&str; 6] = [
     "rules",
     "default",
 ];
-const DIALECTS: [&str; 3] = [
+const DIALECTS: [&str; 4] = [
     Dialect::OpenAi.as_str(),
     Dialect::Anthropic.as_str(),
     Dialect::Responses.as_str(),
+    Dialect::Gemini.as_str(),
 ];
 
 #[derive(Debug, Clone)]
@@ -1330,7 +1331,7 @@ fn compile_cond(cx: &mut Ctx2, c: &CondDef, loc: &Loc) -> Cond {
                     format!("unknown dialect `{d}`"),
                 )
                 .hint = Some(did_you_mean(d, DIALECTS).unwrap_or_else(|| {
-                    "dialects are `openai`, `anthropic` and `responses`".to_string()
+                    "dialects are `openai`, `anthropic`, `responses` and `gemini`".to_string()
                 }));
             }
         }
