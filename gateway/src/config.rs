@@ -224,8 +224,51 @@ pub enum ProviderKind {
     Openai,
     /// api.anthropic.com (or a proxy of it).
     Anthropic,
-    /// Anything that speaks OpenAI Chat Completions: vLLM, Ollama, Azure, Mistral…
+    /// Anything that speaks OpenAI Chat Completions: vLLM, Ollama, Mistral…
     OpenaiCompatible,
+    /// Azure OpenAI: deployments under a resource endpoint, `api-version`, `api-key` or an
+    /// Entra ID bearer token (`azure:`).
+    AzureOpenai,
+}
+
+/// `azure:` of an `azure_openai` provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureConfig {
+    /// The `api-version` query parameter every call carries.
+    #[serde(default = "default_azure_api_version")]
+    pub api_version: String,
+    /// Model name → deployment name. A model without an entry is called as the
+    /// deployment of the same name (Azure's common convention). With no `models:` list
+    /// the provider serves exactly these model names.
+    #[serde(default)]
+    pub deployments: std::collections::BTreeMap<String, String>,
+    /// How the key is sent: `api_key` (the `api-key` header) or `entra` (an Entra ID
+    /// access token as `Authorization: Bearer`).
+    #[serde(default)]
+    pub auth: AzureAuth,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        AzureConfig {
+            api_version: default_azure_api_version(),
+            deployments: Default::default(),
+            auth: AzureAuth::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AzureAuth {
+    #[default]
+    ApiKey,
+    Entra,
+}
+
+fn default_azure_api_version() -> String {
+    "2024-10-21".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,6 +320,9 @@ pub struct ProviderConfig {
     /// A `retry-after` longer than this is not waited for.
     #[serde(default = "default_max_retry_after_ms")]
     pub max_retry_after_ms: u64,
+    /// Azure OpenAI settings (`kind: azure_openai` only).
+    #[serde(default)]
+    pub azure: Option<AzureConfig>,
 }
 
 fn default_max_retries() -> u32 {
@@ -344,6 +390,8 @@ impl ProviderConfig {
         match self.kind {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => "https://api.openai.com/v1",
             ProviderKind::Anthropic => "https://api.anthropic.com",
+            // Validation requires a base URL (the resource endpoint) for Azure.
+            ProviderKind::AzureOpenai => "",
         }
     }
 
@@ -352,6 +400,15 @@ impl ProviderConfig {
             .as_deref()
             .unwrap_or_else(|| self.default_base_url())
             .trim_end_matches('/')
+    }
+
+    /// The model names this provider serves: `models:`, or for Azure without it, the
+    /// deployments' model names.
+    pub fn served_models(&self) -> Vec<String> {
+        match (&self.azure, self.models.is_empty()) {
+            (Some(azure), true) => azure.deployments.keys().cloned().collect(),
+            _ => self.models.clone(),
+        }
     }
 
     /// The key, resolved from `api_key` or `api_key_env`. `None` is allowed: some
@@ -530,6 +587,7 @@ pub fn env_providers(var: &impl Fn(&str) -> Option<String>) -> Vec<ProviderConfi
                 retry_base_ms: default_retry_base_ms(),
                 retry_max_ms: default_retry_max_ms(),
                 max_retry_after_ms: default_max_retry_after_ms(),
+                azure: None,
             })
         })
         .collect()
@@ -600,6 +658,21 @@ impl Config {
                     .map_err(|m| invalid(format!("provider {:?}: base_url {url:?} {m}", p.name)))?;
             }
             p.validate_endpoints().map_err(invalid)?;
+            let azure = p.kind == ProviderKind::AzureOpenai;
+            let every_endpoint_has_url = p.base_url.is_some()
+                || (!p.endpoints.is_empty() && p.endpoints.iter().all(|e| e.base_url.is_some()));
+            if azure && !every_endpoint_has_url {
+                return Err(invalid(format!(
+                    "provider {:?}: kind azure_openai needs base_url, the resource endpoint (https://RESOURCE.openai.azure.com)",
+                    p.name
+                )));
+            }
+            if !azure && p.azure.is_some() {
+                return Err(invalid(format!(
+                    "provider {:?}: `azure:` applies to kind azure_openai only",
+                    p.name
+                )));
+            }
             if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
                 return Err(invalid(format!(
                     "provider {:?}: timeouts must be greater than 0",

@@ -340,7 +340,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
             p.name,
             p.kind,
             p.base_url(),
-            p.models
+            p.served_models()
         );
         if !p.endpoints.is_empty() {
             for e in p.resolved_endpoints() {

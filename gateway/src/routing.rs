@@ -98,7 +98,7 @@ impl ModelMap {
         for p in &config.providers {
             entries.push((
                 crate::providers::build(p, config.max_sse_event_bytes)?,
-                p.models.clone(),
+                p.served_models(),
             ));
         }
         Ok(ModelMap::new(entries, local))

@@ -137,7 +137,7 @@ impl AppState {
             config
                 .providers
                 .iter()
-                .flat_map(|p| p.models.iter().filter(|m| !m.contains('*')).cloned()),
+                .flat_map(|p| p.served_models().into_iter().filter(|m| !m.contains('*'))),
         );
         let metrics = Arc::new(
             Metrics::new(MetricsConfig {
@@ -276,7 +276,7 @@ impl AppState {
         for p in &config.providers {
             let provider = providers::build(p, config.max_sse_event_bytes)
                 .with_context(|| format!("cannot set up provider {:?}", p.name))?;
-            entries.push((provider, p.models.clone()));
+            entries.push((provider, p.served_models()));
         }
         let embedder = match &config.embedding_model {
             Some(e) => {

@@ -31,7 +31,7 @@ pub fn summary(config: &Config, state: &AppState, url: &str) -> Vec<String> {
             p.name,
             p.kind,
             p.base_url(),
-            p.models.join(", ")
+            p.served_models().join(", ")
         ));
     }
     // A config file replaces the environment's providers: say so when that drops some.

@@ -7,6 +7,7 @@
 //! | `POST /v1/chat/completions`    | OpenAI    | `Authorization: Bearer <openai_key>`              |
 //! | `POST /v1/messages`            | Anthropic | `x-api-key: <anthropic_key>` + `anthropic-version` |
 //! | `POST /v1/messages/count_tokens` | Anthropic | same; answers `{"input_tokens": N}`             |
+//! | `POST /openai/deployments/{d}/chat/completions?api-version=V` | Azure OpenAI | `api-key: <openai_key>` (or `Authorization: Bearer`); 404 without `api-version` |
 //! | `GET /v1/models`               | either    | Anthropic list if `x-api-key`/`anthropic-version` is sent, OpenAI list otherwise |
 //!
 //! Base URLs as the SDKs expect them: [`MockUpstream::openai_base_url`] is `http://ADDR/v1`
@@ -347,6 +348,10 @@ impl MockUpstream {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(openai_chat),
+        )
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
         .route("/v1/models", get(models))
@@ -360,9 +365,15 @@ fn router(shared: Arc<Shared>) -> Router {
 struct Req {
     idx: Option<usize>,
     seq: u64,
+    /// Azure OpenAI's deployment route (`api-key`, `api-version`).
+    azure: Option<AzureCall>,
     headers: HeaderMap,
     body: Option<Value>,
     raw_len: usize,
+}
+
+struct AzureCall {
+    api_version: Option<String>,
 }
 
 fn record(
@@ -393,9 +404,20 @@ fn record(
         at: Instant::now(),
         outcome: None,
     });
+    let azure = uri
+        .path()
+        .starts_with("/openai/deployments/")
+        .then(|| AzureCall {
+            api_version: uri.query().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("api-version="))
+                    .map(str::to_string)
+            }),
+        });
     Req {
         idx,
         seq,
+        azure,
         headers: headers.clone(),
         body,
         raw_len,
@@ -457,6 +479,32 @@ fn request_id_header(d: Dialect, seq: u64) -> (&'static str, String) {
 fn check(d: Dialect, shared: &Arc<Shared>, req: &Req) -> Result<Value, Response> {
     let rid = request_id_header(d, req.seq);
     match d {
+        Dialect::OpenAi if req.azure.is_some() => {
+            // Azure's own wording for both failures.
+            if req
+                .azure
+                .as_ref()
+                .and_then(|a| a.api_version.as_ref())
+                .is_none()
+            {
+                let b = json!({"error": {"code": "404", "message": "Resource not found"}});
+                return Err(json_response(StatusCode::NOT_FOUND, &b, &[rid]));
+            }
+            let key = req
+                .headers
+                .get("api-key")
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| {
+                    req.headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|a| a.strip_prefix("Bearer "))
+                });
+            if key != Some(shared.cfg.openai_key.as_str()) {
+                let b = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
+                return Err(json_response(StatusCode::UNAUTHORIZED, &b, &[rid]));
+            }
+        }
         Dialect::OpenAi => {
             let auth = req
                 .headers

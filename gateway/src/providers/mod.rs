@@ -101,9 +101,13 @@ pub fn build(
 ) -> anyhow::Result<Arc<dyn Provider>> {
     let client = http::client(cfg)?;
     Ok(match cfg.kind {
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => Arc::new(
-            openai::OpenAiProvider::new(cfg, client, max_sse_event_bytes),
-        ),
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => {
+            Arc::new(openai::OpenAiProvider::new(
+                cfg,
+                client,
+                max_sse_event_bytes,
+            ))
+        }
         ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
             cfg,
             client,

@@ -1,4 +1,5 @@
-//! OpenAI and OpenAI-compatible backends (vLLM, Ollama, Azure OpenAI, Mistral…).
+//! OpenAI and OpenAI-compatible backends (vLLM, Ollama, Mistral…) and Azure OpenAI,
+//! which speaks the same wire format under per-deployment URLs with `api-version`.
 
 use std::time::Duration;
 
@@ -6,7 +7,7 @@ use futures::future::BoxFuture;
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::canonical::{ChatResponse, GatewayError};
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::{AzureAuth, AzureConfig, ProviderConfig, ProviderKind};
 use crate::dialects::openai as wire;
 
 use super::endpoints::Pool;
@@ -16,14 +17,24 @@ use crate::canonical::EventStream;
 
 /// Where and with which key one endpoint is called (built once at start-up).
 struct Endpoint {
-    chat_url: String,
+    /// `…/chat/completions`, or for Azure the resource endpoint.
+    base: String,
     headers: HeaderMap,
+}
+
+/// How a call's URL is formed.
+enum Urls {
+    /// `BASE/chat/completions`.
+    Chat,
+    /// `BASE/openai/deployments/DEPLOYMENT/chat/completions?api-version=V`.
+    Azure(AzureConfig),
 }
 
 pub struct OpenAiProvider {
     name: String,
     kind: &'static str,
     endpoints: Vec<Endpoint>,
+    urls: Urls,
     pool: Pool,
     client: reqwest::Client,
     timeout: Duration,
@@ -35,17 +46,25 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
         let resolved = cfg.resolved_endpoints();
+        let urls = match cfg.kind {
+            ProviderKind::AzureOpenai => Urls::Azure(cfg.azure.clone().unwrap_or_default()),
+            _ => Urls::Chat,
+        };
+        let api_key_header = matches!(&urls, Urls::Azure(a) if a.auth == AzureAuth::ApiKey);
         let endpoints = resolved
             .iter()
             .map(|e| {
                 let mut headers = HeaderMap::new();
                 headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 if let Some(key) = &e.api_key {
-                    if let Ok(mut value) =
-                        HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-                    {
+                    let (name, value) = if api_key_header {
+                        (HeaderName::from_static("api-key"), key.expose().to_string())
+                    } else {
+                        (AUTHORIZATION, format!("Bearer {}", key.expose()))
+                    };
+                    if let Ok(mut value) = HeaderValue::from_str(&value) {
                         value.set_sensitive(true);
-                        headers.insert(AUTHORIZATION, value);
+                        headers.insert(name, value);
                     }
                 }
                 // After the key, so a configured header (Azure's `api-key`…) can replace it.
@@ -57,7 +76,10 @@ impl OpenAiProvider {
                     }
                 }
                 Endpoint {
-                    chat_url: format!("{}/chat/completions", e.base_url),
+                    base: match &urls {
+                        Urls::Chat => format!("{}/chat/completions", e.base_url),
+                        Urls::Azure(_) => e.base_url.clone(),
+                    },
                     headers,
                 }
             })
@@ -66,9 +88,11 @@ impl OpenAiProvider {
             name: cfg.name.clone(),
             kind: match cfg.kind {
                 ProviderKind::Openai => "openai",
+                ProviderKind::AzureOpenai => "azure_openai",
                 _ => "openai_compatible",
             },
             endpoints,
+            urls,
             pool: Pool::new(&resolved),
             client,
             timeout: Duration::from_millis(cfg.timeout_ms),
@@ -96,11 +120,30 @@ impl OpenAiProvider {
             headers.insert(k.clone(), v.clone());
         }
         crate::telemetry::inject_trace_headers(&mut headers);
-        Ok(self
-            .client
-            .post(&endpoint.chat_url)
-            .headers(headers)
-            .body(body))
+        let url = match &self.urls {
+            Urls::Chat => std::borrow::Cow::Borrowed(endpoint.base.as_str()),
+            Urls::Azure(azure) => {
+                let model = call.upstream_model;
+                let deployment = azure.deployments.get(model).map_or(model, String::as_str);
+                let mut url = reqwest::Url::parse(&endpoint.base)
+                    .map_err(|e| GatewayError::Internal(format!("{}: base_url: {e}", self.name)))?;
+                // Segments and the query are percent-encoded by `url`: deployment names
+                // are chosen by whoever set up the resource.
+                url.path_segments_mut()
+                    .map_err(|()| {
+                        GatewayError::Internal(format!(
+                            "{}: base_url cannot have a path",
+                            self.name
+                        ))
+                    })?
+                    .pop_if_empty()
+                    .extend(["openai", "deployments", deployment, "chat", "completions"]);
+                url.query_pairs_mut()
+                    .append_pair("api-version", &azure.api_version);
+                std::borrow::Cow::Owned(url.to_string())
+            }
+        };
+        Ok(self.client.post(url.as_ref()).headers(headers).body(body))
     }
 }
 
