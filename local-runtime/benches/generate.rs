@@ -87,7 +87,10 @@ struct Run {
 async fn run_one(m: &LocalModel, prompt: &str, max_tokens: u32) -> Run {
     // Greedy until `max_tokens` or end of sequence (the long-form prompts below run to
     // max_tokens on SmolLM2; the table shows the completion length of each run).
-    let req = GenerateRequest::new(vec![ChatMessage::user(prompt)], SamplingParams::greedy(max_tokens));
+    let req = GenerateRequest::new(
+        vec![ChatMessage::user(prompt)],
+        SamplingParams::greedy(max_tokens),
+    );
     let t0 = Instant::now();
     let mut rx = m.generate(req).expect("generate");
     let mut first = None;

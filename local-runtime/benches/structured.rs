@@ -13,8 +13,7 @@ use std::time::Instant;
 
 use local_runtime::{
     default_cache_dir, model_names, ChatMessage, GenerateEvent, GenerateRequest, LocalModel,
-    LocalModelConfig, ModelCatalog, OutputConstraint, RuntimeConfig, RuntimeStats,
-    SamplingParams,
+    LocalModelConfig, ModelCatalog, OutputConstraint, RuntimeConfig, RuntimeStats, SamplingParams,
 };
 use serde_json::json;
 
@@ -44,13 +43,18 @@ async fn run(m: &LocalModel, constrained: bool, streams: usize, tokens: u32) -> 
         hs.push(tokio::spawn(async move {
             let req = GenerateRequest {
                 constraint: constrained.then(|| OutputConstraint::JsonSchema { schema: schema() }),
-                ..GenerateRequest::new(vec![ChatMessage::user(PROMPT)], SamplingParams::greedy(tokens))
+                ..GenerateRequest::new(
+                    vec![ChatMessage::user(PROMPT)],
+                    SamplingParams::greedy(tokens),
+                )
             };
             let mut rx = m.generate(req).expect("generate");
             let mut n = 0u64;
             while let Some(ev) = rx.recv().await {
                 match ev {
-                    GenerateEvent::Done { completion_tokens, .. } => n = completion_tokens as u64,
+                    GenerateEvent::Done {
+                        completion_tokens, ..
+                    } => n = completion_tokens as u64,
                     GenerateEvent::Error(e) => panic!("generation failed: {e}"),
                     _ => {}
                 }
@@ -86,14 +90,21 @@ fn delta(a: &RuntimeStats, b: &RuntimeStats) -> (f64, u64, u64, f64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let env_num = |k: &str, d: u64| -> u64 {
-        std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
     };
     let tokens = env_num("BENCH_TOKENS", 128) as u32;
     let threads = env_num("BENCH_THREADS", 2).max(1) as usize;
     let rounds = env_num("BENCH_ROUNDS", 3).max(1);
     let dir = std::env::var_os("BENCH_MODEL_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| default_cache_dir().join("models").join(model_names::SMOLLM2_135M));
+        .unwrap_or_else(|| {
+            default_cache_dir()
+                .join("models")
+                .join(model_names::SMOLLM2_135M)
+        });
     let mut cfg = LocalModelConfig::new("local/bench", &dir, ModelCatalog::smollm2_135m());
     cfg.max_batch = 8;
     cfg.max_context = 1024;
@@ -138,7 +149,10 @@ async fn main() {
     m.shutdown();
 
     println!("\nConstrained decoding (llguidance), {} on {threads} threads, {tokens} greedy tokens, best of {rounds}", dir.display());
-    println!("first constrained request (builds the vocabulary trie): {:.0} ms", first.as_secs_f64() * 1000.0);
+    println!(
+        "first constrained request (builds the vocabulary trie): {:.0} ms",
+        first.as_secs_f64() * 1000.0
+    );
     println!("| streams | free tok/s | constrained tok/s | ratio | decode step (ms) | mask per token (µs) | mask per step (µs) | mask / decode step |");
     println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {

@@ -86,7 +86,8 @@ impl ChatTemplate {
         let (messages, tool_values) = if tools.is_empty() {
             (messages, None)
         } else if self.renders_tools {
-            let values: Vec<serde_json::Value> = tools.iter().map(ToolSpec::template_value).collect();
+            let values: Vec<serde_json::Value> =
+                tools.iter().map(ToolSpec::template_value).collect();
             (messages, Some(values))
         } else {
             with_tools = messages_with_tool_prompt(messages, tools);
@@ -134,7 +135,10 @@ mod tests {
         let t = ChatTemplate::new(Some(src.into()), None, None).unwrap();
         let out = t.render(&[ChatMessage::user("hi")], &[tool()]).unwrap();
         assert_eq!(out, "<tools>get_weather</tools>[user]hi");
-        assert_eq!(t.render(&[ChatMessage::user("hi")], &[]).unwrap(), "[user]hi");
+        assert_eq!(
+            t.render(&[ChatMessage::user("hi")], &[]).unwrap(),
+            "[user]hi"
+        );
     }
 
     #[test]
@@ -144,9 +148,15 @@ mod tests {
         assert!(out.starts_with("<|im_start|>system\n# Tools"), "{out}");
         assert!(out.contains("\"name\":\"get_weather\""), "{out}");
         let out = t
-            .render(&[ChatMessage::system("Be brief."), ChatMessage::user("hi")], &[tool()])
+            .render(
+                &[ChatMessage::system("Be brief."), ChatMessage::user("hi")],
+                &[tool()],
+            )
             .unwrap();
-        assert!(out.starts_with("<|im_start|>system\nBe brief.\n\n# Tools"), "{out}");
+        assert!(
+            out.starts_with("<|im_start|>system\nBe brief.\n\n# Tools"),
+            "{out}"
+        );
         assert_eq!(out.matches("<|im_start|>system").count(), 1);
     }
 }

@@ -138,22 +138,79 @@ impl Grammars {
             .map_err(|e| RuntimeError::InvalidRequest(format!("response schema: {e}")))?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(e) = matcher.get_error() {
-            return Err(RuntimeError::InvalidRequest(format!("response schema: {e}")));
+            return Err(RuntimeError::InvalidRequest(format!(
+                "response schema: {e}"
+            )));
         }
-        Ok(TokenMask { matcher })
+        let env = matcher
+            .tok_env()
+            .map_err(|e| RuntimeError::InvalidRequest(format!("response schema: {e}")))?;
+        Ok(TokenMask {
+            matcher,
+            env,
+            json: JsonScan::default(),
+        })
+    }
+}
+
+/// Longest JSON number the mask lets a model write (an f64 printed in full is at most 24
+/// characters). JSON grammars allow numbers of any length, and a small model caught in a
+/// loop writes `1.8187500000000…` until its budget runs out; past this length only the
+/// number's end is allowed.
+pub(crate) const MAX_NUMBER_CHARS: usize = 24;
+
+/// Where the committed output stands lexically (it is valid JSON so far, by construction):
+/// inside a string or not, and how long the number being written is.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct JsonScan {
+    in_string: bool,
+    escaped: bool,
+    number_run: usize,
+}
+
+fn is_number_byte(b: u8) -> bool {
+    b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
+}
+
+impl JsonScan {
+    fn advance(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+            } else if b == b'"' {
+                self.in_string = true;
+                self.number_run = 0;
+            } else if is_number_byte(b) {
+                self.number_run += 1;
+            } else {
+                self.number_run = 0;
+            }
+        }
+    }
+
+    fn number_is_full(&self) -> bool {
+        !self.in_string && self.number_run >= MAX_NUMBER_CHARS
     }
 }
 
 /// One sequence's grammar state.
 pub(crate) struct TokenMask {
     matcher: Matcher,
+    env: TokEnv,
+    json: JsonScan,
 }
 
 impl TokenMask {
     /// Sets every token the grammar forbids to −∞ (end of sequence is allowed only
     /// where the answer is complete).
     pub fn apply(&mut self, logits: &mut [f32]) -> Result<(), RuntimeError> {
-        let mask = self
+        let mut mask = self
             .matcher
             .compute_mask_or_eos()
             .map_err(|e| RuntimeError::InvalidRequest(format!("constrained decoding: {e}")))?;
@@ -161,6 +218,24 @@ impl TokenMask {
             return Err(RuntimeError::InvalidRequest(
                 "constrained decoding: no token can continue the answer".into(),
             ));
+        }
+        if self.json.number_is_full() {
+            let trie = self.env.tok_trie();
+            let mut ended = mask.clone();
+            mask.iter_set_entries(|i| {
+                if trie
+                    .token(i as u32)
+                    .first()
+                    .copied()
+                    .is_some_and(is_number_byte)
+                {
+                    ended.disallow_token(i as u32);
+                }
+            });
+            // Where the grammar needs another digit (e.g. after "1."), keep it.
+            if !ended.is_zero() {
+                mask = ended;
+            }
         }
         mask.iter_unset_entries(|i| {
             if let Some(l) = logits.get_mut(i) {
@@ -174,11 +249,32 @@ impl TokenMask {
     pub fn commit(&mut self, token: u32) -> Result<(), RuntimeError> {
         self.matcher
             .consume_token(token)
-            .map_err(|e| RuntimeError::InvalidRequest(format!("constrained decoding: {e}")))
+            .map_err(|e| RuntimeError::InvalidRequest(format!("constrained decoding: {e}")))?;
+        self.json.advance(self.env.tok_trie().token(token));
+        Ok(())
     }
 
     /// The answer is complete and nothing can follow it.
     pub fn is_finished(&self) -> bool {
         self.matcher.is_stopped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_counts_number_runs_outside_strings_only() {
+        let mut s = JsonScan::default();
+        s.advance(br#"{"zip": "627041234567890123456789012345", "n": 1.25"#);
+        assert_eq!(s.number_run, 4);
+        assert!(!s.in_string);
+        s.advance(br#", "q": "a\"b 1234"#);
+        assert!(s.in_string, "an escaped quote does not end the string");
+        s.advance(br#"", "x": -1.000000000000000000000000"#);
+        assert!(s.number_is_full());
+        s.advance(b"}");
+        assert!(!s.number_is_full());
     }
 }

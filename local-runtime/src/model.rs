@@ -10,8 +10,8 @@ use tokenizers::Tokenizer;
 use tokio::sync::mpsc;
 
 use crate::chat::{ChatMessage, ChatTemplate};
-use crate::constrain::{Grammars, OutputConstraint, TokenMask};
 use crate::config::{resolve_threads, LocalModelConfig, ModelCatalog, RuntimeConfig};
+use crate::constrain::{Grammars, OutputConstraint, TokenMask};
 use crate::decoder::{Decoder, KvCache};
 use crate::error::RuntimeError;
 use crate::files::{self, DecoderConfig, GenerationConfig, TokenizerConfig};
@@ -372,7 +372,9 @@ impl LocalModel {
         });
         match grammars {
             Ok(g) => g.compile(c),
-            Err(e) => Err(RuntimeError::Ort(format!("constrained decoding unavailable: {e}"))),
+            Err(e) => Err(RuntimeError::Ort(format!(
+                "constrained decoding unavailable: {e}"
+            ))),
         }
     }
 
@@ -404,7 +406,11 @@ impl LocalModel {
             ));
         }
         let prompt = self.prompt_token_ids(&req.messages, &req.tools)?;
-        let mask = req.constraint.as_ref().map(|c| self.compile(c)).transpose()?;
+        let mask = req
+            .constraint
+            .as_ref()
+            .map(|c| self.compile(c))
+            .transpose()?;
         let max_context = self.inner.max_context;
         let max_new = match p.max_tokens {
             Some(m) => m as usize,

@@ -55,14 +55,20 @@ pub fn forced_call_schema(tools: &[ToolSpec], which: ForcedTool<'_>) -> Result<V
             ForcedTool::Any => "tool_choice requires a tool call but no tools were given".into(),
         });
     }
+    // A tool's `$defs` (pydantic's nested models) are referenced from its own root
+    // (`#/$defs/X`); nested under `arguments` they would dangle, so they move to the
+    // root of the call schema, prefixed per tool so two tools' names cannot collide.
+    let mut defs = serde_json::Map::new();
     let alternatives: Vec<Value> = allowed
         .iter()
-        .map(|t| {
-            let params = if t.parameters.is_object() {
+        .enumerate()
+        .map(|(i, t)| {
+            let mut params = if t.parameters.is_object() {
                 t.parameters.clone()
             } else {
                 json!({"type": "object"})
             };
+            hoist_defs(&mut params, &format!("t{i}_"), &mut defs);
             json!({
                 "type": "object",
                 "properties": {"name": {"const": t.name}, "arguments": params},
@@ -71,10 +77,53 @@ pub fn forced_call_schema(tools: &[ToolSpec], which: ForcedTool<'_>) -> Result<V
             })
         })
         .collect();
-    Ok(match alternatives.len() {
+    let mut schema = match alternatives.len() {
         1 => alternatives.into_iter().next().unwrap_or_default(),
         _ => json!({"anyOf": alternatives}),
-    })
+    };
+    if !defs.is_empty() {
+        schema["$defs"] = Value::Object(defs);
+    }
+    Ok(schema)
+}
+
+/// Moves `$defs` / `definitions` out of `schema` into `into` (names prefixed) and rewrites
+/// the local `$ref`s that point at them.
+fn hoist_defs(schema: &mut Value, prefix: &str, into: &mut serde_json::Map<String, Value>) {
+    let mut local = Vec::new();
+    if let Some(obj) = schema.as_object_mut() {
+        for key in ["$defs", "definitions"] {
+            if let Some(Value::Object(d)) = obj.remove(key) {
+                local.extend(d.into_iter().map(|(k, v)| (key, k, v)));
+            }
+        }
+    }
+    fn rewrite(v: &mut Value, prefix: &str) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o.iter_mut() {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => {
+                            for from in ["#/$defs/", "#/definitions/"] {
+                                if let Some(name) = r.strip_prefix(from) {
+                                    *r = format!("#/$defs/{prefix}{name}");
+                                    break;
+                                }
+                            }
+                        }
+                        (_, x) => rewrite(x, prefix),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, prefix)),
+            _ => {}
+        }
+    }
+    rewrite(schema, prefix);
+    for (_, name, mut def) in local {
+        rewrite(&mut def, prefix);
+        into.insert(format!("{prefix}{name}"), def);
+    }
 }
 
 /// System-prompt text describing the tools, for chat templates that do not render
@@ -237,6 +286,31 @@ impl ToolCallSplitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // Whatever the chunking, released prose + held-back text is the input, and no
+        // released prose contains (the start of) a call.
+        #[test]
+        fn splitter_loses_nothing_and_never_releases_a_call(
+            pieces in proptest::collection::vec(
+                prop_oneof!["[a-z <>_/]{0,6}", Just("<tool_call>".to_string()), Just("<tool".to_string())],
+                0..12,
+            )
+        ) {
+            let mut s = ToolCallSplitter::new();
+            let mut shown = String::new();
+            for p in &pieces {
+                shown.push_str(&s.push(p));
+            }
+            let all: String = pieces.concat();
+            prop_assert_eq!(format!("{shown}{}", s.unreleased()), all.clone());
+            prop_assert!(!shown.contains(OPEN));
+            if let Some(i) = all.find(OPEN) {
+                prop_assert_eq!(shown.len(), i);
+            }
+        }
+    }
 
     fn tools() -> Vec<ToolSpec> {
         vec![
@@ -270,13 +344,20 @@ mod tests {
             " {\"name\": \"add\", \"arguments\": \"{\\\"a\\\": 2}\"} ",
             &tools(),
         );
-        assert_eq!(p.calls, vec![ParsedToolCall { name: "add".into(), arguments: json!({"a": 2}) }]);
+        assert_eq!(
+            p.calls,
+            vec![ParsedToolCall {
+                name: "add".into(),
+                arguments: json!({"a": 2})
+            }]
+        );
         assert!(p.text.is_empty());
     }
 
     #[test]
     fn unknown_tools_and_broken_json_stay_text() {
-        let t = "<tool_call>{\"name\": \"rm_rf\", \"arguments\": {}}</tool_call> and <tool_call>{oops";
+        let t =
+            "<tool_call>{\"name\": \"rm_rf\", \"arguments\": {}}</tool_call> and <tool_call>{oops";
         let p = parse_tool_calls(t, &tools());
         assert!(p.calls.is_empty());
         assert_eq!(p.text, t);
@@ -292,6 +373,25 @@ mod tests {
         let s = forced_call_schema(&tools(), ForcedTool::Any).unwrap();
         assert_eq!(s["anyOf"].as_array().map(Vec::len), Some(2));
         assert!(forced_call_schema(&tools(), ForcedTool::Named("nope")).is_err());
+        // Nested models' definitions move to the root and their references follow.
+        let nested = ToolSpec {
+            name: "record".into(),
+            description: None,
+            parameters: json!({"type": "object",
+                "properties": {"a": {"$ref": "#/$defs/Address"}, "b": {"items": {"$ref": "#/definitions/B"}}},
+                "$defs": {"Address": {"type": "object", "properties": {"c": {"$ref": "#/$defs/City"}}}, "City": {"type": "string"}},
+                "definitions": {"B": {"type": "integer"}}}),
+        };
+        let s = forced_call_schema(&[nested], ForcedTool::Any).unwrap();
+        let args = &s["properties"]["arguments"];
+        assert_eq!(args["properties"]["a"]["$ref"], "#/$defs/t0_Address");
+        assert_eq!(args["properties"]["b"]["items"]["$ref"], "#/$defs/t0_B");
+        assert!(args.get("$defs").is_none());
+        assert_eq!(
+            s["$defs"]["t0_Address"]["properties"]["c"]["$ref"],
+            "#/$defs/t0_City"
+        );
+        assert_eq!(s["$defs"]["t0_B"], json!({"type": "integer"}));
         assert!(forced_call_schema(&[], ForcedTool::Any).is_err());
     }
 
@@ -299,7 +399,13 @@ mod tests {
     fn splitter_streams_prose_and_holds_calls() {
         let mut s = ToolCallSplitter::new();
         let mut shown = String::new();
-        for piece in ["Sure", ", one moment <", "tool", "_call>{\"name\"", ": \"add\"}</tool_call>"] {
+        for piece in [
+            "Sure",
+            ", one moment <",
+            "tool",
+            "_call>{\"name\"",
+            ": \"add\"}</tool_call>",
+        ] {
             shown.push_str(&s.push(piece));
         }
         assert_eq!(shown, "Sure, one moment ");

@@ -24,7 +24,10 @@ fn tiny(max_batch: usize, max_queue: usize, max_context: usize) -> LocalModel {
 }
 
 fn req(max_tokens: u32) -> GenerateRequest {
-    GenerateRequest::new(vec![ChatMessage::user("hello")], SamplingParams::greedy(max_tokens))
+    GenerateRequest::new(
+        vec![ChatMessage::user("hello")],
+        SamplingParams::greedy(max_tokens),
+    )
 }
 
 #[test]
@@ -80,7 +83,10 @@ async fn context_overflow_is_rejected_up_front() {
     );
     let long = "word ".repeat(100);
     let err = m
-        .generate(GenerateRequest::new(vec![ChatMessage::user(long)], SamplingParams::greedy(1)))
+        .generate(GenerateRequest::new(
+            vec![ChatMessage::user(long)],
+            SamplingParams::greedy(1),
+        ))
         .unwrap_err();
     assert!(matches!(err, RuntimeError::ContextOverflow { .. }));
 }

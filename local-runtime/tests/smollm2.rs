@@ -19,7 +19,10 @@ fn load(max_batch: usize) -> LocalModel {
 }
 
 fn ask(q: &str, max_tokens: u32) -> GenerateRequest {
-    GenerateRequest::new(vec![ChatMessage::user(q)], SamplingParams::greedy(max_tokens))
+    GenerateRequest::new(
+        vec![ChatMessage::user(q)],
+        SamplingParams::greedy(max_tokens),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

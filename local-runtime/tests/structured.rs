@@ -35,9 +35,17 @@ fn validate(v: &Value, s: &Value, path: &str) -> Result<(), String> {
     }
     match s.get("type").and_then(Value::as_str) {
         Some("object") => {
-            let o = v.as_object().ok_or("not an object").map_err(|m| format!("{path}: {m}"))?;
+            let o = v
+                .as_object()
+                .ok_or("not an object")
+                .map_err(|m| format!("{path}: {m}"))?;
             let props = s.get("properties").and_then(Value::as_object);
-            for r in s.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for r in s
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let r = r.as_str().unwrap_or_default();
                 if !o.contains_key(r) {
                     return fail(&format!("missing required {r}"));
@@ -146,13 +154,19 @@ async fn json_schema_answers_always_parse_and_match_even_when_batched() {
     // Unconstrained, the 135M model does not write this JSON by itself.
     let (free, _) = answer(
         &m,
-        GenerateRequest::new(vec![ChatMessage::user(PATIENT)], SamplingParams::greedy(200)),
+        GenerateRequest::new(
+            vec![ChatMessage::user(PATIENT)],
+            SamplingParams::greedy(200),
+        ),
     )
     .await;
     let free_ok = serde_json::from_str::<Value>(free.trim())
         .ok()
         .is_some_and(|v| validate(&v, &schema, "$").is_ok());
-    assert!(!free_ok, "the test needs a prompt the model fails unconstrained: {free}");
+    assert!(
+        !free_ok,
+        "the test needs a prompt the model fails unconstrained: {free}"
+    );
 
     // Constrained: solo, then four at once (greedy and sampled rows mixed with a free one
     // in one batch, each row with its own mask).
@@ -179,7 +193,10 @@ async fn json_schema_answers_always_parse_and_match_even_when_batched() {
         tokio::spawn(async move {
             answer(
                 &m,
-                GenerateRequest::new(vec![ChatMessage::user(PATIENT)], SamplingParams::greedy(200)),
+                GenerateRequest::new(
+                    vec![ChatMessage::user(PATIENT)],
+                    SamplingParams::greedy(200),
+                ),
             )
             .await
         })
@@ -193,7 +210,11 @@ async fn json_schema_answers_always_parse_and_match_even_when_batched() {
             assert_eq!(text, solo, "batched greedy equals solo greedy");
         }
     }
-    assert_eq!(free_task.await.unwrap().0, free, "a free row in the batch is unaffected");
+    assert_eq!(
+        free_task.await.unwrap().0,
+        free,
+        "a free row in the batch is unaffected"
+    );
     assert!(m.stats().max_batch_seen > 1, "{:?}", m.stats());
 }
 

@@ -212,11 +212,9 @@ fn generate_request(
             let constraint = match &req.response_format {
                 None | Some(ResponseFormat::Text) => None,
                 Some(ResponseFormat::JsonObject) => Some(OutputConstraint::JsonObject),
-                Some(ResponseFormat::JsonSchema { schema }) => {
-                    Some(OutputConstraint::JsonSchema {
-                        schema: response_schema(schema),
-                    })
-                }
+                Some(ResponseFormat::JsonSchema { schema }) => Some(OutputConstraint::JsonSchema {
+                    schema: response_schema(schema),
+                }),
             };
             let output = if tools.is_empty() || constraint.is_some() {
                 Output::Text
@@ -285,8 +283,14 @@ impl LocalProvider {
     fn start(
         &self,
         req: &ChatRequest,
-    ) -> Result<(tokio::sync::mpsc::Receiver<GenerateEvent>, Output, Vec<ToolSpec>), GatewayError>
-    {
+    ) -> Result<
+        (
+            tokio::sync::mpsc::Receiver<GenerateEvent>,
+            Output,
+            Vec<ToolSpec>,
+        ),
+        GatewayError,
+    > {
         let (request, output, tools) = generate_request(req)
             .map_err(|e| GatewayError::InvalidRequest(format!("{}: {e}", self.model.name())))?;
         let rx = self
@@ -603,7 +607,10 @@ mod tests {
         let mut req = request(Dialect::Anthropic);
         req.tools = vec![weather()];
         let (g, output, _) = generate_request(&req).unwrap();
-        assert_eq!((g.tools.len(), output, g.constraint), (1, Output::MaybeTools, None));
+        assert_eq!(
+            (g.tools.len(), output, g.constraint),
+            (1, Output::MaybeTools, None)
+        );
         req.tool_choice = Some(ToolChoice::None);
         let (g, output, _) = generate_request(&req).unwrap();
         assert_eq!((g.tools.len(), output), (0, Output::Text));
@@ -651,7 +658,12 @@ mod tests {
             text_open: false,
         };
         let mut events: Vec<StreamEvent> = Vec::new();
-        for t in ["Checking", ". <tool", "_call>{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": \"Paris\"}}</tool_call>"] {
+        for t in [
+            "Checking",
+            ". <tool",
+            "_call>{\"name\": \"get_weather\", ",
+            "\"arguments\": {\"city\": \"Paris\"}}</tool_call>",
+        ] {
             events.extend(a.text(t));
         }
         events.extend(a.finish(StopReason::EndTurn, Usage::default()));
@@ -669,7 +681,9 @@ mod tests {
                 text: ". ".into()
             }
         );
-        assert!(matches!(&events[2], StreamEvent::ToolCallStart { index: 1, name, .. } if name == "get_weather"));
+        assert!(
+            matches!(&events[2], StreamEvent::ToolCallStart { index: 1, name, .. } if name == "get_weather")
+        );
         assert_eq!(
             events[3],
             StreamEvent::ToolCallDelta {
