@@ -259,11 +259,12 @@ impl ToolCallSplitter {
         // Hold back the longest suffix that is a prefix of the opening tag.
         let mut keep = 0;
         for k in (1..OPEN.len()).rev() {
-            if pending.len() >= k && pending.is_char_boundary(pending.len() - k) {
-                if OPEN.starts_with(&pending[pending.len() - k..]) {
-                    keep = k;
-                    break;
-                }
+            if pending.len() >= k
+                && pending.is_char_boundary(pending.len() - k)
+                && OPEN.starts_with(&pending[pending.len() - k..])
+            {
+                keep = k;
+                break;
             }
         }
         let n = pending.len() - keep;

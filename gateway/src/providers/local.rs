@@ -487,8 +487,8 @@ impl StreamedAnswer {
                     });
                 }
             } else {
-                let mut index = u32::from(self.text_open);
-                for call in parsed.calls {
+                // Calls follow the text part when there is one.
+                for (index, call) in (u32::from(self.text_open)..).zip(parsed.calls) {
                     events.push(StreamEvent::ToolCallStart {
                         index,
                         id: tool_call_id(self.dialect),
@@ -498,7 +498,6 @@ impl StreamedAnswer {
                         index,
                         arguments: call.arguments.to_string(),
                     });
-                    index += 1;
                 }
                 stop = StopReason::ToolUse;
             }
