@@ -366,15 +366,20 @@ impl LocalModel {
                 inner.vocab_size,
                 &inner.eos,
             )
-            .map_err(|e| e.to_string());
+            // RuntimeError is not Clone; every later request reports the same reason.
+            .map_err(|e| match e {
+                RuntimeError::InvalidModel { reason, .. } => reason,
+                other => other.to_string(),
+            });
             tracing::info!(model = %inner.name, ms = t0.elapsed().as_millis() as u64, "constrained decoding ready");
             g
         });
         match grammars {
             Ok(g) => g.compile(c),
-            Err(e) => Err(RuntimeError::Ort(format!(
-                "constrained decoding unavailable: {e}"
-            ))),
+            Err(reason) => Err(RuntimeError::InvalidModel {
+                path: inner.tokenizer_path.clone(),
+                reason: reason.clone(),
+            }),
         }
     }
 

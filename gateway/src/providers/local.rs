@@ -280,7 +280,7 @@ fn content_parts(
 }
 
 impl LocalProvider {
-    fn start(
+    async fn start(
         &self,
         req: &ChatRequest,
     ) -> Result<
@@ -293,10 +293,22 @@ impl LocalProvider {
     > {
         let (request, output, tools) = generate_request(req)
             .map_err(|e| GatewayError::InvalidRequest(format!("{}: {e}", self.model.name())))?;
-        let rx = self
-            .model
-            .generate(request)
-            .map_err(|e| map_error(self.model.name(), e))?;
+        let rx = if request.constraint.is_some() {
+            // Compiling a schema is CPU work (and the model's first one builds the
+            // vocabulary trie, ~1 s): keep it off the async workers.
+            let model = self.model.clone();
+            tokio::task::spawn_blocking(move || model.generate(request))
+                .await
+                .map_err(|e| {
+                    GatewayError::Internal(format!(
+                        "{}: schema compilation: {e}",
+                        self.model.name()
+                    ))
+                })?
+        } else {
+            self.model.generate(request)
+        }
+        .map_err(|e| map_error(self.model.name(), e))?;
         Ok((rx, output, tools))
     }
 }
@@ -322,7 +334,7 @@ impl Provider for LocalProvider {
     fn chat<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
             let dialect = call.request.extra_dialect;
-            let (mut rx, output, tools) = self.start(call.request)?;
+            let (mut rx, output, tools) = self.start(call.request).await?;
             let mut text = String::new();
             let mut usage = Usage::default();
             while let Some(ev) = rx.recv().await {
@@ -374,7 +386,7 @@ impl Provider for LocalProvider {
     fn stream<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
             let dialect = call.request.extra_dialect;
-            let (rx, output, tools) = self.start(call.request)?;
+            let (rx, output, tools) = self.start(call.request).await?;
             let name = self.model.name().to_string();
             let id = response_id(dialect);
             let created = now_secs();
