@@ -34,7 +34,7 @@ local_models:
     dir: {:?}
     max_batch: 8
     max_queue: 4
-    max_context: 256
+    max_context: 1024
     catalog: {{ family: SmolLM2, parameters: 135M, license: Apache-2.0, commercial_use: true }}
 "#,
         model_dir().display().to_string()
@@ -198,7 +198,7 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
     );
 
     // Context overflow: a clear 400 in the client's dialect.
-    let long = "word ".repeat(400);
+    let long = "word ".repeat(1200);
     let r = post_json(
         &client,
         &url(Dialect::Anthropic),
