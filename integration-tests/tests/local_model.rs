@@ -34,7 +34,7 @@ local_models:
     dir: {:?}
     max_batch: 8
     max_queue: 4
-    max_context: 256
+    max_context: 1024
     catalog: {{ family: SmolLM2, parameters: 135M, license: Apache-2.0, commercial_use: true }}
 "#,
         model_dir().display().to_string()
@@ -198,7 +198,7 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
     );
 
     // Context overflow: a clear 400 in the client's dialect.
-    let long = "word ".repeat(400);
+    let long = "word ".repeat(1200);
     let r = post_json(
         &client,
         &url(Dialect::Anthropic),
@@ -209,6 +209,119 @@ async fn local_model_answers_in_both_dialects_batches_and_fails_cleanly() {
     assert_eq!(r.status.as_u16(), 400, "{}", r.text);
     assert_eq!(r.json["type"], "error");
     assert!(r.text.contains("context"), "{}", r.text);
+
+    // Structured output and forced tool calls through the HTTP API (the SDK tests below
+    // cover the client libraries): the answer matches the schema by construction.
+    let schema = json!({"type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 30},
+                       "country": {"type": "string", "enum": ["France", "Germany", "Italy"]},
+                       "population_millions": {"type": "number"}},
+        "required": ["city", "country", "population_millions"], "additionalProperties": false});
+    let r = post_json(
+        &client,
+        &url(Dialect::OpenAi),
+        Dialect::OpenAi,
+        &question(
+            Dialect::OpenAi,
+            json!({"max_tokens": 60, "response_format": {"type": "json_schema",
+                   "json_schema": {"name": "capital", "schema": schema, "strict": true}}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    let answer: Value = serde_json::from_str(
+        r.json["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", r.text));
+    assert!(
+        ["France", "Germany", "Italy"].contains(&answer["country"].as_str().unwrap_or("")),
+        "{answer}"
+    );
+    assert!(answer["population_millions"].is_number(), "{answer}");
+    assert!(answer["city"].is_string(), "{answer}");
+
+    let tool = json!({"name": "lookup_capital", "description": "The capital of a country",
+        "input_schema": {"type": "object", "properties": {"country": {"type": "string", "enum": ["France", "Spain"]}},
+                         "required": ["country"], "additionalProperties": false}});
+    let body = question(
+        Dialect::Anthropic,
+        json!({"tools": [tool], "tool_choice": {"type": "tool", "name": "lookup_capital"}}),
+    );
+    let r = post_json(&client, &url(Dialect::Anthropic), Dialect::Anthropic, &body).await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert!(
+        r.json["id"].as_str().is_some_and(|i| i.starts_with("msg_")),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["stop_reason"], "tool_use", "{}", r.text);
+    assert_eq!(r.json["content"][0]["type"], "tool_use", "{}", r.text);
+    assert_eq!(r.json["content"][0]["name"], "lookup_capital");
+    assert!(
+        ["France", "Spain"].contains(
+            &r.json["content"][0]["input"]["country"]
+                .as_str()
+                .unwrap_or("")
+        ),
+        "{}",
+        r.text
+    );
+    // Streaming: the call arrives as a tool_use block with its input as JSON deltas.
+    let mut sbody = body.clone();
+    sbody["stream"] = json!(true);
+    let s = post_sse(
+        &client,
+        &url(Dialect::Anthropic),
+        Dialect::Anthropic,
+        &sbody,
+    )
+    .await;
+    let events = s.json_events();
+    assert!(
+        events.iter().any(|e| e["type"] == "content_block_start"
+            && e["content_block"]["type"] == "tool_use"
+            && e["content_block"]["name"] == "lookup_capital"),
+        "{events:?}"
+    );
+    let partial: String = events
+        .iter()
+        .filter(|e| e["delta"]["type"] == "input_json_delta")
+        .filter_map(|e| e["delta"]["partial_json"].as_str())
+        .collect();
+    let input: Value = serde_json::from_str(&partial).unwrap_or_else(|e| panic!("{e}: {partial}"));
+    assert!(input["country"].is_string(), "{input}");
+
+    // Bad structured-output requests are a 400 in the client's dialect.
+    let r = post_json(
+        &client,
+        &url(Dialect::OpenAi),
+        Dialect::OpenAi,
+        &question(
+            Dialect::OpenAi,
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "n",
+                   "schema": {"type": "integer", "minimum": 5, "maximum": 1}}}}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.text);
+    assert!(
+        r.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("schema")),
+        "{}",
+        r.text
+    );
+    let mut body = question(
+        Dialect::Anthropic,
+        json!({"tools": [tool], "tool_choice": {"type": "tool", "name": "not_a_tool"}}),
+    );
+    body["stream"] = json!(false);
+    let r = post_json(&client, &url(Dialect::Anthropic), Dialect::Anthropic, &body).await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.text);
+    assert_eq!(r.json["type"], "error", "{}", r.text);
+    assert!(r.text.contains("not_a_tool"), "{}", r.text);
 
     // Official SDKs against the local model.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -87,10 +87,10 @@ struct Run {
 async fn run_one(m: &LocalModel, prompt: &str, max_tokens: u32) -> Run {
     // Greedy until `max_tokens` or end of sequence (the long-form prompts below run to
     // max_tokens on SmolLM2; the table shows the completion length of each run).
-    let req = GenerateRequest {
-        messages: vec![ChatMessage::user(prompt)],
-        params: SamplingParams::greedy(max_tokens),
-    };
+    let req = GenerateRequest::new(
+        vec![ChatMessage::user(prompt)],
+        SamplingParams::greedy(max_tokens),
+    );
     let t0 = Instant::now();
     let mut rx = m.generate(req).expect("generate");
     let mut first = None;
@@ -239,7 +239,7 @@ async fn load(dir: &std::path::Path, streams: &[usize], threads: usize, want_cud
     let load = t.elapsed();
     run_one(&m, PROMPTS[0], 8).await; // warm-up
     let ids = m
-        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])])
+        .prompt_token_ids(&[ChatMessage::user(PROMPTS[0])], &[])
         .expect("tokenize");
     let ep = m.execution_provider().to_string();
     Loaded {

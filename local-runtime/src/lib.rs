@@ -7,6 +7,7 @@
 
 mod chat;
 mod config;
+mod constrain;
 pub mod decoder;
 mod embed;
 mod env;
@@ -16,12 +17,14 @@ mod model;
 pub mod ner;
 mod sampling;
 mod text;
+pub mod tools;
 
 pub use chat::ChatMessage;
 pub use config::{
     default_cache_dir, default_model_dir, ExecutionProvider, LocalModelConfig, ModelCatalog,
     RuntimeConfig, ORT_LIBRARY_FILE,
 };
+pub use constrain::OutputConstraint;
 pub use embed::Embedder;
 pub use error::RuntimeError;
 pub use model::{
@@ -29,6 +32,7 @@ pub use model::{
 };
 pub use ner::{NerConfig, NerLabel, NerModel, NerSpan};
 pub use sampling::SamplingParams;
+pub use tools::ToolSpec;
 
 /// Directory names the set-up script uses under `$CACHE/models/`.
 pub mod model_names {

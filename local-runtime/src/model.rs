@@ -11,11 +11,13 @@ use tokio::sync::mpsc;
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::config::{resolve_threads, LocalModelConfig, ModelCatalog, RuntimeConfig};
+use crate::constrain::{Grammars, OutputConstraint, TokenMask};
 use crate::decoder::{Decoder, KvCache};
 use crate::error::RuntimeError;
 use crate::files::{self, DecoderConfig, GenerationConfig, TokenizerConfig};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text::{Chunk, TextStream};
+use crate::tools::ToolSpec;
 
 /// How a loaded model is stored and run (for `/v1/models` and `/readyz`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,6 +43,24 @@ pub struct GenerateRequest {
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub params: SamplingParams,
+    /// Tools offered to the model, rendered into the prompt (see `tools`).
+    #[serde(default)]
+    pub tools: Vec<ToolSpec>,
+    /// Constrained decoding: the answer must match this (see `constrain`).
+    #[serde(default)]
+    pub constraint: Option<OutputConstraint>,
+}
+
+impl GenerateRequest {
+    /// Free text, no tools.
+    pub fn new(messages: Vec<ChatMessage>, params: SamplingParams) -> Self {
+        GenerateRequest {
+            messages,
+            params,
+            tools: Vec::new(),
+            constraint: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +85,8 @@ pub enum GenerateEvent {
     Text(String),
     Done {
         finish: FinishReason,
+        /// The stop string that ended the answer (`finish` is then `Stop`).
+        stop_sequence: Option<String>,
         prompt_tokens: u32,
         completion_tokens: u32,
         /// This sequence's share of compute time (prefill + its share of each batched step).
@@ -93,6 +115,11 @@ pub struct RuntimeStats {
     pub active_sequences: usize,
     /// Total compute time of the scheduler (prefill + decode), milliseconds.
     pub busy_ms: f64,
+    /// Tokens sampled under a grammar mask (constrained decoding).
+    pub masked_tokens: u64,
+    /// Time spent computing and applying those masks and advancing the grammars,
+    /// milliseconds (not in `busy_ms`).
+    pub mask_ms: f64,
 }
 
 #[derive(Default)]
@@ -107,11 +134,14 @@ struct Counters {
     queue_depth: AtomicUsize,
     active_sequences: AtomicUsize,
     busy_us: AtomicU64,
+    masked_tokens: AtomicU64,
+    mask_ns: AtomicU64,
 }
 
 struct Job {
     prompt: Vec<u32>,
     params: SamplingParams,
+    mask: Option<TokenMask>,
     max_new: usize,
     tx: mpsc::Sender<GenerateEvent>,
     submitted: Instant,
@@ -124,6 +154,12 @@ struct Inner {
     ep: &'static str,
     tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
+    /// Built on first use: the vocabulary trie costs load time unconstrained requests
+    /// should not pay.
+    grammars: std::sync::OnceLock<Result<Grammars, String>>,
+    tokenizer_path: std::path::PathBuf,
+    vocab_size: usize,
+    eos: Vec<u32>,
     max_context: usize,
     max_queue: usize,
     /// `None` asks the scheduler to stop (see `LocalModel::shutdown`).
@@ -204,12 +240,13 @@ impl LocalModel {
 
         let (queue, rx) = sync_channel::<Option<Job>>(cfg.max_queue);
         let counters = Arc::new(Counters::default());
+        let vocab_size = decoder.vocab_size();
         let sched = Scheduler {
             decoder,
             rx,
             counters: counters.clone(),
             tokenizer: tokenizer.clone(),
-            eos,
+            eos: eos.clone(),
             max_batch: cfg.max_batch,
             max_context,
         };
@@ -235,6 +272,10 @@ impl LocalModel {
                 ep,
                 tokenizer,
                 template,
+                grammars: std::sync::OnceLock::new(),
+                tokenizer_path: dir.join("tokenizer.json"),
+                vocab_size,
+                eos,
                 max_context,
                 max_queue: cfg.max_queue,
                 queue,
@@ -280,14 +321,22 @@ impl LocalModel {
         self.inner.max_context
     }
 
-    /// The prompt exactly as fed to the model (chat template applied).
-    pub fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, RuntimeError> {
-        self.inner.template.render(messages)
+    /// The prompt exactly as fed to the model (chat template applied, tools included).
+    pub fn render_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<String, RuntimeError> {
+        self.inner.template.render(messages, tools)
     }
 
     /// Prompt token ids after the chat template (what `generate` feeds the model).
-    pub fn prompt_token_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, RuntimeError> {
-        let text = self.render_prompt(messages)?;
+    pub fn prompt_token_ids(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<Vec<u32>, RuntimeError> {
+        let text = self.render_prompt(messages, tools)?;
         let enc = self
             .inner
             .tokenizer
@@ -297,8 +346,41 @@ impl LocalModel {
     }
 
     /// Number of prompt tokens after the chat template.
-    pub fn count_prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, RuntimeError> {
-        Ok(self.prompt_token_ids(messages)?.len())
+    pub fn count_prompt_tokens(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[ToolSpec],
+    ) -> Result<usize, RuntimeError> {
+        Ok(self.prompt_token_ids(messages, tools)?.len())
+    }
+
+    /// Compiles a constraint into a fresh per-sequence mask (the vocabulary trie is
+    /// built on the first call).
+    fn compile(&self, c: &OutputConstraint) -> Result<TokenMask, RuntimeError> {
+        let inner = &self.inner;
+        let grammars = inner.grammars.get_or_init(|| {
+            let t0 = Instant::now();
+            let g = Grammars::new(
+                &inner.tokenizer_path,
+                inner.tokenizer.clone(),
+                inner.vocab_size,
+                &inner.eos,
+            )
+            // RuntimeError is not Clone; every later request reports the same reason.
+            .map_err(|e| match e {
+                RuntimeError::InvalidModel { reason, .. } => reason,
+                other => other.to_string(),
+            });
+            tracing::info!(model = %inner.name, ms = t0.elapsed().as_millis() as u64, "constrained decoding ready");
+            g
+        });
+        match grammars {
+            Ok(g) => g.compile(c),
+            Err(reason) => Err(RuntimeError::InvalidModel {
+                path: inner.tokenizer_path.clone(),
+                reason: reason.clone(),
+            }),
+        }
     }
 
     /// Starts generation; events flow through the receiver as tokens are produced.
@@ -328,7 +410,12 @@ impl LocalModel {
                 "max_tokens must be at least 1".into(),
             ));
         }
-        let prompt = self.prompt_token_ids(&req.messages)?;
+        let prompt = self.prompt_token_ids(&req.messages, &req.tools)?;
+        let mask = req
+            .constraint
+            .as_ref()
+            .map(|c| self.compile(c))
+            .transpose()?;
         let max_context = self.inner.max_context;
         let max_new = match p.max_tokens {
             Some(m) => m as usize,
@@ -346,6 +433,7 @@ impl LocalModel {
         let job = Job {
             prompt,
             params: req.params,
+            mask,
             max_new,
             tx,
             submitted: Instant::now(),
@@ -384,6 +472,8 @@ impl LocalModel {
             queue_depth: c.queue_depth.load(Ordering::Relaxed),
             active_sequences: c.active_sequences.load(Ordering::Relaxed),
             busy_ms: c.busy_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            masked_tokens: c.masked_tokens.load(Ordering::Relaxed),
+            mask_ms: c.mask_ns.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }
@@ -395,6 +485,7 @@ impl LocalModel {
 struct Seq {
     tx: mpsc::Sender<GenerateEvent>,
     sampler: Sampler,
+    mask: Option<TokenMask>,
     text: TextStream,
     prompt_tokens: usize,
     completion: usize,
@@ -527,8 +618,7 @@ impl Scheduler {
             for (i, seq) in seqs.iter_mut().enumerate() {
                 seq.busy_ms += share;
                 let row = &mut logits[i * vocab..(i + 1) * vocab];
-                let tok = seq.sampler.sample(row);
-                if let Outcome::Finished = self.on_token(seq, tok) {
+                if let Outcome::Finished = self.sample_and_emit(seq, row) {
                     keep[i] = false;
                 }
             }
@@ -593,6 +683,7 @@ impl Scheduler {
         let mut seq = Seq {
             sampler: Sampler::new(job.params.clone(), self.decoder.vocab_size(), &job.prompt),
             text: TextStream::new(job.params.stop.clone()),
+            mask: job.mask,
             tx: job.tx,
             prompt_tokens: job.prompt.len(),
             completion: 0,
@@ -600,8 +691,7 @@ impl Scheduler {
             last: 0,
             busy_ms: dt.as_secs_f64() * 1000.0,
         };
-        let tok = seq.sampler.sample(&mut logits);
-        if let Outcome::Finished = self.on_token(&mut seq, tok) {
+        if let Outcome::Finished = self.sample_and_emit(&mut seq, &mut logits) {
             return None;
         }
         if let Err(e) = self.decoder.append(cache, &seq_cache) {
@@ -612,6 +702,16 @@ impl Scheduler {
     }
 
     fn finish(&self, seq: &mut Seq, finish: FinishReason, flush: bool) -> Outcome {
+        self.finish_with(seq, finish, None, flush)
+    }
+
+    fn finish_with(
+        &self,
+        seq: &mut Seq,
+        finish: FinishReason,
+        stop_sequence: Option<String>,
+        flush: bool,
+    ) -> Outcome {
         if flush {
             let rest = seq.text.finish();
             if !rest.is_empty() {
@@ -620,6 +720,7 @@ impl Scheduler {
         }
         let sent = seq.tx.try_send(GenerateEvent::Done {
             finish,
+            stop_sequence,
             prompt_tokens: seq.prompt_tokens as u32,
             completion_tokens: seq.completion as u32,
             busy_ms: seq.busy_ms,
@@ -634,6 +735,44 @@ impl Scheduler {
                 .fetch_add(1, Ordering::Relaxed);
         }
         Outcome::Finished
+    }
+
+    /// Samples the next token (under the sequence's grammar mask, if any) and emits it.
+    fn sample_and_emit(&self, seq: &mut Seq, logits: &mut [f32]) -> Outcome {
+        let Some(mask) = seq.mask.as_mut() else {
+            let tok = seq.sampler.sample(logits);
+            return self.on_token(seq, tok);
+        };
+        let t0 = Instant::now();
+        let applied = mask.apply(logits);
+        self.counters
+            .mask_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.counters.masked_tokens.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = applied {
+            let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));
+            return Outcome::Finished;
+        }
+        let tok = seq.sampler.sample(logits);
+        if self.eos.contains(&tok) {
+            return self.on_token(seq, tok);
+        }
+        let t1 = Instant::now();
+        let committed = mask.commit(tok);
+        self.counters
+            .mask_ns
+            .fetch_add(t1.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Err(e) = committed {
+            let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));
+            return Outcome::Finished;
+        }
+        let complete = mask.is_finished();
+        match self.on_token(seq, tok) {
+            // Nothing can follow a complete answer: end now rather than spend a step
+            // on the end-of-sequence token the mask would force.
+            Outcome::Continue if complete => self.finish(seq, FinishReason::Stop, true),
+            other => other,
+        }
     }
 
     fn on_token(&self, seq: &mut Seq, tok: u32) -> Outcome {
@@ -654,11 +793,11 @@ impl Scheduler {
                     return Outcome::Finished;
                 }
             }
-            Ok(Chunk::Stop(t)) => {
-                if !t.is_empty() {
-                    let _ = seq.tx.try_send(GenerateEvent::Text(t));
+            Ok(Chunk::Stop { text, stop }) => {
+                if !text.is_empty() {
+                    let _ = seq.tx.try_send(GenerateEvent::Text(text));
                 }
-                return self.finish(seq, FinishReason::Stop, false);
+                return self.finish_with(seq, FinishReason::Stop, Some(stop), false);
             }
             Err(e) => {
                 let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));

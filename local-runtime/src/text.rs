@@ -18,8 +18,8 @@ pub(crate) struct TextStream {
 pub(crate) enum Chunk {
     /// Text to emit (may be empty).
     Text(String),
-    /// A stop string was found; this is the final text before it.
-    Stop(String),
+    /// A stop string was found: the final text before it, and the stop string.
+    Stop { text: String, stop: String },
 }
 
 impl TextStream {
@@ -58,7 +58,7 @@ impl TextStream {
     /// Flushes whatever is held back (at the end of generation).
     pub fn finish(&mut self) -> String {
         match self.drain(true) {
-            Chunk::Text(t) | Chunk::Stop(t) => t,
+            Chunk::Text(t) | Chunk::Stop { text: t, .. } => t,
         }
     }
 
@@ -72,13 +72,14 @@ impl TextStream {
             let found = self
                 .stops
                 .iter()
-                .filter_map(|s| self.text[from..].find(s.as_str()).map(|p| from + p))
-                .min();
-            if let Some(p) = found {
+                .filter_map(|s| self.text[from..].find(s.as_str()).map(|p| (from + p, s)))
+                .min_by_key(|(p, _)| *p);
+            if let Some((p, stop)) = found {
+                let stop = stop.clone();
                 let p = p.max(self.emitted);
                 let out = self.text[self.emitted..p].to_string();
                 self.emitted = self.text.len();
-                return Chunk::Stop(out);
+                return Chunk::Stop { text: out, stop };
             }
         }
         let mut safe = self.text.len();

@@ -24,10 +24,10 @@ fn tiny(max_batch: usize, max_queue: usize, max_context: usize) -> LocalModel {
 }
 
 fn req(max_tokens: u32) -> GenerateRequest {
-    GenerateRequest {
-        messages: vec![ChatMessage::user("hello")],
-        params: SamplingParams::greedy(max_tokens),
-    }
+    GenerateRequest::new(
+        vec![ChatMessage::user("hello")],
+        SamplingParams::greedy(max_tokens),
+    )
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn missing_ort_library_is_an_error_not_a_panic() {
 #[tokio::test]
 async fn context_overflow_is_rejected_up_front() {
     let m = tiny(2, 4, 64);
-    let prompt = m.count_prompt_tokens(&req(1).messages).unwrap();
+    let prompt = m.count_prompt_tokens(&req(1).messages, &[]).unwrap();
     let err = m.generate(req((64 - prompt + 1) as u32)).unwrap_err();
     match err {
         RuntimeError::ContextOverflow {
@@ -83,10 +83,10 @@ async fn context_overflow_is_rejected_up_front() {
     );
     let long = "word ".repeat(100);
     let err = m
-        .generate(GenerateRequest {
-            messages: vec![ChatMessage::user(long)],
-            params: SamplingParams::greedy(1),
-        })
+        .generate(GenerateRequest::new(
+            vec![ChatMessage::user(long)],
+            SamplingParams::greedy(1),
+        ))
         .unwrap_err();
     assert!(matches!(err, RuntimeError::ContextOverflow { .. }));
 }

@@ -19,10 +19,10 @@ fn load(max_batch: usize) -> LocalModel {
 }
 
 fn ask(q: &str, max_tokens: u32) -> GenerateRequest {
-    GenerateRequest {
-        messages: vec![ChatMessage::user(q)],
-        params: SamplingParams::greedy(max_tokens),
-    }
+    GenerateRequest::new(
+        vec![ChatMessage::user(q)],
+        SamplingParams::greedy(max_tokens),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +36,7 @@ async fn greedy_capital_of_france() {
     assert_eq!(f.gguf_tensor_types.get("Q4_1"), Some(&210), "{f:?}");
     assert_eq!(f.execution_provider, "cpu");
     let msgs = vec![ChatMessage::user("What is the capital of France?")];
-    let n = m.count_prompt_tokens(&msgs).unwrap();
+    let n = m.count_prompt_tokens(&msgs, &[]).unwrap();
     let (text, events) = common::collect(
         m.generate(ask("What is the capital of France?", 32))
             .unwrap(),
@@ -55,6 +55,7 @@ async fn greedy_capital_of_france() {
             prompt_tokens,
             completion_tokens,
             busy_ms,
+            ..
         }) => {
             assert_eq!(*finish, FinishReason::Stop);
             assert_eq!(*prompt_tokens as usize, n);
@@ -151,6 +152,7 @@ async fn seeded_sampling_is_reproducible() {
             seed: Some(42),
             stop: vec![],
         },
+        ..GenerateRequest::new(Vec::new(), SamplingParams::default())
     };
     let a = common::collect(m.generate(req()).unwrap()).await.0;
     let b = common::collect(m.generate(req()).unwrap()).await.0;

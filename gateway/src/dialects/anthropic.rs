@@ -2083,7 +2083,8 @@ mod tests {
         enc.encode(&StreamEvent::Ping, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "event: error\ndata: {\"error\":{\"message\":\"busy\",\"type\":\"overloaded_error\"},\"type\":\"error\"}\n\n"
+            // Keys in Anthropic's own order (serde_json keeps insertion order workspace-wide).
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"busy\"}}\n\n"
         );
         // After Finish, finish() adds nothing.
         let full = encode(&sample_events());

@@ -2103,7 +2103,8 @@ pub(super) mod tests {
         enc.finish(&mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "data: {\"error\":{\"code\":\"overloaded\",\"message\":\"busy\",\"param\":null,\"type\":\"server_error\"}}\n\ndata: [DONE]\n\n"
+            // Keys in OpenAI's own order (serde_json keeps insertion order workspace-wide).
+            "data: {\"error\":{\"message\":\"busy\",\"type\":\"server_error\",\"param\":null,\"code\":\"overloaded\"}}\n\ndata: [DONE]\n\n"
         );
     }
 
