@@ -166,6 +166,24 @@ enum Output {
     ForcedTool,
 }
 
+/// The tools the answer may call, and how many calls it may hold.
+struct Calls {
+    tools: Vec<ToolSpec>,
+    /// `parallel_tool_calls: false` (Anthropic `disable_parallel_tool_use`): the first
+    /// call only.
+    single: bool,
+}
+
+impl Calls {
+    fn parse(&self, text: &str) -> local_runtime::tools::ParsedOutput {
+        let mut parsed = parse_tool_calls(text, &self.tools);
+        if self.single {
+            parsed.calls.truncate(1);
+        }
+        parsed
+    }
+}
+
 /// The tools offered to the model (none when `tool_choice` is `none`).
 fn offered_tools(req: &ChatRequest) -> Vec<ToolSpec> {
     if matches!(req.tool_choice, Some(ToolChoice::None)) {
@@ -192,9 +210,7 @@ fn response_schema(format: &serde_json::Value) -> serde_json::Value {
 
 /// The generation request for a canonical request: prompt, sampling, tools, and the
 /// constraint that makes structured answers valid by construction.
-fn generate_request(
-    req: &ChatRequest,
-) -> Result<(GenerateRequest, Output, Vec<ToolSpec>), GatewayError> {
+fn generate_request(req: &ChatRequest) -> Result<(GenerateRequest, Output, Calls), GatewayError> {
     let tools = offered_tools(req);
     let forced = match &req.tool_choice {
         Some(ToolChoice::Required) => Some(ForcedTool::Any),
@@ -231,7 +247,11 @@ fn generate_request(
         tools: tools.clone(),
         constraint,
     };
-    Ok((request, output, tools))
+    let calls = Calls {
+        tools,
+        single: req.parallel_tool_calls == Some(false),
+    };
+    Ok((request, output, calls))
 }
 
 /// Response and tool-call ids in the client's dialect (`msg_…`/`toolu_…` for Anthropic,
@@ -257,13 +277,13 @@ fn tool_call_id(dialect: Dialect) -> String {
 fn content_parts(
     text: String,
     output: Output,
-    tools: &[ToolSpec],
+    calls: &Calls,
     dialect: Dialect,
 ) -> (Vec<ContentPart>, bool) {
     if output == Output::Text {
         return (vec![ContentPart::text(text)], false);
     }
-    let parsed = parse_tool_calls(&text, tools);
+    let parsed = calls.parse(&text);
     if parsed.calls.is_empty() {
         return (vec![ContentPart::text(text)], false);
     }
@@ -285,15 +305,8 @@ impl LocalProvider {
     async fn start(
         &self,
         req: &ChatRequest,
-    ) -> Result<
-        (
-            tokio::sync::mpsc::Receiver<GenerateEvent>,
-            Output,
-            Vec<ToolSpec>,
-        ),
-        GatewayError,
-    > {
-        let (request, output, tools) = generate_request(req)
+    ) -> Result<(tokio::sync::mpsc::Receiver<GenerateEvent>, Output, Calls), GatewayError> {
+        let (request, output, calls) = generate_request(req)
             .map_err(|e| GatewayError::InvalidRequest(format!("{}: {e}", self.model.name())))?;
         let rx = if request.constraint.is_some() {
             // Compiling a schema is CPU work (and the model's first one builds the
@@ -311,7 +324,7 @@ impl LocalProvider {
             self.model.generate(request)
         }
         .map_err(|e| map_error(self.model.name(), e))?;
-        Ok((rx, output, tools))
+        Ok((rx, output, calls))
     }
 }
 
@@ -340,7 +353,7 @@ impl Provider for LocalProvider {
     ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
             let dialect = call.request.extra_dialect;
-            let (mut rx, output, tools) = self.start(call.request).await?;
+            let (mut rx, output, calls) = self.start(call.request).await?;
             let mut text = String::new();
             let mut usage = Usage::default();
             while let Some(ev) = rx.recv().await {
@@ -360,7 +373,7 @@ impl Provider for LocalProvider {
                         usage.output_tokens = completion_tokens;
                         let id = response_id(dialect);
                         note_compute(&self.compute, &id, busy_ms);
-                        let (content, called) = content_parts(text, output, &tools, dialect);
+                        let (content, called) = content_parts(text, output, &calls, dialect);
                         return Ok(ChatResponse {
                             id,
                             model: self.model.name().to_string(),
@@ -396,14 +409,14 @@ impl Provider for LocalProvider {
     ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
             let dialect = call.request.extra_dialect;
-            let (rx, output, tools) = self.start(call.request).await?;
+            let (rx, output, calls) = self.start(call.request).await?;
             let name = self.model.name().to_string();
             let id = response_id(dialect);
             let created = now_secs();
             let compute = self.compute.clone();
             let mut answer = StreamedAnswer {
                 output,
-                tools,
+                calls,
                 dialect,
                 splitter: ToolCallSplitter::new(),
                 text_open: false,
@@ -464,7 +477,7 @@ impl Provider for LocalProvider {
 /// except what belongs to a tool call, which is sent as a call once it is complete.
 struct StreamedAnswer {
     output: Output,
-    tools: Vec<ToolSpec>,
+    calls: Calls,
     dialect: Dialect,
     splitter: ToolCallSplitter,
     /// A text part (index 0) has been started.
@@ -495,7 +508,7 @@ impl StreamedAnswer {
     fn finish(&mut self, mut stop: StopReason, usage: Usage) -> Vec<StreamEvent> {
         let mut events = Vec::new();
         if self.output != Output::Text {
-            let parsed = parse_tool_calls(self.splitter.full_text(), &self.tools);
+            let parsed = self.calls.parse(self.splitter.full_text());
             if parsed.calls.is_empty() {
                 // Not a call after all: what was held back is text.
                 let rest = match self.output {
@@ -681,7 +694,10 @@ mod tests {
     fn streamed_prose_then_call() {
         let mut a = StreamedAnswer {
             output: Output::MaybeTools,
-            tools: spec(),
+            calls: Calls {
+                tools: spec(),
+                single: false,
+            },
             dialect: Dialect::OpenAi,
             splitter: ToolCallSplitter::new(),
             text_open: false,
@@ -730,10 +746,35 @@ mod tests {
     }
 
     #[test]
+    fn no_parallel_calls_keeps_the_first() {
+        let text = "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}</tool_call>\
+                    <tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"B\"}}</tool_call>";
+        let many = Calls {
+            tools: spec(),
+            single: false,
+        };
+        let (parts, called) =
+            content_parts(text.into(), Output::MaybeTools, &many, Dialect::OpenAi);
+        assert!(called);
+        assert_eq!(parts.len(), 2);
+        let one = Calls {
+            tools: spec(),
+            single: true,
+        };
+        let (parts, _) = content_parts(text.into(), Output::MaybeTools, &one, Dialect::OpenAi);
+        assert!(
+            matches!(&parts[..], [ContentPart::ToolCall { arguments, .. }] if arguments.contains("\"A\""))
+        );
+    }
+
+    #[test]
     fn streamed_text_that_only_looked_like_a_call_is_released() {
         let mut a = StreamedAnswer {
             output: Output::MaybeTools,
-            tools: spec(),
+            calls: Calls {
+                tools: spec(),
+                single: false,
+            },
             dialect: Dialect::Anthropic,
             splitter: ToolCallSplitter::new(),
             text_open: false,
