@@ -79,6 +79,11 @@ pub struct Principal {
     pub source: Option<SocketAddr>,
 }
 
+/// The console session a dashboard-class request came with (`None`: a bearer token or
+/// the dashboard cookie). Forms check its CSRF token.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSession(pub Option<Arc<crate::oidc::Session>>);
+
 /// The peer address of the connection, when the server records it (it does; a router
 /// driven without a socket, as in unit tests, has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +127,8 @@ pub struct Credentials {
     pub admin_token_env: String,
     /// Scoped admin tokens (`None` for routers without a database).
     pub admin_tokens: Option<AdminTokenStore>,
+    /// Console single sign-on and its sessions (`None`: no `sso:` section).
+    pub sso: Option<Arc<crate::oidc::Sso>>,
     pub metrics_token: Option<String>,
     /// Called with the error of a model request the client guard refused, so that the
     /// refusal is in the ledger like every other answered request (set once the state
@@ -142,6 +149,7 @@ impl Credentials {
             admin_token: admin_token.filter(|t| !t.is_empty()),
             admin_token_env: "SWITCHYARD_ADMIN_TOKEN".into(),
             admin_tokens: None,
+            sso: None,
             metrics_token: None,
             on_refused_model_call: std::sync::OnceLock::new(),
         }
@@ -265,15 +273,33 @@ async fn guard(
             }
         },
         Access::Dashboard => {
-            if crate::dashboard::authorized(creds.admin_token.as_deref(), request.headers())
-                || matches!(
-                    admin_principal(&creds, request.headers(), roles).await,
-                    Ok((Actor::Token(_), _))
-                )
-            {
-                next.run(request).await
-            } else {
-                crate::dashboard::sign_in_required(request.uri().query())
+            let session = creds
+                .sso
+                .as_ref()
+                .and_then(|sso| sso.session(request.headers()));
+            let who = match &session {
+                Some(s) => Some((Actor::User(s.name.clone()), s.role)),
+                None => dashboard_principal(&creds, request.headers()).await,
+            };
+            match who {
+                None if request.uri().path().starts_with("/console") => {
+                    crate::console::page::sign_in(creds.sso.is_some())
+                }
+                None => crate::dashboard::sign_in_required(request.uri().query()),
+                Some((_, role)) if !roles.contains(role) => {
+                    crate::console::page::forbidden(role, roles)
+                }
+                Some((actor, role)) => {
+                    let source = peer(request.extensions());
+                    let ext = request.extensions_mut();
+                    ext.insert(Principal {
+                        actor,
+                        role,
+                        source,
+                    });
+                    ext.insert(ConsoleSession(session));
+                    next.run(request).await
+                }
             }
         }
         Access::Metrics => match &creds.metrics_token {
@@ -296,6 +322,19 @@ async fn guard(
             }
         },
     }
+}
+
+/// Who a dashboard-class request without a console session comes from: the admin token
+/// (bearer or the dashboard cookie) is `admin`; a scoped token has its role; in open mode
+/// (no admin token) anyone is a `viewer`.
+async fn dashboard_principal(creds: &Credentials, headers: &HeaderMap) -> Option<(Actor, Role)> {
+    if crate::dashboard::authorized(creds.admin_token.as_deref(), headers) {
+        return Some(match creds.admin_token {
+            Some(_) => (Actor::AdminToken, Role::Admin),
+            None => (Actor::Anonymous, Role::Viewer),
+        });
+    }
+    admin_principal(creds, headers, RoleSet::ANY).await.ok()
 }
 
 /// Anthropic's routes answer in Anthropic's error shape; the rest in OpenAI's unless the

@@ -89,6 +89,9 @@ pub struct Config {
     /// Shadow comparisons that policies request (docs/shadow.md).
     #[serde(default)]
     pub shadow: crate::shadow::ShadowConfig,
+    /// Console single sign-on through an OpenID Connect provider (docs/console.md).
+    #[serde(default)]
+    pub sso: Option<crate::oidc::SsoConfig>,
     /// The file this config was read from (absolute), `None` for the environment default.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -661,6 +664,7 @@ impl Config {
             limits: Default::default(),
             cache: Default::default(),
             shadow: Default::default(),
+            sso: None,
             source: None,
             classifier: Default::default(),
         }

@@ -117,6 +117,18 @@ impl AppState {
                 db.clone(),
                 config.auth.cache_ttl(),
             )),
+            sso: match &config.sso {
+                Some(sso) => Some(Arc::new(
+                    crate::oidc::Sso::discover(
+                        sso,
+                        Some(crate::audit::AuditLog::new(db.clone())),
+                        config.tls.is_some(),
+                    )
+                    .await
+                    .context("cannot set up single sign-on (sso)")?,
+                )),
+                None => None,
+            },
             metrics_token: config.auth.metrics_token(),
             on_refused_model_call: std::sync::OnceLock::new(),
         };
@@ -457,6 +469,16 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
                 .and_then(|b| b.hard_usd.map(|u| u.micros()))
         });
         table = crate::dashboard::routes(table, dash);
+        table = crate::console::routes(
+            table,
+            Arc::new(crate::console::ConsoleState {
+                keys: state.keys.clone(),
+                audit: crate::audit::AuditLog::new(ledger.db().clone()),
+            }),
+        );
+    }
+    if let Some(sso) = &state.credentials.sso {
+        table = crate::oidc::routes(table, sso.clone());
     }
     table
 }

@@ -120,6 +120,10 @@ fn assert_refused(spec: &RouteSpec, cred: Cred<'_>, status: u16, text: &str) {
                 assert_eq!(message, "wrong admin token", "{what}");
             }
         }
+        // The dashboard's token form; the console's single sign-on page.
+        Access::Dashboard if spec.path.starts_with("/console") => {
+            assert!(text.contains("Sign in"), "{what}: a sign-in page")
+        }
         Access::Dashboard => assert!(text.contains("<form"), "{what}: a sign-in page"),
         Access::Metrics => assert!(text.contains("metrics bearer token"), "{what}: {text}"),
         Access::Public => unreachable!("public routes are not refused"),
@@ -313,8 +317,12 @@ providers:
                     "{what}: {message}"
                 );
             } else {
-                assert_eq!(status, 401, "{what}");
-                assert!(text.contains("<form"), "{what}: a sign-in page");
+                // Signed in with a role the page does not admit: the forbidden page.
+                assert_eq!(status, 403, "{what}");
+                assert!(
+                    text.contains("id=forbidden") && text.contains(role.as_str()),
+                    "{what}: {text}"
+                );
             }
             checked += 1;
         }
@@ -338,6 +346,9 @@ providers:
         ("/admin/spend", vec![Role::Admin, Role::Finance]),
         ("/admin/calibration", vec![Role::Admin, Role::Finance]),
         ("/dashboard", Role::ALL.to_vec()),
+        ("/console", Role::ALL.to_vec()),
+        ("/console/keys", vec![Role::Admin]),
+        ("/console/audit", vec![Role::Admin, Role::Security]),
     ] {
         for role in Role::ALL {
             assert_eq!(

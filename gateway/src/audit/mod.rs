@@ -88,10 +88,13 @@ pub enum Action {
     SignIn,
     SignInFailed,
     SignOut,
+    /// A person's role differs from their previous sign-in (their groups changed at the
+    /// identity provider, or the mapping did).
+    RoleChanged,
 }
 
 impl Action {
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::KeyCreated,
         Action::KeyRotated,
         Action::KeyRevoked,
@@ -102,6 +105,7 @@ impl Action {
         Action::SignIn,
         Action::SignInFailed,
         Action::SignOut,
+        Action::RoleChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Action {
             Action::SignIn => "session.signed_in",
             Action::SignInFailed => "session.sign_in_failed",
             Action::SignOut => "session.signed_out",
+            Action::RoleChanged => "role.changed",
         }
     }
 }

@@ -186,7 +186,7 @@ pub fn sign_in_required(query: Option<&str>) -> Response {
     r
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -276,7 +276,7 @@ async fn login_form(Query(q): Query<RangeQuery>) -> Response {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` value (`+` is a space, `%XX` a byte).
-fn form_value(body: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_value(body: &[u8], name: &str) -> Option<String> {
     let body = std::str::from_utf8(body).ok()?;
     let raw = body
         .split('&')
