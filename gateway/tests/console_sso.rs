@@ -43,7 +43,8 @@ fn provider_module() -> PathBuf {
 
 /// Starts the provider; returns it (killed on drop) and its issuer URL.
 fn start_provider(redirect_uri: &str) -> (browser::Killed, String) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../integration-tests/oidc/provider.mjs");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../integration-tests/oidc/provider.mjs");
     let accounts = serde_json::json!({
         "alice": {"email": "alice@example.com", "groups": ["staff", "platform"]},
         "victor": {"email": "victor@example.com", "groups": ["staff"]},
@@ -91,11 +92,16 @@ async fn sign_in(c: &Client, base: &str, login: &str) -> Result<(), fantoccini::
         .await?
         .send_keys("any-password")
         .await?;
-    c.find(Locator::Css("button[type=submit]")).await?.click().await?;
+    c.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
     // The consent page (its form says which prompt it answers), then back to the
     // gateway's callback.
     c.wait()
-        .for_element(Locator::Css("form input[name=prompt][value=consent] ~ button"))
+        .for_element(Locator::Css(
+            "form input[name=prompt][value=consent] ~ button",
+        ))
         .await?
         .click()
         .await?;
@@ -135,22 +141,33 @@ sso:
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let b = browser::start().await;
+    let b = browser::start(1280, 1400).await;
     let c = &b.client;
     let result = async {
         // Without a session every console page is the sign-in page, never data.
         for page in ["/console", "/console/audit", "/console/keys"] {
             c.goto(&format!("{base}{page}")).await?;
             c.find(Locator::Id("sso")).await?;
-            assert!(c.find(Locator::Id("audit")).await.is_err(), "{page} shows data");
+            assert!(
+                c.find(Locator::Id("audit")).await.is_err(),
+                "{page} shows data"
+            );
         }
         screenshot(c, "sign-in").await;
 
         // Alice is in `platform`: admin.
         sign_in(c, &base, "alice").await?;
-        let role = c.wait().for_element(Locator::Id("role")).await?.text().await?;
+        let role = c
+            .wait()
+            .for_element(Locator::Id("role"))
+            .await?
+            .text()
+            .await?;
         assert_eq!(role, "admin");
-        assert_eq!(c.find(Locator::Id("name")).await?.text().await?, "user:alice@example.com");
+        assert_eq!(
+            c.find(Locator::Id("name")).await?.text().await?,
+            "user:alice@example.com"
+        );
         assert_eq!(
             c.execute("return document.cookie", vec![]).await?,
             serde_json::json!(""),
@@ -168,9 +185,17 @@ sso:
 
         // She creates a key in the console; it works on the API at once.
         c.goto(&format!("{base}/console/keys")).await?;
-        c.find(Locator::Css("input[name=team]")).await?.send_keys("web").await?;
+        c.find(Locator::Css("input[name=team]"))
+            .await?
+            .send_keys("web")
+            .await?;
         c.find(Locator::Id("create")).await?.click().await?;
-        let key = c.wait().for_element(Locator::Id("new-key")).await?.text().await?;
+        let key = c
+            .wait()
+            .for_element(Locator::Id("new-key"))
+            .await?
+            .text()
+            .await?;
         assert!(key.starts_with("sk-sy-"), "{key}");
         screenshot(c, "keys").await;
         let resp = http
@@ -205,10 +230,18 @@ sso:
         // The audit trail page shows her sign-in and her key.
         c.goto(&format!("{base}/console/audit")).await?;
         let table = c.find(Locator::Id("audit")).await?.text().await?;
-        assert!(table.contains("session.signed_in") && table.contains("user:alice@example.com"), "{table}");
+        assert!(
+            table.contains("session.signed_in") && table.contains("user:alice@example.com"),
+            "{table}"
+        );
         assert!(table.contains("key.created"), "{table}");
         assert!(!table.contains(&key), "the audit page shows the key");
-        assert!(c.find(Locator::Id("chain")).await?.text().await?.starts_with("Chain intact"));
+        assert!(c
+            .find(Locator::Id("chain"))
+            .await?
+            .text()
+            .await?
+            .starts_with("Chain intact"));
         screenshot(c, "audit").await;
 
         // Sign-out ends the session.
@@ -225,7 +258,12 @@ sso:
         // Victor is only in `staff`: a viewer. Forbidden pages, dashboards open.
         c.delete_all_cookies().await?; // the provider's session too (same host)
         sign_in(c, &base, "victor").await?;
-        let role = c.wait().for_element(Locator::Id("role")).await?.text().await?;
+        let role = c
+            .wait()
+            .for_element(Locator::Id("role"))
+            .await?
+            .text()
+            .await?;
         assert_eq!(role, "viewer");
         for page in ["/console/audit", "/console/keys"] {
             c.goto(&format!("{base}{page}")).await?;
@@ -244,20 +282,33 @@ sso:
         // Mallory has no mapped group: refused, with a reason.
         c.delete_all_cookies().await?;
         sign_in(c, &base, "mallory").await?;
-        let text = c.wait().for_element(Locator::Id("message")).await?.text().await?;
+        let text = c
+            .wait()
+            .for_element(Locator::Id("message"))
+            .await?
+            .text()
+            .await?;
         assert!(text.contains("no role"), "{text}");
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
     if let Err(e) = result {
         // Where it stopped, for whoever reads the failure.
-        let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        let url = c
+            .current_url()
+            .await
+            .map(|u| u.to_string())
+            .unwrap_or_default();
         let source = c.source().await.unwrap_or_default();
         screenshot(c, "failure").await;
         let _ = b.client.clone().close().await;
         panic!(
             "browser check failed at {url}: {e}\n{}",
-            source.split("ERR_").nth(1).map(|t| t.chars().take(200).collect::<String>()).unwrap_or_else(|| source.chars().take(3000).collect())
+            source
+                .split("ERR_")
+                .nth(1)
+                .map(|t| t.chars().take(200).collect::<String>())
+                .unwrap_or_else(|| source.chars().take(3000).collect())
         );
     }
     let _ = b.client.clone().close().await;

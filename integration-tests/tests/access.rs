@@ -364,6 +364,7 @@ providers:
         (Method::DELETE, "/admin/keys/key_doesnotexist"),
         (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
         (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
+        (Method::POST, "/console/keys/key_doesnotexist/revoke"),
         (Method::POST, "/admin/policy/reload"),
     ] {
         for (role, token) in &role_tokens {
@@ -427,6 +428,7 @@ providers:
         (Method::DELETE, "/admin/keys/key_doesnotexist"),
         (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
         (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
+        (Method::POST, "/console/keys/key_doesnotexist/revoke"),
         (Method::POST, "/admin/policy/reload"),
     ] {
         for cred in [Cred::None, Cred::WrongAdmin, Cred::Key(&key), Cred::Metrics] {

@@ -113,7 +113,11 @@ async fn home(
         "cost, latency, savings, traffic by outcome, calibration",
     )];
     if RoleSet::ADMIN.contains(role) {
-        items.push(("/console/keys", "Keys", "create, rotate and revoke virtual keys"));
+        items.push((
+            "/console/keys",
+            "Keys",
+            "create, rotate and revoke virtual keys",
+        ));
     }
     if RoleSet::SECURITY.contains(role) {
         items.push((
@@ -226,7 +230,10 @@ async fn create_key(
             keys_view(&state, &p, &s, StatusCode::CREATED, &notice).await
         }
         Err(e) => {
-            let notice = format!("<p class=notice><span class=bad>{}</span></p>", esc(&e.to_string()));
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
             keys_view(&state, &p, &s, StatusCode::BAD_REQUEST, &notice).await
         }
     }
@@ -251,11 +258,17 @@ async fn revoke_key(
             if let Err(e) = state.audit.record(event).await {
                 tracing::error!(error = %e, "cannot write the audit trail");
             }
-            let notice = format!("<p class=notice>Revoked <code>{}</code>.</p>", esc(&info.id));
+            let notice = format!(
+                "<p class=notice>Revoked <code>{}</code>.</p>",
+                esc(&info.id)
+            );
             keys_view(&state, &p, &s, StatusCode::OK, &notice).await
         }
         Err(e) => {
-            let notice = format!("<p class=notice><span class=bad>{}</span></p>", esc(&e.to_string()));
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
             keys_view(&state, &p, &s, StatusCode::NOT_FOUND, &notice).await
         }
     }
@@ -305,7 +318,10 @@ async fn audit_page(
             "<p class=ok id=chain>Chain intact: {} entries, head {} <code>{}</code></p>",
             report.entries, report.head_seq, report.head_hash
         ),
-        Some(b) => format!("<p class=bad id=chain>Chain broken: {}</p>", esc(&b.to_string())),
+        Some(b) => format!(
+            "<p class=bad id=chain>Chain broken: {}</p>",
+            esc(&b.to_string())
+        ),
     };
     let json = |v: &Option<serde_json::Value>| {
         v.as_ref()

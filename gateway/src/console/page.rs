@@ -28,10 +28,7 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
     let nav = match viewer {
         Some(v) => {
             let role = v.principal.role;
-            let mut links = vec![
-                ("/console", "Console"),
-                ("/dashboard", "Dashboards"),
-            ];
+            let mut links = vec![("/console", "Console"), ("/dashboard", "Dashboards")];
             if RoleSet::ADMIN.contains(role) {
                 links.push(("/console/keys", "Keys"));
             }

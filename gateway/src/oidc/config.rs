@@ -72,7 +72,10 @@ impl SsoConfig {
 
     /// The role of a user whose `role_claim` holds `groups`: the most capable mapped one.
     pub fn role_for(&self, groups: &[String]) -> Option<Role> {
-        groups.iter().filter_map(|g| self.roles.get(g).copied()).min()
+        groups
+            .iter()
+            .filter_map(|g| self.roles.get(g).copied())
+            .min()
     }
 }
 

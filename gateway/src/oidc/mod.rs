@@ -220,11 +220,8 @@ async fn login(State(sso): State<Arc<Sso>>) -> Response {
     sso.sessions
         .put_pending(state.secret().clone(), verifier, nonce);
     let mut r = see_other(url.as_str());
-    if let Some(c) = sso.cookie_header(
-        LOGIN_COOKIE,
-        state.secret(),
-        session::PENDING_TTL.as_secs(),
-    ) {
+    if let Some(c) = sso.cookie_header(LOGIN_COOKIE, state.secret(), session::PENDING_TTL.as_secs())
+    {
         r.headers_mut().insert(header::SET_COOKIE, c);
     }
     r
@@ -338,7 +335,10 @@ async fn finish(
             Some(d) => format!("{error}: {d}"),
             None => error,
         };
-        return Err((None, CallbackError::Provider(text.chars().take(300).collect())));
+        return Err((
+            None,
+            CallbackError::Provider(text.chars().take(300).collect()),
+        ));
     }
     let (Some(code), Some(state)) = (q.code, q.state) else {
         return Err((None, CallbackError::State));

@@ -70,7 +70,8 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-pub async fn start() -> Browser {
+/// Starts chromedriver and a headless Chromium with a `width`×`height` window.
+pub async fn start(width: u32, height: u32) -> Browser {
     let (chrome, chromedriver) = browser_binaries();
     let port = free_port();
     let driver = Killed(
@@ -92,7 +93,7 @@ pub async fn start() -> Browser {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1400",
+                "--disable-dev-shm-usage", format!("--window-size={width},{height}"),
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         }),
