@@ -474,6 +474,8 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
             Arc::new(crate::console::ConsoleState {
                 keys: state.keys.clone(),
                 audit: crate::audit::AuditLog::new(ledger.db().clone()),
+                policy: Some(state.router.policy.clone()),
+                explain: Some(crate::console::playground::explainer(state.clone())),
             }),
         );
     }

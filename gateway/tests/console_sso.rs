@@ -244,6 +244,28 @@ sso:
             .starts_with("Chain intact"));
         screenshot(c, "audit").await;
 
+        // The policy playground marks a card number where it is, names its detector,
+        // and shows the decision; the request goes nowhere.
+        c.goto(&format!("{base}/console/policies")).await?;
+        let area = c.find(Locator::Id("request")).await?;
+        area.clear().await?;
+        area.send_keys(
+            r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Charge card 4111 1111 1111 1111 for order 7"}]}"#,
+        )
+        .await?;
+        c.find(Locator::Id("explain")).await?.click().await?;
+        let mark = c.wait().for_element(Locator::Css("#texts mark")).await?;
+        assert_eq!(mark.text().await?, "4111 1111 1111 1111");
+        let title = mark.attr("title").await?.unwrap_or_default();
+        assert!(title.ends_with("(rule)"), "{title}");
+        let decision = c.find(Locator::Id("decision")).await?.text().await?;
+        // The built-in policy keeps privacy-critical content on a local target.
+        assert!(decision.contains("\"rule\": \"privacy-local\""), "{decision}");
+        screenshot(c, "playground").await;
+        // Reloading the policy from the console is audited as her.
+        c.find(Locator::Id("reload")).await?.click().await?;
+        c.wait().for_element(Locator::Id("reloaded")).await?;
+
         // Sign-out ends the session.
         c.find(Locator::Id("signout")).await?.click().await?;
         c.wait().for_element(Locator::Id("sso")).await?;
@@ -341,6 +363,7 @@ sso:
         vec![
             expect("session.signed_in", "user:alice@example.com"),
             expect("key.created", "user:alice@example.com"),
+            expect("policy.reloaded", "user:alice@example.com"),
             expect("session.signed_out", "user:alice@example.com"),
             expect("session.signed_in", "user:victor@example.com"),
             expect("session.sign_in_failed", "user:mallory@example.com"),
