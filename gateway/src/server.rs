@@ -472,6 +472,7 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
         table = crate::console::routes(
             table,
             Arc::new(crate::console::ConsoleState {
+                db: ledger.db().clone(),
                 keys: state.keys.clone(),
                 audit: crate::audit::AuditLog::new(ledger.db().clone()),
                 policy: Some(state.router.policy.clone()),

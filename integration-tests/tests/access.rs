@@ -349,6 +349,11 @@ providers:
         ("/console", Role::ALL.to_vec()),
         ("/console/keys", vec![Role::Admin]),
         ("/console/audit", vec![Role::Admin, Role::Security]),
+        (
+            "/console/traffic",
+            vec![Role::Admin, Role::Finance, Role::Security],
+        ),
+        ("/console/policies", vec![Role::Admin, Role::Security]),
     ] {
         for role in Role::ALL {
             assert_eq!(

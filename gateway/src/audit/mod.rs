@@ -228,7 +228,7 @@ pub enum Order {
 const COLUMNS: &str =
     "seq, ts_ms, actor, source, action, target, before_json, after_json, prev_hash, hash";
 /// Arbitrary constant shared by every replica: PostgreSQL serializes appends on it.
-const PG_AUDIT_LOCK: i64 = 0x5359_4155_4449_54;
+const PG_AUDIT_LOCK: i64 = 0x0053_5941_5544_4954;
 const APPEND_ATTEMPTS: u32 = 5;
 const VERIFY_PAGE: i64 = 1000;
 

@@ -7,6 +7,7 @@
 //! Pages and the roles they admit: `/console` (every role: who you are and where to go),
 //! `/console/keys` (admin: list, create, rotate, revoke virtual keys),
 //! `/console/audit` (security: the audit trail with filters and the chain check),
+//! `/console/traffic` (finance, security: the ledger filtered, and as CSV),
 //! `/console/policies` (security: the live policy, its reload history, reload, and the
 //! playground that explains a pasted request with the live engine).
 //! Without a session a console page shows the sign-in page; with a role the page does not
@@ -14,6 +15,7 @@
 
 pub mod page;
 pub mod playground;
+pub mod traffic;
 
 use std::sync::Arc;
 
@@ -24,13 +26,15 @@ use axum::routing::{get, post};
 
 use crate::access::{Access, ConsoleSession, Principal, RouteTable};
 use crate::audit::{Action, AuditEvent, AuditLog, Order};
-use crate::auth::roles::RoleSet;
+use crate::auth::roles::{Role, RoleSet};
 use crate::auth::{KeyStore, NewKey};
 use crate::dashboard::render::esc;
 use crate::store::time::format_rfc3339;
 use page::Viewer;
 
 pub struct ConsoleState {
+    /// The ledger's database (the traffic explorer reads it).
+    pub db: crate::store::Db,
     pub keys: KeyStore,
     pub audit: AuditLog,
     /// The live policy (`None`: the policies page says there is none).
@@ -77,6 +81,20 @@ pub fn routes(table: RouteTable, state: Arc<ConsoleState>) -> RouteTable {
             Method::GET,
             "/console/audit",
             get(audit_page).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::of(&[Role::Finance, Role::Security]),
+            Method::GET,
+            "/console/traffic",
+            get(traffic::page_handler).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::of(&[Role::Finance, Role::Security]),
+            Method::GET,
+            "/console/traffic.csv",
+            get(traffic::csv_handler).with_state(s()),
         )
         .route_roles(
             Access::Dashboard,
@@ -383,6 +401,13 @@ async fn home(
             "/console/keys",
             "Keys",
             "create, rotate and revoke virtual keys",
+        ));
+    }
+    if RoleSet::of(&[Role::Finance, Role::Security]).contains(role) {
+        items.push((
+            "/console/traffic",
+            "Traffic",
+            "every request with route, model, status, cost; CSV export",
         ));
     }
     if RoleSet::SECURITY.contains(role) {

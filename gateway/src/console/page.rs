@@ -32,6 +32,9 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
             if RoleSet::ADMIN.contains(role) {
                 links.push(("/console/keys", "Keys"));
             }
+            if RoleSet::of(&[Role::Finance, Role::Security]).contains(role) {
+                links.push(("/console/traffic", "Traffic"));
+            }
             if RoleSet::SECURITY.contains(role) {
                 links.push(("/console/policies", "Policies"));
                 links.push(("/console/audit", "Audit trail"));
