@@ -253,8 +253,8 @@ async fn rotate_key(
     }
 }
 
-/// Revokes a key and records it (API and CLI share this).
-async fn revoke_key_audited(
+/// Revokes a key and records it (API, console and CLI share this).
+pub(crate) async fn revoke_key_audited(
     keys: &KeyStore,
     log: &AuditLog,
     p: &Principal,
@@ -272,7 +272,7 @@ async fn revoke_key_audited(
 }
 
 /// Rotates a key and records it: the prefix before and after (never a secret).
-async fn rotate_key_audited(
+pub(crate) async fn rotate_key_audited(
     keys: &KeyStore,
     log: &AuditLog,
     p: &Principal,

@@ -205,6 +205,37 @@ sso:
             .await
             .expect("send");
         assert_eq!(resp.status(), 200, "the new key works");
+        let models = |key: String| {
+            let http = http.clone();
+            let url = format!("{base}/v1/models");
+            async move {
+                http.get(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16()
+            }
+        };
+        // Rotated in the console: the old key is refused, the new one works.
+        c.find(Locator::Css("#keys tr[data-key] form[action$='/rotate'] button"))
+            .await?
+            .click()
+            .await?;
+        let rotated = c.wait().for_element(Locator::Id("new-key")).await?.text().await?;
+        assert_ne!(rotated, key);
+        assert_eq!(models(key.clone()).await, 401, "the rotated-out key still works");
+        assert_eq!(models(rotated.clone()).await, 200);
+        // Revoked in the console: refused at once.
+        c.find(Locator::Css("#keys tr[data-key] form[action$='/revoke'] button"))
+            .await?
+            .click()
+            .await?;
+        c.wait()
+            .for_element(Locator::Css("#keys tr[data-key] td:last-child"))
+            .await?;
+        assert_eq!(models(rotated.clone()).await, 401, "the revoked key still works");
 
         // A form without the session's CSRF token is refused, even with the cookie.
         let cookie_header = format!("switchyard_session={}", session.value());
@@ -363,6 +394,8 @@ sso:
         vec![
             expect("session.signed_in", "user:alice@example.com"),
             expect("key.created", "user:alice@example.com"),
+            expect("key.rotated", "user:alice@example.com"),
+            expect("key.revoked", "user:alice@example.com"),
             expect("policy.reloaded", "user:alice@example.com"),
             expect("session.signed_out", "user:alice@example.com"),
             expect("session.signed_in", "user:victor@example.com"),

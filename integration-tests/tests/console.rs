@@ -48,6 +48,7 @@ providers:
     let base = format!("http://{}", gw.addr);
     let client = http_client();
     let mut keys = Vec::new();
+    let mut ids = Vec::new();
     for team in ["web", "batch"] {
         let v: Value = client
             .post(format!("{base}/admin/keys"))
@@ -60,6 +61,7 @@ providers:
             .await
             .expect("json");
         keys.push(v["key"].as_str().expect("key").to_string());
+        ids.push(v["id"].as_str().expect("id").to_string());
     }
     for (key, n) in [(&keys[0], 2), (&keys[1], 1)] {
         for _ in 0..n {
@@ -134,6 +136,27 @@ providers:
         .await
         .expect("send");
     assert_eq!(bad.status(), 400);
+
+    // The key list shows when each key was last used, from the same ledger.
+    let html = client
+        .get(format!("{base}/console/keys"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let row = html
+        .split("<tr data-key=")
+        .find(|r| r.starts_with(&format!("\"{}\"", ids[0])))
+        .expect("the web key's row");
+    let last = row
+        .split("<td class=last-used>")
+        .nth(1)
+        .and_then(|r| r.split("</td>").next())
+        .unwrap_or_default();
+    assert!(last.starts_with("20"), "last used: {last:?}");
 
     // Viewers do not read traffic.
     let viewer = token(&client, &base, "viewer").await;

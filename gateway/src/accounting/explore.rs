@@ -129,6 +129,17 @@ pub async fn traffic(db: &Db, f: &TrafficFilter) -> Result<Vec<TrafficRow>, Stor
     }))
 }
 
+/// When each key was last used (unix ms), from the ledger (refused requests carry no key).
+pub async fn last_used(db: &Db) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let sql = "SELECT key_id, MAX(ts_ms) FROM ledger WHERE key_id <> '' GROUP BY key_id";
+    let rows: Vec<(String, Option<i64>)> =
+        with_pool!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, t)| t.map(|t| (k, t)))
+        .collect())
+}
+
 /// The rows as CSV, money in dollars (the columns of [`TrafficRow`]).
 pub fn to_csv(rows: &[TrafficRow]) -> String {
     use super::{csv_field, money::format_usd};

@@ -77,6 +77,13 @@ pub fn routes(table: RouteTable, state: Arc<ConsoleState>) -> RouteTable {
         )
         .route_roles(
             Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/console/keys/{id}/rotate",
+            post(rotate_key).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
             RoleSet::SECURITY,
             Method::GET,
             "/console/audit",
@@ -460,30 +467,36 @@ async fn keys_view(
         }
     };
     let csrf = csrf_field(s);
+    // Last use comes from the ledger; without it the column is empty, not an error.
+    let last_used = crate::accounting::explore::last_used(&state.db)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "console cannot read key usage"))
+        .unwrap_or_default();
     let rows: String = keys
         .iter()
         .map(|k| {
+            let id = esc(&k.id);
             let action = match k.revoked_at {
                 Some(r) => format!("revoked {}", format_rfc3339(r)),
                 None => format!(
-                    "<form class=inline method=post action=\"/console/keys/{}/revoke\">{csrf}<button>Revoke</button></form>",
-                    esc(&k.id)
+                    "<form class=inline method=post action=\"/console/keys/{id}/rotate\">{csrf}<button>Rotate</button></form> \
+                     <form class=inline method=post action=\"/console/keys/{id}/revoke\">{csrf}<button>Revoke</button></form>"
                 ),
             };
             format!(
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{action}</td></tr>",
-                esc(&k.id),
+                "<tr data-key=\"{id}\"><td><code>{id}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=last-used>{}</td><td>{action}</td></tr>",
                 esc(&k.prefix),
                 esc(&k.team),
                 esc(k.app.as_deref().unwrap_or("")),
                 esc(&k.tags.join(", ")),
                 format_rfc3339(k.created_at),
+                last_used.get(&k.id).map(|t| format_rfc3339(*t)).unwrap_or_default(),
             )
         })
         .collect();
     let body = format!(
         "{notice}<form method=post action=\"/console/keys\">{csrf}<label>Team <input name=team required></label> <label>App <input name=app></label> <label>Name <input name=name></label> <button id=create>Create key</button></form>\
-         <h2>Keys</h2><table id=keys><tr><th>id</th><th>prefix</th><th>team</th><th>app</th><th>tags</th><th>created</th><th></th></tr>{rows}</table>"
+         <h2>Keys</h2><table id=keys><tr><th>id</th><th>prefix</th><th>team</th><th>app</th><th>tags</th><th>created</th><th>last used</th><th></th></tr>{rows}</table>"
     );
     page::page(status, "Keys", &viewer(p, s), &body)
 }
@@ -545,15 +558,8 @@ async fn revoke_key(
     if let Some(refused) = csrf_refused(&s, &body) {
         return refused;
     }
-    let before = state.keys.get(&id).await.ok().flatten();
-    match state.keys.revoke(&id).await {
+    match crate::admin::revoke_key_audited(&state.keys, &state.audit, &p, &id).await {
         Ok(info) => {
-            let event = audit_event(&p, Action::KeyRevoked, &info.id)
-                .before(before)
-                .after(&info);
-            if let Err(e) = state.audit.record(event).await {
-                tracing::error!(error = %e, "cannot write the audit trail");
-            }
             let notice = format!(
                 "<p class=notice>Revoked <code>{}</code>.</p>",
                 esc(&info.id)
@@ -650,4 +656,33 @@ async fn audit_page(
         value(&q.to),
     );
     page::page(StatusCode::OK, "Audit trail", &viewer(&p, &s), &body)
+}
+
+async fn rotate_key(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    match crate::admin::rotate_key_audited(&state.keys, &state.audit, &p, &id).await {
+        Ok((info, plain)) => {
+            let notice = format!(
+                "<p class=notice>Rotated <code>{}</code>: the old key no longer works. The new key is shown once: <code id=new-key>{}</code></p>",
+                esc(&info.id),
+                esc(&plain)
+            );
+            keys_view(&state, &p, &s, StatusCode::OK, &notice).await
+        }
+        Err(e) => {
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
+            keys_view(&state, &p, &s, StatusCode::NOT_FOUND, &notice).await
+        }
+    }
 }
