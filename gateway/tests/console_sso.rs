@@ -223,7 +223,12 @@ sso:
             .await?
             .click()
             .await?;
-        let rotated = c.wait().for_element(Locator::Id("new-key")).await?.text().await?;
+        let rotated = c
+            .wait()
+            .for_element(Locator::Id("rotated-key"))
+            .await?
+            .text()
+            .await?;
         assert_ne!(rotated, key);
         assert_eq!(models(key.clone()).await, 401, "the rotated-out key still works");
         assert_eq!(models(rotated.clone()).await, 200);
@@ -232,9 +237,7 @@ sso:
             .await?
             .click()
             .await?;
-        c.wait()
-            .for_element(Locator::Css("#keys tr[data-key] td:last-child"))
-            .await?;
+        c.wait().for_element(Locator::Id("revoked")).await?;
         assert_eq!(models(rotated.clone()).await, 401, "the revoked key still works");
 
         // A form without the session's CSRF token is refused, even with the cookie.

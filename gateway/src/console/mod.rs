@@ -561,7 +561,7 @@ async fn revoke_key(
     match crate::admin::revoke_key_audited(&state.keys, &state.audit, &p, &id).await {
         Ok(info) => {
             let notice = format!(
-                "<p class=notice>Revoked <code>{}</code>.</p>",
+                "<p class=notice id=revoked>Revoked <code>{}</code>.</p>",
                 esc(&info.id)
             );
             keys_view(&state, &p, &s, StatusCode::OK, &notice).await
@@ -671,7 +671,7 @@ async fn rotate_key(
     match crate::admin::rotate_key_audited(&state.keys, &state.audit, &p, &id).await {
         Ok((info, plain)) => {
             let notice = format!(
-                "<p class=notice>Rotated <code>{}</code>: the old key no longer works. The new key is shown once: <code id=new-key>{}</code></p>",
+                "<p class=notice>Rotated <code>{}</code>: the old key no longer works. The new key is shown once: <code id=rotated-key>{}</code></p>",
                 esc(&info.id),
                 esc(&plain)
             );
