@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 bash scripts/setup-python.sh
 bash scripts/setup-browser.sh
+# The OpenID Provider the console sign-in tests run against (oidc-provider on Node).
+bash scripts/setup-oidc.sh
 if [ -f scripts/setup-models.sh ]; then
   bash scripts/setup-models.sh
 fi

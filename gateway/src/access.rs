@@ -8,13 +8,22 @@
 //! |---|---|---|
 //! | `Public` | none (liveness, readiness, the dashboard's sign-in page) | — |
 //! | `Client` | a virtual key when keys are required (an admin token is set, or `auth.require_key`) | 401 in the client's dialect |
-//! | `Admin` | the admin token as `Authorization: Bearer` | 401 JSON; "disabled" when the gateway has no admin token |
-//! | `Dashboard` | the admin token, or the dashboard session cookie derived from it; open in open mode | 401 sign-in page |
+//! | `Admin` | the admin token, or a scoped admin token whose role the route admits, as `Authorization: Bearer` | 401 JSON; 403 for a role the route does not admit; "disabled" when the gateway has no admin token |
+//! | `Dashboard` | the admin token, a scoped admin token of a role the route admits, or the dashboard session cookie; open in open mode | 401 sign-in page |
 //! | `Metrics` | none by default (Prometheus), or the metrics token when `auth.metrics_token_env` names one | 401 text |
+//!
+//! Admin and dashboard routes also declare the [`RoleSet`] that may call them
+//! ([`RouteTable::route_roles`]; `route` admits only `admin` on admin routes and every
+//! role on dashboards). The configured admin token has the `admin` role; a scoped token
+//! has the role it was created with. The guard hands admin handlers a [`Principal`] (who,
+//! with which role, from where) for the audit trail.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +31,9 @@ use axum::routing::MethodRouter;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::audit::Actor;
+use crate::auth::admin_tokens::{looks_like_token, AdminTokenStore, TokenCheck};
+use crate::auth::roles::{Role, RoleSet};
 use crate::auth::{KeyInfo, KeyStore};
 use crate::canonical::{Dialect, GatewayError};
 
@@ -47,12 +59,54 @@ impl Access {
     }
 }
 
-/// One declared route: its class, method and path (as axum matches it).
+/// One declared route: its class, the roles it admits, method and path (as axum
+/// matches it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     pub access: Access,
+    /// Who among the administrative roles may call it (admin and dashboard routes).
+    pub roles: RoleSet,
     pub method: Method,
     pub path: &'static str,
+}
+
+/// Who is calling an admin or dashboard route: set by the guard, read by handlers that
+/// write the audit trail. A handler that extracts it cannot run unguarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub actor: Actor,
+    pub role: Role,
+    pub source: Option<SocketAddr>,
+}
+
+/// The console session a dashboard-class request came with (`None`: a bearer token or
+/// the dashboard cookie). Forms check its CSRF token.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleSession(pub Option<Arc<crate::oidc::Session>>);
+
+/// The peer address of the connection, when the server records it (it does; a router
+/// driven without a socket, as in unit tests, has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(peer(&parts.extensions)))
+    }
+}
+
+fn peer(ext: &http::Extensions) -> Option<SocketAddr> {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .or_else(|| {
+            ext.get::<ConnectInfo<crate::tls::TlsPeer>>()
+                .map(|c| c.0 .0)
+        })
 }
 
 /// The virtual key a client route was called with (`None` in open mode without a key).
@@ -71,6 +125,10 @@ pub struct Credentials {
     /// The environment variable the admin token is read from (named in the "disabled"
     /// message so the fix is obvious).
     pub admin_token_env: String,
+    /// Scoped admin tokens (`None` for routers without a database).
+    pub admin_tokens: Option<AdminTokenStore>,
+    /// Console single sign-on and its sessions (`None`: no `sso:` section).
+    pub sso: Option<Arc<crate::oidc::Sso>>,
     pub metrics_token: Option<String>,
     /// Called with the error of a model request the client guard refused, so that the
     /// refusal is in the ledger like every other answered request (set once the state
@@ -90,6 +148,8 @@ impl Credentials {
             require_key: admin_token.is_some(),
             admin_token: admin_token.filter(|t| !t.is_empty()),
             admin_token_env: "SWITCHYARD_ADMIN_TOKEN".into(),
+            admin_tokens: None,
+            sso: None,
             metrics_token: None,
             on_refused_model_call: std::sync::OnceLock::new(),
         }
@@ -118,21 +178,40 @@ impl RouteTable {
     }
 
     /// Mounts `handler` (a `MethodRouter` for exactly `method`, its state already given)
-    /// at `path` behind the guard of `access`.
+    /// at `path` behind the guard of `access`: on admin routes for the `admin` role only,
+    /// on dashboards for every role.
     pub fn route(
-        mut self,
+        self,
         access: Access,
         method: Method,
         path: &'static str,
         handler: MethodRouter,
     ) -> Self {
+        let roles = match access {
+            Access::Admin => RoleSet::ADMIN,
+            _ => RoleSet::ANY,
+        };
+        self.route_roles(access, roles, method, path, handler)
+    }
+
+    /// [`route`](Self::route) admitting the administrative `roles` (admin and dashboard
+    /// routes; other classes ignore roles).
+    pub fn route_roles(
+        mut self,
+        access: Access,
+        roles: RoleSet,
+        method: Method,
+        path: &'static str,
+        handler: MethodRouter,
+    ) -> Self {
         let guarded = handler.route_layer(middleware::from_fn_with_state(
-            (self.creds.clone(), access),
+            (self.creds.clone(), access, roles),
             guard,
         ));
         self.router = self.router.route(path, guarded);
         self.specs.push(RouteSpec {
             access,
+            roles,
             method,
             path,
         });
@@ -150,7 +229,7 @@ impl RouteTable {
 }
 
 async fn guard(
-    State((creds, access)): State<(Arc<Credentials>, Access)>,
+    State((creds, access, roles)): State<(Arc<Credentials>, Access, RoleSet)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -174,15 +253,53 @@ async fn guard(
                 }
             }
         }
-        Access::Admin => match admin_check(&creds, request.headers()) {
-            Ok(()) => next.run(request).await,
-            Err(refusal) => refusal.into_response(),
+        Access::Admin => match admin_principal(&creds, request.headers(), roles).await {
+            Ok((actor, role)) => {
+                let source = peer(request.extensions());
+                request.extensions_mut().insert(Principal {
+                    actor,
+                    role,
+                    source,
+                });
+                next.run(request).await
+            }
+            Err(refusal) => {
+                tracing::warn!(
+                    path = request.uri().path(),
+                    reason = refusal.kind(),
+                    "admin request refused"
+                );
+                refusal.into_response()
+            }
         },
         Access::Dashboard => {
-            if crate::dashboard::authorized(creds.admin_token.as_deref(), request.headers()) {
-                next.run(request).await
-            } else {
-                crate::dashboard::sign_in_required(request.uri().query())
+            let session = creds
+                .sso
+                .as_ref()
+                .and_then(|sso| sso.session(request.headers()));
+            let who = match &session {
+                Some(s) => Some((Actor::User(s.name.clone()), s.role)),
+                None => dashboard_principal(&creds, request.headers()).await,
+            };
+            match who {
+                None if request.uri().path().starts_with("/console") => {
+                    crate::console::page::sign_in(creds.sso.is_some())
+                }
+                None => crate::dashboard::sign_in_required(request.uri().query()),
+                Some((_, role)) if !roles.contains(role) => {
+                    crate::console::page::forbidden(role, roles)
+                }
+                Some((actor, role)) => {
+                    let source = peer(request.extensions());
+                    let ext = request.extensions_mut();
+                    ext.insert(Principal {
+                        actor,
+                        role,
+                        source,
+                    });
+                    ext.insert(ConsoleSession(session));
+                    next.run(request).await
+                }
             }
         }
         Access::Metrics => match &creds.metrics_token {
@@ -205,6 +322,19 @@ async fn guard(
             }
         },
     }
+}
+
+/// Who a dashboard-class request without a console session comes from: the admin token
+/// (bearer or the dashboard cookie) is `admin`; a scoped token has its role; in open mode
+/// (no admin token) anyone is a `viewer`.
+async fn dashboard_principal(creds: &Credentials, headers: &HeaderMap) -> Option<(Actor, Role)> {
+    if crate::dashboard::authorized(creds.admin_token.as_deref(), headers) {
+        return Some(match creds.admin_token {
+            Some(_) => (Actor::AdminToken, Role::Admin),
+            None => (Actor::Anonymous, Role::Viewer),
+        });
+    }
+    admin_principal(creds, headers, RoleSet::ANY).await.ok()
 }
 
 /// Anthropic's routes answer in Anthropic's error shape; the rest in OpenAI's unless the
@@ -270,6 +400,16 @@ pub enum AdminRefusal {
     },
     Missing,
     Wrong,
+    /// A scoped token past its expiry.
+    Expired,
+    /// A valid token whose role the route does not admit.
+    Forbidden {
+        role: Role,
+        needs: RoleSet,
+    },
+    /// The token store could not be read (fail closed, but say it is not the caller's
+    /// fault).
+    Unavailable,
 }
 
 impl AdminRefusal {
@@ -282,25 +422,82 @@ impl AdminRefusal {
                 "admin token required: send it as `Authorization: Bearer <token>`".into()
             }
             AdminRefusal::Wrong => "wrong admin token".into(),
+            AdminRefusal::Expired => {
+                "admin token expired: create a new one (switchyard tokens create)".into()
+            }
+            AdminRefusal::Forbidden { role, needs } => {
+                format!("the {role} role may not do this: it needs one of {needs}")
+            }
+            AdminRefusal::Unavailable => "cannot verify the admin token right now".into(),
         }
     }
 
-    fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             AdminRefusal::Disabled { .. } => "admin_disabled",
-            AdminRefusal::Missing | AdminRefusal::Wrong => "unauthorized",
+            AdminRefusal::Missing | AdminRefusal::Wrong | AdminRefusal::Expired => "unauthorized",
+            AdminRefusal::Forbidden { .. } => "forbidden",
+            AdminRefusal::Unavailable => "store_error",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminRefusal::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AdminRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
         }
     }
 }
 
 impl IntoResponse for AdminRefusal {
     fn into_response(self) -> Response {
-        let mut r = crate::admin::error(StatusCode::UNAUTHORIZED, self.kind(), self.message());
-        r.headers_mut().insert(
-            http::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
-        );
+        let status = self.status();
+        let mut r = crate::admin::error(status, self.kind(), self.message());
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+            );
+        }
         r
+    }
+}
+
+/// Who an admin request comes from and with which role, if that role is in `roles`: the
+/// configured admin token (role `admin`) or a scoped admin token. The API is off without
+/// a configured admin token, scoped tokens included, so that it is never open by accident.
+pub async fn admin_principal(
+    creds: &Credentials,
+    headers: &HeaderMap,
+    roles: RoleSet,
+) -> Result<(Actor, Role), AdminRefusal> {
+    let Some(token) = creds.admin_token.as_deref().filter(|t| !t.is_empty()) else {
+        return Err(AdminRefusal::Disabled {
+            env: creds.admin_token_env.clone(),
+        });
+    };
+    let given = crate::auth::bearer_token(headers).ok_or(AdminRefusal::Missing)?;
+    let (actor, role) = if ct_eq(given, token) {
+        (Actor::AdminToken, Role::Admin)
+    } else {
+        match (&creds.admin_tokens, looks_like_token(given)) {
+            (Some(store), true) => match store.check(given).await {
+                Ok(TokenCheck::Valid(t)) => (Actor::Token(t.id.clone()), t.role),
+                Ok(TokenCheck::Expired) => return Err(AdminRefusal::Expired),
+                Ok(TokenCheck::Unknown) => return Err(AdminRefusal::Wrong),
+                Err(e) => {
+                    tracing::error!(error = %e, "admin token store unavailable");
+                    return Err(AdminRefusal::Unavailable);
+                }
+            },
+            _ => return Err(AdminRefusal::Wrong),
+        }
+    };
+    if roles.contains(role) {
+        Ok((actor, role))
+    } else {
+        Err(AdminRefusal::Forbidden { role, needs: roles })
     }
 }
 

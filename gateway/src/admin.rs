@@ -1,13 +1,19 @@
-//! The admin HTTP API (`/admin/keys`, `/admin/spend`) and the CLI helpers behind
-//! `switchyard keys ...` and `switchyard report`.
+//! The admin HTTP API (`/admin/keys`, `/admin/tokens`, `/admin/policy/*`, `/admin/spend`,
+//! `/admin/calibration`, `/admin/audit`) and the CLI helpers behind `switchyard keys`,
+//! `tokens`, `audit` and `report`.
 //!
-//! Every admin route is declared `Access::Admin` (`access.rs`): it requires
-//! `Authorization: Bearer <admin token>`, compared in constant time. Without a configured
-//! token every admin route answers 401 "admin API disabled": the API is off, not open.
+//! Every admin route is declared `Access::Admin` (`access.rs`) with the roles it admits:
+//! it requires `Authorization: Bearer` with the admin token (compared in constant time)
+//! or a scoped admin token of one of those roles. Without a configured admin token every
+//! admin route answers 401 "admin API disabled": the API is off, not open.
+//!
+//! Every change made here is recorded in the audit trail (`audit/`) with the caller's
+//! [`Principal`], after the change succeeds; an audit write that fails is logged as an
+//! error and the change stands (it has already happened).
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -15,56 +21,157 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access::{Access::Admin, RouteTable};
+use crate::access::{Access::Admin, Principal, RouteTable};
 use crate::accounting::{render_report, spend_report, Ledger, SpendQuery};
+use crate::audit::{Action, Actor, AuditEvent, AuditFilter, AuditLog, Order};
+use crate::auth::admin_tokens::{AdminTokenStore, NewToken, TokenInfo};
+use crate::auth::roles::RoleSet;
 use crate::auth::{AuthError, KeyInfo, KeyStore, NewKey};
+use crate::policy_runtime::PolicyHandle;
 use crate::store::{Db, StoreError};
 
 pub struct AdminState {
     pub keys: KeyStore,
+    pub tokens: AdminTokenStore,
     pub ledger: Ledger,
+    pub audit: AuditLog,
+    /// The live policy (`None`: the policy routes are not mounted, as in tests of the
+    /// key API alone).
+    pub policy: Option<PolicyHandle>,
 }
 
-/// Adds the admin API's routes, each `Access::Admin`.
+impl AdminState {
+    /// The admin API over one database: keys, tokens and the audit trail all in the
+    /// ledger's database.
+    pub fn new(keys: KeyStore, ledger: Ledger, policy: Option<PolicyHandle>) -> Self {
+        let db = ledger.db().clone();
+        AdminState {
+            tokens: AdminTokenStore::new(db.clone(), std::time::Duration::from_secs(5)),
+            audit: AuditLog::new(db),
+            keys,
+            ledger,
+            policy,
+        }
+    }
+}
+
+/// Adds the admin API's routes, each `Access::Admin` with the roles it admits.
 pub fn routes(table: RouteTable, state: Arc<AdminState>) -> RouteTable {
     let s = || state.clone();
-    table
-        .route(
+    let mut table = table
+        .route_roles(
             Admin,
+            RoleSet::ADMIN,
             Method::POST,
             "/admin/keys",
             post(create_key).with_state(s()),
         )
-        .route(
+        .route_roles(
             Admin,
+            RoleSet::ADMIN,
             Method::GET,
             "/admin/keys",
             get(list_keys).with_state(s()),
         )
-        .route(
+        .route_roles(
             Admin,
+            RoleSet::ADMIN,
             Method::DELETE,
             "/admin/keys/{id}",
             delete(revoke_key).with_state(s()),
         )
-        .route(
+        .route_roles(
             Admin,
+            RoleSet::ADMIN,
             Method::POST,
             "/admin/keys/{id}/rotate",
             post(rotate_key).with_state(s()),
         )
-        .route(
+        .route_roles(
             Admin,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/admin/tokens",
+            post(create_token).with_state(s()),
+        )
+        .route_roles(
+            Admin,
+            RoleSet::ADMIN,
+            Method::GET,
+            "/admin/tokens",
+            get(list_tokens).with_state(s()),
+        )
+        .route_roles(
+            Admin,
+            RoleSet::ADMIN,
+            Method::DELETE,
+            "/admin/tokens/{id}",
+            delete(revoke_token).with_state(s()),
+        )
+        .route_roles(
+            Admin,
+            RoleSet::ANY,
+            Method::GET,
+            "/admin/whoami",
+            get(whoami),
+        )
+        .route_roles(
+            Admin,
+            RoleSet::FINANCE,
             Method::GET,
             "/admin/spend",
             get(spend).with_state(s()),
         )
-        .route(
+        .route_roles(
             Admin,
+            RoleSet::FINANCE,
             Method::GET,
             "/admin/calibration",
             get(calibration).with_state(s()),
         )
+        .route_roles(
+            Admin,
+            RoleSet::SECURITY,
+            Method::GET,
+            "/admin/audit",
+            get(list_audit).with_state(s()),
+        )
+        .route_roles(
+            Admin,
+            RoleSet::SECURITY,
+            Method::GET,
+            "/admin/audit/verify",
+            get(verify_audit).with_state(s()),
+        );
+    if state.policy.is_some() {
+        table = table
+            .route_roles(
+                Admin,
+                RoleSet::SECURITY,
+                Method::GET,
+                "/admin/policy/status",
+                get(policy_status).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::SECURITY,
+                Method::POST,
+                "/admin/policy/reload",
+                post(policy_reload).with_state(s()),
+            );
+    }
+    table
+}
+
+/// Records an admin event; a failure is logged (the change it describes has happened).
+async fn audit(state: &AdminState, event: AuditEvent) {
+    if let Err(e) = state.audit.record(event).await {
+        tracing::error!(error = %e, "cannot write the audit trail");
+    }
+}
+
+fn event(p: &Principal, action: Action, target: &str) -> AuditEvent {
+    AuditEvent::new(p.actor.clone(), action, target).source(p.source)
 }
 
 /// The admin API's error shape (the admin guard's refusals use it too).
@@ -99,13 +206,20 @@ fn with_key(info: &KeyInfo, plain: &str) -> serde_json::Value {
     v
 }
 
-async fn create_key(State(state): State<Arc<AdminState>>, body: axum::body::Bytes) -> Response {
+async fn create_key(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
     let req: NewKey = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
     };
     match state.keys.create(req).await {
-        Ok((info, plain)) => (StatusCode::CREATED, Json(with_key(&info, &plain))).into_response(),
+        Ok((info, plain)) => {
+            audit(&state, event(&p, Action::KeyCreated, &info.id).after(&info)).await;
+            (StatusCode::CREATED, Json(with_key(&info, &plain))).into_response()
+        }
         Err(e) => auth_error(e),
     }
 }
@@ -117,18 +231,228 @@ async fn list_keys(State(state): State<Arc<AdminState>>) -> Response {
     }
 }
 
-async fn revoke_key(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
-    match state.keys.revoke(&id).await {
+async fn revoke_key(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match revoke_key_audited(&state.keys, &state.audit, &p, &id).await {
         Ok(info) => Json(info).into_response(),
         Err(e) => auth_error(e),
     }
 }
 
-async fn rotate_key(State(state): State<Arc<AdminState>>, Path(id): Path<String>) -> Response {
-    match state.keys.rotate(&id).await {
+async fn rotate_key(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    match rotate_key_audited(&state.keys, &state.audit, &p, &id).await {
         Ok((info, plain)) => Json(with_key(&info, &plain)).into_response(),
         Err(e) => auth_error(e),
     }
+}
+
+/// Revokes a key and records it (API, console and CLI share this).
+pub(crate) async fn revoke_key_audited(
+    keys: &KeyStore,
+    log: &AuditLog,
+    p: &Principal,
+    id: &str,
+) -> Result<KeyInfo, AuthError> {
+    let before = keys.get(id).await?;
+    let info = keys.revoke(id).await?;
+    let e = event(p, Action::KeyRevoked, &info.id)
+        .before(before)
+        .after(&info);
+    if let Err(e) = log.record(e).await {
+        tracing::error!(error = %e, "cannot write the audit trail");
+    }
+    Ok(info)
+}
+
+/// Rotates a key and records it: the prefix before and after (never a secret).
+pub(crate) async fn rotate_key_audited(
+    keys: &KeyStore,
+    log: &AuditLog,
+    p: &Principal,
+    id: &str,
+) -> Result<(KeyInfo, String), AuthError> {
+    let before = keys.get(id).await?;
+    let (info, plain) = keys.rotate(id).await?;
+    let e = event(p, Action::KeyRotated, &info.id)
+        .before(before)
+        .after(&info);
+    if let Err(e) = log.record(e).await {
+        tracing::error!(error = %e, "cannot write the audit trail");
+    }
+    Ok((info, plain))
+}
+
+fn with_token(info: &TokenInfo, plain: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(info).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("token".into(), json!(plain));
+    }
+    v
+}
+
+async fn create_token(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
+    let req: NewToken = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    };
+    match state.tokens.create(&req, &p.actor.to_string()).await {
+        Ok((info, plain)) => {
+            audit(
+                &state,
+                event(&p, Action::TokenCreated, &info.id).after(&info),
+            )
+            .await;
+            (StatusCode::CREATED, Json(with_token(&info, &plain))).into_response()
+        }
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn list_tokens(State(state): State<Arc<AdminState>>) -> Response {
+    match state.tokens.list().await {
+        Ok(tokens) => Json(json!({ "tokens": tokens })).into_response(),
+        Err(e) => auth_error(e),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let before = match state.tokens.get(&id).await {
+        Ok(b) => b,
+        Err(e) => return auth_error(e),
+    };
+    match state.tokens.revoke(&id).await {
+        Ok(info) => {
+            let e = event(&p, Action::TokenRevoked, &info.id)
+                .before(before)
+                .after(&info);
+            audit(&state, e).await;
+            Json(info).into_response()
+        }
+        Err(e) => auth_error(e),
+    }
+}
+
+/// Who the caller is and with which role (automation checks its token with this).
+async fn whoami(Extension(p): Extension<Principal>) -> Response {
+    Json(json!({"actor": p.actor.to_string(), "role": p.role})).into_response()
+}
+
+async fn policy_status(State(state): State<Arc<AdminState>>) -> Response {
+    match &state.policy {
+        Some(policy) => Json(json!(policy.status())).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no policy is loaded"),
+    }
+}
+
+async fn policy_reload(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+) -> Response {
+    let Some(policy) = &state.policy else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no policy is loaded");
+    };
+    let report = policy.reload_report();
+    audit(&state, report.audit_event(p.actor.clone()).source(p.source)).await;
+    match report.result {
+        Ok(version) => Json(json!({"reloaded": true, "version": version})).into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"reloaded": false, "error": e, "status": policy.status()})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditParams {
+    from: Option<String>,
+    to: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The most entries one `/admin/audit` page returns.
+const AUDIT_PAGE_MAX: u32 = 1000;
+
+/// Audit entries, newest first, filtered by time, actor, action (or family) and target.
+async fn list_audit(
+    State(state): State<Arc<AdminState>>,
+    Query(q): Query<AuditParams>,
+) -> Response {
+    let filter = match audit_filter(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.actor,
+        q.action,
+        q.target,
+        q.limit.unwrap_or(100).clamp(1, AUDIT_PAGE_MAX),
+    ) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "invalid_request", m),
+    };
+    match state.audit.list(&filter, Order::NewestFirst).await {
+        Ok(entries) => Json(json!({ "entries": entries })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// Walks the chain: `ok`, the head to keep elsewhere, or where it first breaks.
+async fn verify_audit(State(state): State<Arc<AdminState>>) -> Response {
+    match state.audit.verify().await {
+        Ok(report) => {
+            let mut v = json!(report);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("ok".into(), json!(report.ok()));
+                if let Some(b) = &report.broken {
+                    obj.insert("message".into(), json!(b.to_string()));
+                }
+            }
+            Json(v).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// Checks and assembles an audit filter (shared by the API and the CLI).
+pub fn audit_filter(
+    from: Option<&str>,
+    to: Option<&str>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: u32,
+) -> Result<AuditFilter, String> {
+    let time = |s: Option<&str>| {
+        s.filter(|s| !s.is_empty())
+            .map(crate::store::time::parse_time)
+            .transpose()
+            .map_err(|e| e.to_string())
+    };
+    Ok(AuditFilter {
+        from_ms: time(from)?,
+        to_ms: time(to)?,
+        actor: actor.filter(|s| !s.is_empty()),
+        action: action.filter(|s| !s.is_empty()),
+        target: target.filter(|s| !s.is_empty()),
+        limit,
+    })
 }
 
 #[derive(Deserialize)]
@@ -290,12 +614,26 @@ fn key_line(k: &KeyInfo) -> String {
     )
 }
 
-/// Runs a key command against the database and returns what to print.
+/// The CLI's principal: the OS user, no network source.
+fn cli_principal() -> Principal {
+    Principal {
+        actor: Actor::cli(),
+        role: crate::auth::roles::Role::Admin,
+        source: None,
+    }
+}
+
+/// Runs a key command against the database and returns what to print. Changes are
+/// recorded in the audit trail as the OS user's (`cli:<user>`).
 pub async fn cli_keys(db: Db, cmd: KeysCommand) -> anyhow::Result<String> {
+    let log = AuditLog::new(db.clone());
     let keys = KeyStore::new(db, std::time::Duration::from_millis(1));
+    let p = cli_principal();
     Ok(match cmd {
         KeysCommand::Create(req) => {
             let (info, plain) = keys.create(req).await?;
+            log.record(event(&p, Action::KeyCreated, &info.id).after(&info))
+                .await?;
             format!(
                 "{}\n\n{plain}\n\nStore this key now: it is not shown again.\n",
                 key_line(&info)
@@ -309,9 +647,12 @@ pub async fn cli_keys(db: Db, cmd: KeysCommand) -> anyhow::Result<String> {
                 list.iter().map(|k| key_line(k) + "\n").collect()
             }
         }
-        KeysCommand::Revoke { id } => format!("revoked {}\n", key_line(&keys.revoke(&id).await?)),
+        KeysCommand::Revoke { id } => format!(
+            "revoked {}\n",
+            key_line(&revoke_key_audited(&keys, &log, &p, &id).await?)
+        ),
         KeysCommand::Rotate { id } => {
-            let (info, plain) = keys.rotate(&id).await?;
+            let (info, plain) = rotate_key_audited(&keys, &log, &p, &id).await?;
             format!(
                 "{}\n\n{plain}\n\nThe previous key no longer works. Store this one now: it is not shown again.\n",
                 key_line(&info)
@@ -324,4 +665,96 @@ pub async fn cli_keys(db: Db, cmd: KeysCommand) -> anyhow::Result<String> {
 pub async fn cli_report(db: Db, q: SpendQuery, csv: bool) -> anyhow::Result<String> {
     let rows = spend_report(&db, &q).await?;
     Ok(render_report(&rows, q.group_by, csv))
+}
+
+/// `switchyard tokens ...`, independent of any CLI parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokensCommand {
+    Create(NewToken),
+    List,
+    Revoke { id: String },
+}
+
+fn token_line(t: &TokenInfo) -> String {
+    let now = crate::store::time::now_ms();
+    format!(
+        "{}  {}  role={}{}  created={} by {}  expires={}{}",
+        t.id,
+        t.prefix,
+        t.role,
+        t.name
+            .as_deref()
+            .map(|n| format!(" name={n:?}"))
+            .unwrap_or_default(),
+        crate::store::time::format_rfc3339(t.created_at),
+        t.created_by,
+        crate::store::time::format_rfc3339(t.expires_at),
+        match t.revoked_at {
+            Some(r) => format!("  REVOKED {}", crate::store::time::format_rfc3339(r)),
+            None if !t.active_at(now) => "  EXPIRED".into(),
+            None => String::new(),
+        },
+    )
+}
+
+/// Runs a token command against the database, recorded as the OS user's.
+pub async fn cli_tokens(db: Db, cmd: TokensCommand) -> anyhow::Result<String> {
+    let log = AuditLog::new(db.clone());
+    let tokens = AdminTokenStore::new(db, std::time::Duration::from_millis(1));
+    let p = cli_principal();
+    Ok(match cmd {
+        TokensCommand::Create(req) => {
+            let (info, plain) = tokens.create(&req, &p.actor.to_string()).await?;
+            log.record(event(&p, Action::TokenCreated, &info.id).after(&info))
+                .await?;
+            format!(
+                "{}\n\n{plain}\n\nStore this token now: it is not shown again.\n",
+                token_line(&info)
+            )
+        }
+        TokensCommand::List => {
+            let list = tokens.list().await?;
+            if list.is_empty() {
+                "no admin tokens\n".into()
+            } else {
+                list.iter().map(|t| token_line(t) + "\n").collect()
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let before = tokens.get(&id).await?;
+            let info = tokens.revoke(&id).await?;
+            log.record(
+                event(&p, Action::TokenRevoked, &info.id)
+                    .before(before)
+                    .after(&info),
+            )
+            .await?;
+            format!("revoked {}\n", token_line(&info))
+        }
+    })
+}
+
+/// `switchyard audit verify`: what to print, and whether the chain holds.
+pub async fn cli_audit_verify(db: Db) -> anyhow::Result<(String, bool)> {
+    let report = AuditLog::new(db).verify().await?;
+    let text = match &report.broken {
+        None => format!(
+            "audit trail intact: {} entries; head seq {} hash {}\n",
+            report.entries, report.head_seq, report.head_hash
+        ),
+        Some(b) => format!(
+            "AUDIT TRAIL BROKEN: {b}\n(checked {} entries; the chain holds up to seq {})\n",
+            report.entries, report.head_seq
+        ),
+    };
+    Ok((text, report.ok()))
+}
+
+/// `switchyard audit export`: JSON Lines to `out`, oldest first; returns the count.
+pub async fn cli_audit_export(
+    db: Db,
+    filter: AuditFilter,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<usize> {
+    Ok(AuditLog::new(db).export(&filter, out).await?)
 }

@@ -92,6 +92,9 @@ pub struct Config {
     /// Stored Responses API turns (docs/responses.md).
     #[serde(default)]
     pub responses: crate::conversations::ResponsesConfig,
+    /// Console single sign-on through an OpenID Connect provider (docs/console.md).
+    #[serde(default)]
+    pub sso: Option<crate::oidc::SsoConfig>,
     /// The file this config was read from (absolute), `None` for the environment default.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -738,6 +741,7 @@ impl Config {
             cache: Default::default(),
             shadow: Default::default(),
             responses: Default::default(),
+            sso: None,
             source: None,
             classifier: Default::default(),
         }

@@ -62,6 +62,20 @@ enum Command {
         #[command(subcommand)]
         command: KeysCli,
     },
+    /// Scoped admin tokens for automation: a role and an expiry (stored hashed).
+    Tokens {
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokensCli,
+    },
+    /// The audit trail: verify its hash chain, export it as JSON Lines.
+    Audit {
+        #[arg(long, env = "SWITCHYARD_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AuditCli,
+    },
     /// Spend report from the ledger: actual, counterfactual and savings.
     Report {
         #[arg(long, env = "SWITCHYARD_CONFIG")]
@@ -128,6 +142,48 @@ enum KeysCli {
 }
 
 #[derive(Subcommand)]
+enum TokensCli {
+    /// Create a token; the plain token is printed once.
+    Create {
+        /// admin, security, finance or viewer
+        #[arg(long)]
+        role: String,
+        /// Lifetime: 90m, 12h, 30d (at most 366d).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// Or an expiry time (RFC 3339).
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCli {
+    /// Check the hash chain; exits 1 when an entry was altered, deleted or inserted.
+    Verify,
+    /// Write entries as JSON Lines to stdout, oldest first.
+    Export {
+        /// RFC 3339, a date, or unix seconds
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// Exact actor (admin-token, token:tok_…, cli:alice)
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action (key.created) or a family (key)
+        #[arg(long)]
+        action: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate a policy directory; prints every error with file:line:column and exits 1.
     Check {
@@ -179,6 +235,8 @@ fn main() -> ExitCode {
         } => classify(policy, config, ner),
         Command::Policy { command } => policy_command(command),
         Command::Keys { config, command } => keys_command(config, command),
+        Command::Tokens { config, command } => tokens_command(config, command),
+        Command::Audit { config, command } => audit_command(config, command),
         Command::Report {
             config,
             group_by,
@@ -592,6 +650,65 @@ fn keys_command(config: Option<PathBuf>, command: KeysCli) -> anyhow::Result<()>
     let out = runtime.block_on(switchyard::admin::cli_keys(db, cmd))?;
     print!("{out}");
     Ok(())
+}
+
+fn tokens_command(config: Option<PathBuf>, command: TokensCli) -> anyhow::Result<()> {
+    use switchyard::admin::TokensCommand;
+    let (runtime, db) = ledger_db(config)?;
+    let cmd = match command {
+        TokensCli::Create {
+            role,
+            expires_in,
+            expires_at,
+            name,
+        } => TokensCommand::Create(switchyard::auth::admin_tokens::NewToken {
+            role,
+            name,
+            expires_in,
+            expires_at,
+        }),
+        TokensCli::List => TokensCommand::List,
+        TokensCli::Revoke { id } => TokensCommand::Revoke { id },
+    };
+    let out = runtime.block_on(switchyard::admin::cli_tokens(db, cmd))?;
+    print!("{out}");
+    Ok(())
+}
+
+fn audit_command(config: Option<PathBuf>, command: AuditCli) -> anyhow::Result<()> {
+    let (runtime, db) = ledger_db(config)?;
+    match command {
+        AuditCli::Verify => {
+            let (text, ok) = runtime.block_on(switchyard::admin::cli_audit_verify(db))?;
+            if ok {
+                print!("{text}");
+                Ok(())
+            } else {
+                anyhow::bail!("{}", text.trim_end())
+            }
+        }
+        AuditCli::Export {
+            from,
+            to,
+            actor,
+            action,
+        } => {
+            let filter = switchyard::admin::audit_filter(
+                from.as_deref(),
+                to.as_deref(),
+                actor,
+                action,
+                None,
+                0,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            runtime.block_on(switchyard::admin::cli_audit_export(db, filter, &mut out))?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
+    }
 }
 
 fn calibrate_command(

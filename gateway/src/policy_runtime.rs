@@ -13,6 +13,8 @@ use policies::policy::{
 use policies::Classifier;
 use serde::Serialize;
 
+use crate::audit::{Action, Actor, AuditEvent, AuditLog};
+
 /// A compiled policy with the classifier its `classifier:` section configures.
 pub struct ActivePolicy {
     pub policy: CompiledPolicy,
@@ -45,9 +47,43 @@ struct Inner {
     fingerprint: Mutex<Vec<(PathBuf, Option<SystemTime>, u64)>>,
     /// Told the outcome of every reload (metrics).
     on_reload: Mutex<Option<ReloadHook>>,
+    /// Where reloads that nobody asked for through the API (file watcher, SIGHUP) are
+    /// recorded.
+    audit: Mutex<Option<AuditLog>>,
 }
 
 type ReloadHook = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// What one reload attempt did, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// The new version, or the error messages (file:line:column) of a rejected load.
+    pub result: Result<u64, String>,
+    pub previous_version: u64,
+    pub source: String,
+    /// SHA-256 of the policy files as read (`None` for the built-in policy).
+    pub files_sha256: Option<String>,
+}
+
+impl ReloadReport {
+    /// The audit entry of this reload: reloaded (before/after version and file hash) or
+    /// rejected (the errors, and the version kept).
+    pub fn audit_event(&self, actor: Actor) -> AuditEvent {
+        let before = serde_json::json!({"version": self.previous_version});
+        match &self.result {
+            Ok(version) => AuditEvent::new(actor, Action::PolicyReloaded, &self.source)
+                .before(before)
+                .after(serde_json::json!({"version": version, "files_sha256": self.files_sha256})),
+            Err(errors) => AuditEvent::new(actor, Action::PolicyRejected, &self.source)
+                .before(before)
+                .after(serde_json::json!({
+                    "kept_version": self.previous_version,
+                    "files_sha256": self.files_sha256,
+                    "errors": errors,
+                })),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct PolicyHandle {
@@ -131,6 +167,7 @@ impl PolicyHandle {
                 catalog,
                 fingerprint: Mutex::new(fp),
                 on_reload: Mutex::new(None),
+                audit: Mutex::new(None),
             }),
         })
     }
@@ -149,6 +186,13 @@ impl PolicyHandle {
         }
     }
 
+    /// Records the reloads of the file watcher and SIGHUP in `audit`.
+    pub fn set_audit(&self, audit: AuditLog) {
+        if let Ok(mut a) = self.inner.audit.lock() {
+            *a = Some(audit);
+        }
+    }
+
     pub fn current(&self) -> Arc<ActivePolicy> {
         self.inner.current.load_full()
     }
@@ -161,12 +205,46 @@ impl PolicyHandle {
             .unwrap_or_default()
     }
 
-    /// Re-reads the policy directory. On success the new policy serves the next
-    /// request; on failure the current one stays and the error is recorded.
+    /// Re-reads the policy directory (file watcher, SIGHUP): [`reload_report`]
+    /// (Self::reload_report), recorded in the audit trail as the gateway's own action.
     pub fn reload(&self) -> Result<u64, String> {
+        let report = self.reload_report();
+        let audit = self.inner.audit.lock().ok().and_then(|a| a.clone());
+        if let (Some(audit), Ok(rt)) = (audit, tokio::runtime::Handle::try_current()) {
+            let event = report.audit_event(Actor::System("policy-reload".into()));
+            rt.spawn(async move {
+                if let Err(e) = audit.record(event).await {
+                    tracing::error!(error = %e, "cannot record the policy reload in the audit trail");
+                }
+            });
+        }
+        report.result
+    }
+
+    /// Re-reads the policy directory. On success the new policy serves the next
+    /// request; on failure the current one stays and the error is recorded. The caller
+    /// records the report in the audit trail.
+    pub fn reload_report(&self) -> ReloadReport {
+        let previous_version = self.current().version;
         let Some(dir) = self.inner.dir.as_deref() else {
-            return Ok(self.current().version);
+            return ReloadReport {
+                result: Ok(previous_version),
+                previous_version,
+                source: "builtin".into(),
+                files_sha256: None,
+            };
         };
+        let files_sha256 = crate::audit::policy_files_hash(Some(dir));
+        let result = self.reload_dir(dir);
+        ReloadReport {
+            result,
+            previous_version,
+            source: dir.display().to_string(),
+            files_sha256,
+        }
+    }
+
+    fn reload_dir(&self, dir: &Path) -> Result<u64, String> {
         let fp = fingerprint(dir);
         let result = compile_policy(Some(dir), self.inner.catalog.as_ref());
         let mut status = self

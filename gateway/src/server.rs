@@ -114,6 +114,22 @@ impl AppState {
                 .admin_token_env
                 .clone()
                 .unwrap_or_else(|| "SWITCHYARD_ADMIN_TOKEN".into()),
+            admin_tokens: Some(crate::auth::admin_tokens::AdminTokenStore::new(
+                db.clone(),
+                config.auth.cache_ttl(),
+            )),
+            sso: match &config.sso {
+                Some(sso) => Some(Arc::new(
+                    crate::oidc::Sso::discover(
+                        sso,
+                        Some(crate::audit::AuditLog::new(db.clone())),
+                        config.tls.is_some(),
+                    )
+                    .await
+                    .context("cannot set up single sign-on (sso)")?,
+                )),
+                None => None,
+            },
             metrics_token: config.auth.metrics_token(),
             on_refused_model_call: std::sync::OnceLock::new(),
         };
@@ -198,6 +214,9 @@ impl AppState {
         core.router
             .policy
             .set_reload_hook(move |ok| reload_metrics.policy_reloaded(ok));
+        core.router
+            .policy
+            .set_audit(crate::audit::AuditLog::new(db.clone()));
         Ok(AppState {
             router: core.router,
             max_body_bytes: config.max_body_bytes,
@@ -370,7 +389,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
 /// Every route the gateway serves, each with its access class (`access.rs`): the one
 /// place a route is added.
 pub fn route_table(state: &Arc<AppState>) -> RouteTable {
-    use Access::{Admin, Client, Metrics, Public};
+    use Access::{Client, Metrics, Public};
     let s = || state.clone();
     let mut table = RouteTable::new(state.credentials.clone())
         .route(
@@ -452,18 +471,6 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
             "/v1/classify",
             post(classify).with_state(s()),
         )
-        .route(
-            Admin,
-            Method::GET,
-            "/admin/policy/status",
-            get(policy_status).with_state(s()),
-        )
-        .route(
-            Admin,
-            Method::POST,
-            "/admin/policy/reload",
-            post(policy_reload).with_state(s()),
-        )
         .route(Public, Method::GET, "/healthz", get(healthz))
         .route(Public, Method::GET, "/readyz", get(readyz).with_state(s()))
         .route(
@@ -477,13 +484,23 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
             table,
             Arc::new(crate::admin::AdminState {
                 keys: state.keys.clone(),
+                // The guard's store: a revocation clears the cache the guard reads.
+                tokens: state.credentials.admin_tokens.clone().unwrap_or_else(|| {
+                    crate::auth::admin_tokens::AdminTokenStore::new(
+                        ledger.db().clone(),
+                        Duration::from_secs(5),
+                    )
+                }),
                 ledger: ledger.clone(),
+                audit: crate::audit::AuditLog::new(ledger.db().clone()),
+                policy: Some(state.router.policy.clone()),
             }),
         );
         let mut dash = crate::dashboard::DashboardState::new(
             Some(ledger.db().clone()),
             state.credentials.admin_token.clone(),
         );
+        dash.audit = Some(crate::audit::AuditLog::new(ledger.db().clone()));
         let policy = state.router.policy.clone();
         dash.policy_status = Arc::new(move || json!(policy.status()));
         let catalog = state.catalog.clone();
@@ -501,6 +518,19 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
                 .and_then(|b| b.hard_usd.map(|u| u.micros()))
         });
         table = crate::dashboard::routes(table, dash);
+        table = crate::console::routes(
+            table,
+            Arc::new(crate::console::ConsoleState {
+                db: ledger.db().clone(),
+                keys: state.keys.clone(),
+                audit: crate::audit::AuditLog::new(ledger.db().clone()),
+                policy: Some(state.router.policy.clone()),
+                explain: Some(crate::console::playground::explainer(state.clone())),
+            }),
+        );
+    }
+    if let Some(sso) = &state.credentials.sso {
+        table = crate::oidc::routes(table, sso.clone());
     }
     table
 }
@@ -581,9 +611,13 @@ pub async fn serve_on(
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address goes into the audit trail's `source`.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// `serve_on`, over TLS when an acceptor (`tls::acceptor`) is given.
@@ -597,9 +631,12 @@ pub async fn serve_with(
         None => serve_on(listener, state, shutdown).await,
         Some(acceptor) => {
             let listener = crate::tls::TlsListener::new(listener, acceptor)?;
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                app(state).into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     }
 }
@@ -953,23 +990,6 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         json!({ "object": "list", "data": data })
     };
     json_response(StatusCode::OK, body)
-}
-
-async fn policy_status(State(state): State<Arc<AppState>>) -> Response {
-    json_response(StatusCode::OK, json!(state.router.policy.status()))
-}
-
-async fn policy_reload(State(state): State<Arc<AppState>>) -> Response {
-    match state.router.policy.reload() {
-        Ok(version) => json_response(
-            StatusCode::OK,
-            json!({"reloaded": true, "version": version}),
-        ),
-        Err(e) => json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"reloaded": false, "error": e, "status": state.router.policy.status()}),
-        ),
-    }
 }
 
 async fn healthz() -> Response {

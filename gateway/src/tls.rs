@@ -172,6 +172,19 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// The client address of a TLS connection, as `ConnectInfo` (the audit trail's source).
+/// Its own type because axum provides `Connected` for its own listeners only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsPeer(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for TlsPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        TlsPeer(*stream.remote_addr())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -454,10 +454,7 @@ async fn serve(
 async fn admin_api_over_http(t: &TestDb) {
     let keys = KeyStore::new(t.db.clone(), Duration::from_secs(60));
     let ledger = Ledger::start(t.db.clone(), &AccountingConfig::default());
-    let state = Arc::new(AdminState {
-        keys: keys.clone(),
-        ledger: ledger.clone(),
-    });
+    let state = Arc::new(AdminState::new(keys.clone(), ledger.clone(), None));
     let (base, server) = serve(state, Some(ADMIN_TOKEN)).await;
     let http = reqwest::Client::new();
 
@@ -611,10 +608,7 @@ async fn admin_api_over_http(t: &TestDb) {
     server.abort();
 
     // No configured token: the admin API is closed, not open.
-    let closed = Arc::new(AdminState {
-        keys,
-        ledger: ledger.clone(),
-    });
+    let closed = Arc::new(AdminState::new(keys, ledger.clone(), None));
     let (base, server) = serve(closed, None).await;
     let resp = http
         .get(format!("{base}/admin/keys"))

@@ -6,72 +6,19 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/setup-browser.sh`); without
 //! them this test fails rather than skips, so a CI machine missing them is noticed.
 
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "support/browser.rs"]
+mod browser;
 
-use fantoccini::{ClientBuilder, Locator};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::Locator;
 use switchyard::accounting::{AccountingConfig, Ledger, LedgerRecord};
 use switchyard::canonical::ErrorKind;
 use switchyard::dashboard::{dashboard_router, DashboardState};
 use switchyard::store::Db;
 
 const TOKEN: &str = "browser-admin-token";
-
-fn find_on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn browser_binaries() -> (PathBuf, PathBuf) {
-    let chrome = std::env::var_os("CHROME_BIN")
-        .map(PathBuf::from)
-        .or_else(|| find_on_path(&["chromium", "chromium-browser"]));
-    let driver = std::env::var_os("CHROMEDRIVER")
-        .map(PathBuf::from)
-        .or_else(|| find_on_path(&["chromedriver"]));
-    match (chrome, driver) {
-        (Some(c), Some(d)) => (c, d),
-        _ => panic!(
-            "chromium and chromedriver are required for this test: run scripts/setup-browser.sh"
-        ),
-    }
-}
-
-/// Kills chromedriver (and with it the browser it started) however the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn wait_for_port(port: u16, within: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not listen on port {port} within {within:?}");
-}
 
 fn record(
     team: &str,
@@ -101,17 +48,8 @@ fn record(
     }
 }
 
-fn artifacts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("integration-tests")
-        .join("artifacts")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
-    let (chrome, chromedriver) = browser_binaries();
-
     // A temporary ledger with known records, written through the ledger itself.
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("ledger.db").display());
@@ -231,37 +169,8 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
     });
     let base = format!("http://{addr}");
 
-    let port = free_port();
-    let _driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    wait_for_port(port, Duration::from_secs(20)).await;
-
-    let profile = tempfile::tempdir().expect("profile dir");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chrome,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,2400",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("WebDriver session");
+    let b = browser::start(1280, 2400).await;
+    let client = b.client.clone();
 
     let result = async {
         // Without the token the dashboard offers the login form.
@@ -404,7 +313,7 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
         );
 
         let png = client.screenshot().await?;
-        let dir = artifacts_dir();
+        let dir = browser::artifacts_dir();
         std::fs::create_dir_all(&dir).expect("artifacts dir");
         std::fs::write(dir.join("dashboard.png"), png).expect("write screenshot");
         Ok::<(), fantoccini::error::CmdError>(())

@@ -2,12 +2,16 @@
 //! is called with and without the credential of its class, with the credentials of the
 //! other classes, with the wrong method, a trailing slash and percent-encoded paths, and
 //! with a key revoked a moment ago. A route added without the right class fails here.
+//! Admin and dashboard routes are also called with a scoped admin token of every role:
+//! a role the route admits gets through, any other gets 403 (admin) or the sign-in page
+//! (dashboard).
 
 use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 use switchyard::access::{Access, RouteSpec};
+use switchyard::auth::roles::Role;
 use switchyard_it::client::{assert_dialect_error, http_client, Dialect};
 use switchyard_it::harness::{start_gateway, temp_db_url};
 use switchyard_it::mock::MockUpstream;
@@ -43,6 +47,7 @@ fn body_for(path: &str) -> Value {
         "/v1/embeddings" => json!({"model": "none", "input": "hi"}),
         "/v1/classify" => json!({"prompt": "Say hi"}),
         "/admin/keys" => json!({"team": "access"}),
+        "/admin/tokens" => json!({"role": "viewer", "expires_in": "1h"}),
         _ => json!({}),
     }
 }
@@ -126,6 +131,10 @@ fn assert_refused(spec: &RouteSpec, cred: Cred<'_>, status: u16, text: &str) {
                 assert_eq!(message, "wrong admin token", "{what}");
             }
         }
+        // The dashboard's token form; the console's single sign-on page.
+        Access::Dashboard if spec.path.starts_with("/console") => {
+            assert!(text.contains("Sign in"), "{what}: a sign-in page")
+        }
         Access::Dashboard => assert!(text.contains("<form"), "{what}: a sign-in page"),
         Access::Metrics => assert!(text.contains("metrics bearer token"), "{what}: {text}"),
         Access::Public => unreachable!("public routes are not refused"),
@@ -190,6 +199,10 @@ providers:
         (Access::Admin, "/admin/policy/reload"),
         (Access::Admin, "/admin/keys"),
         (Access::Admin, "/admin/spend"),
+        (Access::Admin, "/admin/tokens"),
+        (Access::Admin, "/admin/audit"),
+        (Access::Admin, "/admin/audit/verify"),
+        (Access::Admin, "/admin/whoami"),
         (Access::Dashboard, "/dashboard"),
         (Access::Metrics, "/metrics"),
     ] {
@@ -270,10 +283,172 @@ providers:
         }
     }
 
+    // Every role × every admin and dashboard route: a scoped token of a role the route
+    // declares gets through; any other role is refused, 403 with a reason on the API.
+    let mut role_tokens = Vec::new();
+    for role in Role::ALL {
+        let resp = client
+            .post(format!("{base}/admin/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"role": role, "expires_in": "1h", "name": format!("access-{role}")}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 201, "{role}");
+        let v: Value = resp.json().await.expect("json");
+        role_tokens.push((role, v["token"].as_str().expect("token").to_string()));
+    }
+    let mut checked = 0;
+    for spec in specs
+        .iter()
+        .filter(|s| matches!(s.access, Access::Admin | Access::Dashboard))
+    {
+        if spec.method != Method::GET && spec.method != Method::POST {
+            continue; // DELETE routes: checked below on an unknown id
+        }
+        if spec.path == "/admin/policy/reload" || spec.path.contains("{id}") {
+            continue;
+        }
+        for (role, token) in &role_tokens {
+            let mut rb = client
+                .request(spec.method.clone(), format!("{base}{}", spec.path))
+                .bearer_auth(token);
+            if spec.method == Method::POST {
+                rb = rb.json(&body_for(spec.path));
+            }
+            let resp = rb.send().await.expect("send");
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            let what = format!("{} {} as {role}", spec.method, spec.path);
+            if spec.roles.contains(*role) {
+                assert!(status != 401 && status != 403, "{what}: {status} {text}");
+            } else if spec.access == Access::Admin {
+                assert_eq!(status, 403, "{what}: {text}");
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                assert_eq!(v["error"]["type"], "forbidden", "{what}: {text}");
+                let message = v["error"]["message"].as_str().unwrap_or_default();
+                assert!(
+                    message.contains(role.as_str()) && message.contains("admin"),
+                    "{what}: {message}"
+                );
+            } else {
+                // Signed in with a role the page does not admit: the forbidden page.
+                assert_eq!(status, 403, "{what}");
+                assert!(
+                    text.contains("id=forbidden") && text.contains(role.as_str()),
+                    "{what}: {text}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4 * 12, "only {checked} role × route checks ran");
+    // The role matrix as the issue states it, on the routes that carry it.
+    let admits = |path: &str, role: Role| {
+        specs
+            .iter()
+            .find(|s| s.path == path)
+            .unwrap_or_else(|| panic!("{path} is not declared"))
+            .roles
+            .contains(role)
+    };
+    for (path, allowed) in [
+        ("/admin/keys", vec![Role::Admin]),
+        ("/admin/tokens", vec![Role::Admin]),
+        ("/admin/policy/status", vec![Role::Admin, Role::Security]),
+        ("/admin/policy/reload", vec![Role::Admin, Role::Security]),
+        ("/admin/audit", vec![Role::Admin, Role::Security]),
+        ("/admin/spend", vec![Role::Admin, Role::Finance]),
+        ("/admin/calibration", vec![Role::Admin, Role::Finance]),
+        ("/dashboard", Role::ALL.to_vec()),
+        ("/console", Role::ALL.to_vec()),
+        ("/console/keys", vec![Role::Admin]),
+        ("/console/audit", vec![Role::Admin, Role::Security]),
+        (
+            "/console/traffic",
+            vec![Role::Admin, Role::Finance, Role::Security],
+        ),
+        ("/console/policies", vec![Role::Admin, Role::Security]),
+    ] {
+        for role in Role::ALL {
+            assert_eq!(
+                admits(path, role),
+                allowed.contains(&role),
+                "{path} for {role}"
+            );
+        }
+    }
+    // Mutating routes with a parameter, per role: only admin reaches the handler (404
+    // for the unknown id); reload for admin and security.
+    for (method, path) in [
+        (Method::DELETE, "/admin/keys/key_doesnotexist"),
+        (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
+        (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
+        (Method::POST, "/console/keys/key_doesnotexist/revoke"),
+        (Method::POST, "/admin/policy/reload"),
+    ] {
+        for (role, token) in &role_tokens {
+            let resp = client
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("send");
+            let allowed =
+                *role == Role::Admin || (path == "/admin/policy/reload" && *role == Role::Security);
+            let status = resp.status().as_u16();
+            if allowed {
+                assert!(
+                    status != 401 && status != 403,
+                    "{method} {path} as {role}: {status}"
+                );
+            } else {
+                assert_eq!(status, 403, "{method} {path} as {role}");
+            }
+        }
+    }
+    // A revoked scoped token is refused at once.
+    let (_, viewer) = &role_tokens[3];
+    let v: Value = client
+        .get(format!("{base}/admin/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let viewer_id = v["tokens"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "access-viewer"))
+        .and_then(|t| t["id"].as_str())
+        .expect("viewer token listed")
+        .to_string();
+    assert!(
+        !v.to_string().contains(viewer.as_str()),
+        "the token list shows a secret"
+    );
+    let resp = client
+        .delete(format!("{base}/admin/tokens/{viewer_id}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let resp = client
+        .get(format!("{base}/admin/whoami"))
+        .bearer_auth(viewer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401, "a revoked token still works");
+
     // Routes with a parameter or an effect, with and without the admin token.
     for (method, path) in [
         (Method::DELETE, "/admin/keys/key_doesnotexist"),
         (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
+        (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
+        (Method::POST, "/console/keys/key_doesnotexist/revoke"),
         (Method::POST, "/admin/policy/reload"),
     ] {
         for cred in [Cred::None, Cred::WrongAdmin, Cred::Key(&key), Cred::Metrics] {

@@ -2,6 +2,7 @@
 //!
 //! Money is integer micro-dollars (`i64`) everywhere; see `docs/accounting.md`.
 
+pub mod explore;
 mod ledger;
 pub mod money;
 mod prices;
@@ -14,8 +15,8 @@ use serde::Deserialize;
 pub use ledger::{Ledger, LedgerRecord};
 pub use prices::{Cost, Price, PriceCatalog, PriceError};
 pub use report::{
-    render as render_report, spend_report, spend_report_from, GroupBy, SpendQuery, SpendRow,
-    SpendSource,
+    csv_field, render as render_report, spend_report, spend_report_from, GroupBy, SpendQuery,
+    SpendRow, SpendSource,
 };
 
 /// What to do with a request whose model has no price.

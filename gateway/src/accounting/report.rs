@@ -293,6 +293,15 @@ async fn run(
 }
 
 /// Renders rows as an aligned text table or as CSV (RFC 4180 quoting).
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 pub fn render(rows: &[SpendRow], group_by: GroupBy, csv: bool) -> String {
     let header = [
         group_by.as_str(),
@@ -323,17 +332,15 @@ pub fn render(rows: &[SpendRow], group_by: GroupBy, csv: bool) -> String {
         .collect();
     let mut out = String::new();
     if csv {
-        let quote = |s: &str| {
-            if s.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", s.replace('"', "\"\""))
-            } else {
-                s.to_string()
-            }
-        };
         out.push_str(&header.join(","));
         out.push('\n');
         for row in &cells {
-            out.push_str(&row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(","));
+            out.push_str(
+                &row.iter()
+                    .map(|c| csv_field(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             out.push('\n');
         }
         return out;

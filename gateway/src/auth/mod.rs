@@ -11,6 +11,9 @@
 //! [`DB_TIMEOUT`]. A revocation or rotation is immediate on the replica that made it and
 //! reaches other replicas when their cached entry expires, i.e. within `cache_ttl`.
 
+pub mod admin_tokens;
+pub mod roles;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,7 +182,7 @@ impl NewKey {
     }
 }
 
-fn random_hex(bytes: usize) -> Result<String, AuthError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, AuthError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
     Ok(hex(&buf))

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sha2::{Digest, Sha256};
 
-use crate::access::{ct_eq, Access, RouteTable};
+use crate::access::{ct_eq, Access, Peer, RouteTable};
 
 pub use data::{load, load_between, DashboardData, Range};
 
@@ -48,6 +48,8 @@ pub struct DashboardState {
     pub secure_cookie: bool,
     /// The model catalog comparison (`None`: the section is left out).
     pub catalog: Option<CatalogSource>,
+    /// Where sign-ins, failed sign-ins and sign-outs are recorded.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 /// Produces the catalog entries when the page is drawn.
@@ -71,6 +73,7 @@ impl DashboardState {
             refresh_s: 30,
             secure_cookie: false,
             catalog: None,
+            audit: None,
         }
     }
 }
@@ -183,7 +186,7 @@ pub fn sign_in_required(query: Option<&str>) -> Response {
     r
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -273,7 +276,7 @@ async fn login_form(Query(q): Query<RangeQuery>) -> Response {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` value (`+` is a space, `%XX` a byte).
-fn form_value(body: &[u8], name: &str) -> Option<String> {
+pub(crate) fn form_value(body: &[u8], name: &str) -> Option<String> {
     let body = std::str::from_utf8(body).ok()?;
     let raw = body
         .split('&')
@@ -298,7 +301,22 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn login(State(state): State<Arc<DashboardState>>, body: Bytes) -> Response {
+/// Records a sign-in event; a failure to write is logged (the page still answers).
+async fn audit_session(
+    state: &DashboardState,
+    actor: crate::audit::Actor,
+    action: crate::audit::Action,
+    peer: Peer,
+) {
+    if let Some(log) = &state.audit {
+        let event = crate::audit::AuditEvent::new(actor, action, "dashboard").source(peer.0);
+        if let Err(e) = log.record(event).await {
+            tracing::error!(error = %e, "cannot write the audit trail");
+        }
+    }
+}
+
+async fn login(State(state): State<Arc<DashboardState>>, peer: Peer, body: Bytes) -> Response {
     // The form is tiny; anything larger is not ours.
     if body.len() > 8 * 1024 {
         return html(
@@ -312,6 +330,13 @@ async fn login(State(state): State<Arc<DashboardState>>, body: Bytes) -> Respons
     };
     let given = form_value(&body, "token").unwrap_or_default();
     if !ct_eq(given.trim(), expected) {
+        audit_session(
+            &state,
+            crate::audit::Actor::Anonymous,
+            crate::audit::Action::SignInFailed,
+            peer,
+        )
+        .await;
         return html(
             StatusCode::UNAUTHORIZED,
             render::login_page(
@@ -320,6 +345,13 @@ async fn login(State(state): State<Arc<DashboardState>>, body: Bytes) -> Respons
             ),
         );
     }
+    audit_session(
+        &state,
+        crate::audit::Actor::AdminToken,
+        crate::audit::Action::SignIn,
+        peer,
+    )
+    .await;
     redirect(range, Some(session_value(expected)), state.secure_cookie)
 }
 
@@ -341,7 +373,23 @@ fn redirect(range: Range, session: Option<String>, secure: bool) -> Response {
     r
 }
 
-async fn logout() -> Response {
+async fn logout(
+    State(state): State<Arc<DashboardState>>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    // Only a real session's end is an event; a stray visit to the page is not.
+    if let Some(token) = &state.admin_token {
+        if cookie(&headers, COOKIE).is_some_and(|c| ct_eq(c, &session_value(token))) {
+            audit_session(
+                &state,
+                crate::audit::Actor::AdminToken,
+                crate::audit::Action::SignOut,
+                peer,
+            )
+            .await;
+        }
+    }
     let mut r = StatusCode::SEE_OTHER.into_response();
     let h = r.headers_mut();
     h.insert(

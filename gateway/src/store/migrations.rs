@@ -144,6 +144,40 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS responses_expires ON responses (expires_ms)",
         ],
     },
+    Migration {
+        version: 4,
+        name: "audit trail, scoped admin tokens",
+        statements: &[
+            // Append-only: rows are only ever inserted. `hash` chains each entry to the
+            // previous one (audit/chain.rs), so an edited or deleted row is detected by
+            // `switchyard audit verify`. `seq` is the chain position, 1-based, no gaps.
+            "CREATE TABLE IF NOT EXISTS audit_log (
+            seq BIGINT PRIMARY KEY,
+            ts_ms BIGINT NOT NULL,
+            actor TEXT NOT NULL,
+            source TEXT,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            before_json TEXT,
+            after_json TEXT,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )",
+            "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts_ms)",
+            // Tokens for automation: a role and an expiry; only the SHA-256 is stored.
+            "CREATE TABLE IF NOT EXISTS admin_tokens (
+            id TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            role TEXT NOT NULL,
+            name TEXT,
+            created_by TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            revoked_ms BIGINT
+        )",
+        ],
+    },
 ];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {

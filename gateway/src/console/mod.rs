@@ -1,0 +1,688 @@
+//! The admin console at `/console`: server-rendered HTML, no script and no external
+//! resources. Server rendering keeps the single binary and its single-command start (no
+//! front-end build, nothing to fetch at run time, works offline), lets the role check of
+//! every page run in the same access guard as the API, and keeps the strict CSP of the
+//! dashboard. Forms post back to the console; each is CSRF-checked against the session.
+//!
+//! Pages and the roles they admit: `/console` (every role: who you are and where to go),
+//! `/console/keys` (admin: list, create, rotate, revoke virtual keys),
+//! `/console/audit` (security: the audit trail with filters and the chain check),
+//! `/console/traffic` (finance, security: the ledger filtered, and as CSV),
+//! `/console/policies` (security: the live policy, its reload history, reload, and the
+//! playground that explains a pasted request with the live engine).
+//! Without a session a console page shows the sign-in page; with a role the page does not
+//! admit, the forbidden page.
+
+pub mod page;
+pub mod playground;
+pub mod traffic;
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::access::{Access, ConsoleSession, Principal, RouteTable};
+use crate::audit::{Action, AuditEvent, AuditLog, Order};
+use crate::auth::roles::{Role, RoleSet};
+use crate::auth::{KeyStore, NewKey};
+use crate::dashboard::render::esc;
+use crate::store::time::format_rfc3339;
+use page::Viewer;
+
+pub struct ConsoleState {
+    /// The ledger's database (the traffic explorer reads it).
+    pub db: crate::store::Db,
+    pub keys: KeyStore,
+    pub audit: AuditLog,
+    /// The live policy (`None`: the policies page says there is none).
+    pub policy: Option<crate::policy_runtime::PolicyHandle>,
+    /// The playground's engine (`None`: the playground is not offered).
+    pub explain: Option<playground::Explainer>,
+}
+
+/// Adds the console pages (`Access::Dashboard`, each with its roles).
+pub fn routes(table: RouteTable, state: Arc<ConsoleState>) -> RouteTable {
+    let s = || state.clone();
+    table
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ANY,
+            Method::GET,
+            "/console",
+            get(home),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::GET,
+            "/console/keys",
+            get(keys_page).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/console/keys",
+            post(create_key).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/console/keys/{id}/revoke",
+            post(revoke_key).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/console/keys/{id}/rotate",
+            post(rotate_key).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::SECURITY,
+            Method::GET,
+            "/console/audit",
+            get(audit_page).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::of(&[Role::Finance, Role::Security]),
+            Method::GET,
+            "/console/traffic",
+            get(traffic::page_handler).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::of(&[Role::Finance, Role::Security]),
+            Method::GET,
+            "/console/traffic.csv",
+            get(traffic::csv_handler).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::SECURITY,
+            Method::GET,
+            "/console/policies",
+            get(policies_page).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::SECURITY,
+            Method::POST,
+            "/console/policies/reload",
+            post(reload_policy).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::SECURITY,
+            Method::POST,
+            "/console/policies/playground",
+            post(run_playground).with_state(s()),
+        )
+}
+
+async fn policies_page(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+) -> Response {
+    policies_view(&state, &p, &s, StatusCode::OK, "", "").await
+}
+
+/// The policy's status, its reload history (from the audit trail), the reload button and
+/// the playground, with `result` (a playground run) and `notice` shown above.
+async fn policies_view(
+    state: &ConsoleState,
+    p: &Principal,
+    s: &ConsoleSession,
+    status: StatusCode,
+    notice: &str,
+    result: &str,
+) -> Response {
+    let csrf = csrf_field(s);
+    let status_html = match &state.policy {
+        Some(policy) => {
+            let st = policy.status();
+            let files: String = st
+                .files
+                .iter()
+                .map(|f| format!("<li><code>{}</code></li>", esc(f)))
+                .collect();
+            let error = st
+                .last_error
+                .as_deref()
+                .map(|e| {
+                    format!(
+                        "<p class=bad>Last reload rejected:</p><pre>{}</pre>",
+                        esc(e)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "<p id=policy-version>Source <code>{}</code>, version <b>{}</b>, {} rules; reloads: {} ok, {} rejected.</p><ul>{files}</ul>{error}                 <form method=post action=\"/console/policies/reload\">{csrf}<button id=reload>Reload from disk</button></form>",
+                esc(&st.source),
+                st.version,
+                st.rules,
+                st.reloads_ok,
+                st.reloads_failed,
+            )
+        }
+        None => "<p>No policy is loaded.</p>".into(),
+    };
+    let filter = crate::audit::AuditFilter {
+        action: Some("policy".into()),
+        limit: 20,
+        ..Default::default()
+    };
+    let history: String = match state.audit.list(&filter, Order::NewestFirst).await {
+        Ok(entries) => entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                    format_rfc3339(e.ts_ms),
+                    esc(&e.actor),
+                    esc(&e.action),
+                    esc(&e.after.as_ref().map(|a| a.to_string()).unwrap_or_default()),
+                )
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "console cannot read the audit trail");
+            String::new()
+        }
+    };
+    let playground = if state.explain.is_some() {
+        format!(
+            "<h2>Playground</h2><p>Paste a request as a client would send it. It is classified and routed by the live policy, never sent anywhere.</p>             <form method=post action=\"/console/policies/playground\">{csrf}<p><label>Dialect <select name=dialect><option value=openai>OpenAI</option><option value=anthropic>Anthropic</option></select></label> <label>Team <input name=team></label></p>             <textarea name=request id=request rows=8 cols=100 required>{}</textarea><p><button id=explain>Explain</button></p></form>",
+            esc(r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "..."}]}"#)
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "{notice}{status_html}{result}{playground}<h2>Reload history</h2><table id=reloads><tr><th>time</th><th>actor</th><th>action</th><th>after</th></tr>{history}</table>"
+    );
+    page::page(status, "Policies", &viewer(p, s), &body)
+}
+
+async fn reload_policy(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    let Some(policy) = &state.policy else {
+        return policies_view(&state, &p, &s, StatusCode::NOT_FOUND, "", "").await;
+    };
+    let report = policy.reload_report();
+    if let Err(e) = state
+        .audit
+        .record(report.audit_event(p.actor.clone()).source(p.source))
+        .await
+    {
+        tracing::error!(error = %e, "cannot write the audit trail");
+    }
+    let (status, notice) = match &report.result {
+        Ok(v) => (
+            StatusCode::OK,
+            format!("<p class=notice id=reloaded>Reloaded: version {v}.</p>"),
+        ),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "<p class=notice><span class=bad>Rejected; version {} stays.</span></p><pre>{}</pre>",
+                report.previous_version,
+                esc(e)
+            ),
+        ),
+    };
+    policies_view(&state, &p, &s, status, &notice, "").await
+}
+
+async fn run_playground(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    let Some(explain) = &state.explain else {
+        return policies_view(&state, &p, &s, StatusCode::NOT_FOUND, "", "").await;
+    };
+    let field = |name| crate::dashboard::form_value(&body, name);
+    let dialect = match field("dialect").as_deref() {
+        Some("anthropic") => crate::canonical::Dialect::Anthropic,
+        _ => crate::canonical::Dialect::OpenAi,
+    };
+    let team = field("team").filter(|t| !t.trim().is_empty());
+    let request = field("request").unwrap_or_default();
+    match explain(dialect, request.as_bytes(), team) {
+        Ok(explained) => {
+            let result = render_explained(&explained);
+            policies_view(&state, &p, &s, StatusCode::OK, "", &result).await
+        }
+        Err(e) => {
+            let notice = format!(
+                "<p class=notice><span class=bad id=playground-error>The request does not parse: {}</span></p>",
+                esc(&e)
+            );
+            policies_view(&state, &p, &s, StatusCode::BAD_REQUEST, &notice, "").await
+        }
+    }
+}
+
+/// The playground's answer: texts with findings marked, the findings with their
+/// detector, the decision (rule, trace, chain) and what would serve it.
+fn render_explained(x: &playground::Explained) -> String {
+    let findings = x.explain["classification"]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let str_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let texts: String = x
+        .texts
+        .iter()
+        .enumerate()
+        .map(|(i, (role, text))| {
+            let spans: Vec<(usize, usize, String)> = findings
+                .iter()
+                .filter(|f| f["segment"].as_u64() == Some(i as u64))
+                .filter_map(|f| {
+                    Some((
+                        usize::try_from(f["start"].as_u64()?).ok()?,
+                        usize::try_from(f["end"].as_u64()?).ok()?,
+                        format!(
+                            "{}/{} ({})",
+                            str_of(&f["category"]),
+                            str_of(&f["type"]),
+                            str_of(&f["detector"])
+                        ),
+                    ))
+                })
+                .collect();
+            format!(
+                "<p><b>{}</b>: <span class=segment>{}</span></p>",
+                esc(role),
+                playground::highlight(text, &spans)
+            )
+        })
+        .collect();
+    let rows: String = findings
+        .iter()
+        .map(|f| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}..{}</td></tr>",
+                esc(&str_of(&f["category"])),
+                esc(&str_of(&f["type"])),
+                esc(&str_of(&f["detector"])),
+                esc(&str_of(&f["confidence"])),
+                f["start"],
+                f["end"],
+            )
+        })
+        .collect();
+    let outcome = &x.explain["outcome"];
+    let served = match outcome["served_by"].as_array() {
+        Some(chain) => chain
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ({}, {})",
+                    str_of(&r["model"]),
+                    str_of(&r["provider"]),
+                    if r["external"].as_bool() == Some(true) {
+                        "external"
+                    } else {
+                        "local"
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" → "),
+        None => format!("refused: {}", str_of(&outcome["error"])),
+    };
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    format!(
+        "<h2>Result</h2><div id=texts>{texts}</div><table id=findings><tr><th>category</th><th>type</th><th>detector</th><th>confidence</th><th>span</th></tr>{rows}</table>         <p>Served by: <b id=served-by>{}</b></p><p>Redaction would send: <code id=redactions>{}</code></p><h3>Decision</h3><pre id=decision>{}</pre>",
+        esc(&served),
+        esc(&outcome["redactions"].to_string()),
+        esc(&pretty(&x.explain["decision"])),
+    )
+}
+
+fn viewer<'a>(p: &'a Principal, s: &'a ConsoleSession) -> Viewer<'a> {
+    Viewer {
+        principal: p,
+        csrf: s.0.as_ref().map(|s| s.csrf.as_str()),
+    }
+}
+
+/// A form from a browser session must carry the session's CSRF token; a call with a
+/// bearer token (no cookie, so not forgeable cross-site) needs none.
+fn csrf_refused(session: &ConsoleSession, body: &[u8]) -> Option<Response> {
+    let s = session.0.as_ref()?;
+    let given = crate::dashboard::form_value(body, "csrf").unwrap_or_default();
+    (!s.csrf_ok(&given)).then(|| {
+        page::message(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "the form's CSRF token does not match this session: reload the page and try again",
+        )
+    })
+}
+
+fn csrf_field(session: &ConsoleSession) -> String {
+    session
+        .0
+        .as_ref()
+        .map(|s| format!("<input type=hidden name=csrf value=\"{}\">", esc(&s.csrf)))
+        .unwrap_or_default()
+}
+
+async fn home(
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+) -> Response {
+    let role = p.role;
+    let mut items = vec![(
+        "/dashboard",
+        "Dashboards",
+        "cost, latency, savings, traffic by outcome, calibration",
+    )];
+    if RoleSet::ADMIN.contains(role) {
+        items.push((
+            "/console/keys",
+            "Keys",
+            "create, rotate and revoke virtual keys",
+        ));
+    }
+    if RoleSet::of(&[Role::Finance, Role::Security]).contains(role) {
+        items.push((
+            "/console/traffic",
+            "Traffic",
+            "every request with route, model, status, cost; CSV export",
+        ));
+    }
+    if RoleSet::SECURITY.contains(role) {
+        items.push((
+            "/console/policies",
+            "Policies",
+            "the live policy, reloads, and a playground for requests",
+        ));
+        items.push((
+            "/console/audit",
+            "Audit trail",
+            "every administrative change, tamper-evident",
+        ));
+    }
+    let list: String = items
+        .iter()
+        .map(|(href, title, what)| format!("<li><a href=\"{href}\">{title}</a> — {what}</li>"))
+        .collect();
+    let body = format!(
+        "<p>Signed in as <b id=name>{}</b> with the <b>{role}</b> role.</p><ul>{list}</ul>",
+        esc(&p.actor.to_string())
+    );
+    page::page(StatusCode::OK, "Console", &viewer(&p, &s), &body)
+}
+
+async fn keys_page(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+) -> Response {
+    keys_view(&state, &p, &s, StatusCode::OK, "").await
+}
+
+async fn keys_view(
+    state: &ConsoleState,
+    p: &Principal,
+    s: &ConsoleSession,
+    status: StatusCode,
+    notice: &str,
+) -> Response {
+    let keys = match state.keys.list().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "console cannot list keys");
+            return page::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Keys",
+                "the key store is unavailable",
+            );
+        }
+    };
+    let csrf = csrf_field(s);
+    // Last use comes from the ledger; without it the column is empty, not an error.
+    let last_used = crate::accounting::explore::last_used(&state.db)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "console cannot read key usage"))
+        .unwrap_or_default();
+    let rows: String = keys
+        .iter()
+        .map(|k| {
+            let id = esc(&k.id);
+            let action = match k.revoked_at {
+                Some(r) => format!("revoked {}", format_rfc3339(r)),
+                None => format!(
+                    "<form class=inline method=post action=\"/console/keys/{id}/rotate\">{csrf}<button>Rotate</button></form> \
+                     <form class=inline method=post action=\"/console/keys/{id}/revoke\">{csrf}<button>Revoke</button></form>"
+                ),
+            };
+            format!(
+                "<tr data-key=\"{id}\"><td><code>{id}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=last-used>{}</td><td>{action}</td></tr>",
+                esc(&k.prefix),
+                esc(&k.team),
+                esc(k.app.as_deref().unwrap_or("")),
+                esc(&k.tags.join(", ")),
+                format_rfc3339(k.created_at),
+                last_used.get(&k.id).map(|t| format_rfc3339(*t)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let body = format!(
+        "{notice}<form method=post action=\"/console/keys\">{csrf}<label>Team <input name=team required></label> <label>App <input name=app></label> <label>Name <input name=name></label> <button id=create>Create key</button></form>\
+         <h2>Keys</h2><table id=keys><tr><th>id</th><th>prefix</th><th>team</th><th>app</th><th>tags</th><th>created</th><th>last used</th><th></th></tr>{rows}</table>"
+    );
+    page::page(status, "Keys", &viewer(p, s), &body)
+}
+
+fn audit_event(p: &Principal, action: Action, target: &str) -> AuditEvent {
+    AuditEvent::new(p.actor.clone(), action, target).source(p.source)
+}
+
+async fn create_key(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    let field = |name| crate::dashboard::form_value(&body, name).filter(|v| !v.trim().is_empty());
+    let req = NewKey {
+        team: field("team").unwrap_or_default(),
+        app: field("app"),
+        name: field("name"),
+        ..NewKey::default()
+    };
+    match state.keys.create(req).await {
+        Ok((info, plain)) => {
+            if let Err(e) = state
+                .audit
+                .record(audit_event(&p, Action::KeyCreated, &info.id).after(&info))
+                .await
+            {
+                tracing::error!(error = %e, "cannot write the audit trail");
+            }
+            let notice = format!(
+                "<p class=notice>Created <code>{}</code> for team {}. The key is shown once: <code id=new-key>{}</code></p>",
+                esc(&info.id),
+                esc(&info.team),
+                esc(&plain)
+            );
+            keys_view(&state, &p, &s, StatusCode::CREATED, &notice).await
+        }
+        Err(e) => {
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
+            keys_view(&state, &p, &s, StatusCode::BAD_REQUEST, &notice).await
+        }
+    }
+}
+
+async fn revoke_key(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    match crate::admin::revoke_key_audited(&state.keys, &state.audit, &p, &id).await {
+        Ok(info) => {
+            let notice = format!(
+                "<p class=notice id=revoked>Revoked <code>{}</code>.</p>",
+                esc(&info.id)
+            );
+            keys_view(&state, &p, &s, StatusCode::OK, &notice).await
+        }
+        Err(e) => {
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
+            keys_view(&state, &p, &s, StatusCode::NOT_FOUND, &notice).await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn audit_page(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let filter = match crate::admin::audit_filter(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.actor.clone(),
+        q.action.clone(),
+        None,
+        200,
+    ) {
+        Ok(f) => f,
+        Err(m) => return page::message(StatusCode::BAD_REQUEST, "Audit trail", &m),
+    };
+    let (entries, report) = match (
+        state.audit.list(&filter, Order::NewestFirst).await,
+        state.audit.verify().await,
+    ) {
+        (Ok(e), Ok(r)) => (e, r),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "console cannot read the audit trail");
+            return page::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Audit trail",
+                "the audit trail is unavailable",
+            );
+        }
+    };
+    let chain = match &report.broken {
+        None => format!(
+            "<p class=ok id=chain>Chain intact: {} entries, head {} <code>{}</code></p>",
+            report.entries, report.head_seq, report.head_hash
+        ),
+        Some(b) => format!(
+            "<p class=bad id=chain>Chain broken: {}</p>",
+            esc(&b.to_string())
+        ),
+    };
+    let json = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .map(|v| format!("<code>{}</code>", esc(&v.to_string())))
+            .unwrap_or_default()
+    };
+    let rows: String = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.seq,
+                format_rfc3339(e.ts_ms),
+                esc(&e.actor),
+                esc(e.source.as_deref().unwrap_or("")),
+                esc(&e.action),
+                esc(&e.target),
+                json(&e.before),
+                json(&e.after),
+            )
+        })
+        .collect();
+    let value = |v: &Option<String>| esc(v.as_deref().unwrap_or(""));
+    let body = format!(
+        "{chain}<form method=get action=\"/console/audit\"><label>Actor <input name=actor value=\"{}\"></label> <label>Action <input name=action value=\"{}\" placeholder=\"key, policy.reloaded\"></label> <label>From <input name=from value=\"{}\"></label> <label>To <input name=to value=\"{}\"></label> <button>Filter</button></form>\
+         <table id=audit><tr><th>seq</th><th>time</th><th>actor</th><th>from</th><th>action</th><th>target</th><th>before</th><th>after</th></tr>{rows}</table>",
+        value(&q.actor),
+        value(&q.action),
+        value(&q.from),
+        value(&q.to),
+    );
+    page::page(StatusCode::OK, "Audit trail", &viewer(&p, &s), &body)
+}
+
+async fn rotate_key(
+    State(state): State<Arc<ConsoleState>>,
+    Extension(p): Extension<Principal>,
+    Extension(s): Extension<ConsoleSession>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = csrf_refused(&s, &body) {
+        return refused;
+    }
+    match crate::admin::rotate_key_audited(&state.keys, &state.audit, &p, &id).await {
+        Ok((info, plain)) => {
+            let notice = format!(
+                "<p class=notice>Rotated <code>{}</code>: the old key no longer works. The new key is shown once: <code id=rotated-key>{}</code></p>",
+                esc(&info.id),
+                esc(&plain)
+            );
+            keys_view(&state, &p, &s, StatusCode::OK, &notice).await
+        }
+        Err(e) => {
+            let notice = format!(
+                "<p class=notice><span class=bad>{}</span></p>",
+                esc(&e.to_string())
+            );
+            keys_view(&state, &p, &s, StatusCode::NOT_FOUND, &notice).await
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The console's traffic explorer over HTTP with scoped tokens: the ledger filtered by
+//! team and status, as a page and as CSV, never with prompt text, and only for the roles
+//! that read traffic (finance, security, admin).
+
+use serde_json::{json, Value};
+use switchyard_it::client::http_client;
+use switchyard_it::harness::{start_gateway, temp_db_url};
+use switchyard_it::mock::MockUpstream;
+
+const ADMIN_VAR: &str = "SWITCHYARD_TEST_ADMIN_TOKEN_CONSOLE_IT";
+const ADMIN: &str = "console-it-admin-token-5a9";
+const PROMPT: &str = "zebra-violet-prompt-text-4417";
+
+async fn token(client: &reqwest::Client, base: &str, role: &str) -> String {
+    let v: Value = client
+        .post(format!("{base}/admin/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"role": role, "expires_in": "1h"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    v["token"].as_str().expect("token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_explorer_filters_the_ledger_and_exports_csv_without_prompts() {
+    std::env::set_var(ADMIN_VAR, ADMIN);
+    let mock = MockUpstream::start().await;
+    let yaml = format!(
+        r#"listen: "127.0.0.1:0"
+accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
+auth: {{ admin_token_env: {ADMIN_VAR} }}
+providers:
+  - name: mock-openai
+    kind: openai
+    base_url: "{openai}"
+    api_key: sk-test
+    max_retries: 0
+    models: ["gpt-4o-mini"]
+"#,
+        db = temp_db_url(),
+        openai = mock.openai_base_url(),
+    );
+    let gw = start_gateway(&yaml).await.expect("gateway");
+    let base = format!("http://{}", gw.addr);
+    let client = http_client();
+    let mut keys = Vec::new();
+    let mut ids = Vec::new();
+    for team in ["web", "batch"] {
+        let v: Value = client
+            .post(format!("{base}/admin/keys"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"team": team}))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        keys.push(v["key"].as_str().expect("key").to_string());
+        ids.push(v["id"].as_str().expect("id").to_string());
+    }
+    for (key, n) in [(&keys[0], 2), (&keys[1], 1)] {
+        for _ in 0..n {
+            let resp = client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}))
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    // A refused request is in the ledger too (status 401).
+    let resp = client
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    let finance = token(&client, &base, "finance").await;
+    let csv = |query: &'static str| {
+        let (client, base, finance) = (client.clone(), base.clone(), finance.clone());
+        async move {
+            let resp = client
+                .get(format!("{base}/console/traffic.csv?{query}"))
+                .bearer_auth(&finance)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(resp.status(), 200, "{query}");
+            assert!(resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/csv")));
+            resp.text().await.expect("text")
+        }
+    };
+    let all = csv("").await;
+    assert!(all.starts_with("id,time,team,key_id,route,"), "{all}");
+    assert_eq!(all.lines().count(), 1 + 4, "{all}");
+    assert!(!all.contains(PROMPT), "the export holds prompt text");
+    let web = csv("team=web").await;
+    assert_eq!(web.lines().count(), 1 + 2, "{web}");
+    assert!(web
+        .lines()
+        .skip(1)
+        .all(|l| l.contains(",web,") && l.contains("gpt-4o-mini")));
+    let refused = csv("status=401").await;
+    assert_eq!(refused.lines().count(), 1 + 1, "{refused}");
+
+    // The page: the same records, with the filter kept in the CSV link.
+    let page = client
+        .get(format!("{base}/console/traffic?team=batch"))
+        .bearer_auth(&finance)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.expect("text");
+    assert_eq!(html.matches("<tr data-status=200>").count(), 1, "{html}");
+    assert!(html.contains("/console/traffic.csv?team=batch"));
+    assert!(!html.contains(PROMPT));
+    let bad = client
+        .get(format!("{base}/console/traffic?status=ok"))
+        .bearer_auth(&finance)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), 400);
+
+    // The key list shows when each key was last used, from the same ledger.
+    let html = client
+        .get(format!("{base}/console/keys"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let row = html
+        .split("<tr data-key=")
+        .find(|r| r.starts_with(&format!("\"{}\"", ids[0])))
+        .expect("the web key's row");
+    let last = row
+        .split("<td class=last-used>")
+        .nth(1)
+        .and_then(|r| r.split("</td>").next())
+        .unwrap_or_default();
+    assert!(last.starts_with("20"), "last used: {last:?}");
+
+    // Viewers do not read traffic.
+    let viewer = token(&client, &base, "viewer").await;
+    let resp = client
+        .get(format!("{base}/console/traffic.csv"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 403);
+    gw.shutdown().await;
+}
