@@ -8,7 +8,10 @@ truncation at config.max_seq_length, padding to the longest, mean pooling over t
 attention mask, L2 normalisation), so the head sees at inference what it saw here.
 
 Heads (all logistic regression, L2-regularised, fitted by Newton's method on 385 weights):
-  difficulty             P(hard) on the "diff" rows; Platt-calibrated on out-of-fold logits.
+  difficulty             P(hard) on the "diff" rows; Platt-calibrated on out-of-fold logits;
+                         then p = sigmoid(z_lexical + b z_head + c) is fitted on those
+                         out-of-fold logits and the rules' lexical difficulty (--lexical),
+                         which is how the gateway combines the two.
   pii/phi/financial/secret/confidential
                          one-vs-rest on the "sens" rows, with every "diff" row as a negative
                          (math, code and long easy prompts carry no sensitive data); Platt
@@ -88,6 +91,21 @@ def fit_lr(X, y, l2=L2, iters=30):
     return w[:-1], w[-1]
 
 
+def fit_offset(x, offset, y, iters=50):
+    """p = sigmoid(offset + w x + b): Newton on (w, b), a tiny L2 on w."""
+    w = np.zeros(2)
+    X = np.stack([x, np.ones_like(x)], 1)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-(offset + X @ w)))
+        g = X.T @ (p - y) + np.array([1e-3 * w[0], 0.0])
+        H = (X * (p * (1 - p))[:, None]).T @ X + np.diag([1e-3, 1e-9])
+        step = np.linalg.solve(H, g)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
 def platt(z, y):
     """Fits p = sigmoid(a z + b) on out-of-fold logits."""
     w, b = fit_lr(z[:, None], y, l2=1e-6)
@@ -135,6 +153,8 @@ def main():
     ap.add_argument("--rows", required=True)
     ap.add_argument("--minilm", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--lexical", required=True,
+                    help="the rules' JSONL output for the rows (ids = row index): its lexical difficulty")
     a = ap.parse_args()
     t0 = time.time()
     rows = [json.loads(line) for line in open(a.rows, encoding="utf-8") if line.strip()]
@@ -156,6 +176,31 @@ def main():
                         "brier": float(((pd - yd[dm]) ** 2).mean())}
     w, b = fit_lr(X[dm], yd[dm])
     difficulty = {"dim": X.shape[1], "w": [float(x) for x in pa * w], "bias": float(pa * b + pb)}
+    # How the gateway combines it with the lexical model: p = sigmoid(a z_lex + b z_head + c),
+    # fitted on the out-of-fold head logits, so the combined score stays calibrated.
+    lex = {}
+    for line in open(a.lexical, encoding="utf-8"):
+        o = json.loads(line)
+        if "difficulty" in o:
+            lex[int(o["id"])] = float(o["difficulty"])
+    idx = np.nonzero(dm)[0]
+    pl = np.clip(np.array([lex[i] for i in idx]), 1e-6, 1 - 1e-6)
+    zl = np.log(pl / (1 - pl))
+    zh = pa * zd + pb
+    # The lexical logit enters with weight 1 (an offset): it is calibrated on its own
+    # data, and our rows over-sample exactly the prompts it gets wrong, so a free weight
+    # would learn to distrust it everywhere. Only the head's weight and a bias are fitted.
+    hw, cb = fit_offset(zh, zl, yd[dm])
+    cw = np.array([1.0, hw])
+    comb = sigmoid(zl + hw * zh + cb)
+    avg = sigmoid((zl + zh) / 2)
+    cv["difficulty"].update({
+        "auc_lexical_only": auc(zl, yd[dm]), "auc_combined": auc(comb, yd[dm]), "auc_averaged": auc(avg, yd[dm]),
+        "accuracy_lexical_only": float(((pl >= 0.5) == (yd[dm] == 1)).mean()),
+        "accuracy_combined": float(((comb >= 0.5) == (yd[dm] == 1)).mean()),
+        "brier_combined": float(((comb - yd[dm]) ** 2).mean()),
+    })
+    difficulty_combine = {"lexical": float(cw[0]), "head": float(cw[1]), "bias": float(cb)}
 
     # sensitivity: sens rows + diff rows as negatives
     sensitive_any = np.array([r["task"] == "sens" and any(r["labels"].get(c, 0) for c in CATS) for r in rows])
@@ -191,6 +236,7 @@ def main():
                       "model_sha256": man["files"]["model.onnx"]["sha256"],
                       "dim": int(X.shape[1]), "max_tokens": max_len},
         "difficulty": difficulty,
+        "difficulty_combine": difficulty_combine,
         "categories": heads,
         "cv": cv,
     }

@@ -37,6 +37,14 @@ pub struct CategoryHead {
     pub threshold: f32,
 }
 
+/// `p = sigmoid(lexical * z_lexical + head * z_head + bias)`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DifficultyCombine {
+    pub lexical: f32,
+    pub head: f32,
+    pub bias: f32,
+}
+
 /// The weights file (`head.json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SentenceHead {
@@ -45,6 +53,10 @@ pub struct SentenceHead {
     /// Calibrated difficulty logit; combined with the lexical model like the older
     /// embedding head (logits averaged).
     pub difficulty: EmbeddingHead,
+    /// How the two difficulty logits combine, fitted by the trainer on out-of-fold logits
+    /// (absent: averaged, as the older embedding head does).
+    #[serde(default)]
+    pub difficulty_combine: Option<DifficultyCombine>,
     pub categories: Vec<CategoryHead>,
     /// Cross-validation figures written by the trainer (shown, not used).
     #[serde(default)]
@@ -105,6 +117,11 @@ impl SentenceHead {
         let finite = |w: &[f32], b: f32| w.iter().all(|x| x.is_finite()) && b.is_finite();
         if !finite(&self.difficulty.w, self.difficulty.bias) {
             return bad("difficulty weights are not finite".into());
+        }
+        if let Some(k) = self.difficulty_combine {
+            if !finite(&[k.lexical, k.head], k.bias) {
+                return bad("difficulty_combine is not finite".into());
+            }
         }
         for (i, h) in self.categories.iter().enumerate() {
             if h.w.len() != d || !finite(&h.w, h.bias) {
@@ -196,7 +213,10 @@ impl SentenceHead {
         if c.difficulty_model == difficulty::MODEL_LEXICAL {
             if let Some(ze) = self.difficulty.logit(v) {
                 let zl = difficulty::logit_of(c.difficulty);
-                c.difficulty = difficulty::combine(zl, ze);
+                c.difficulty = match self.difficulty_combine {
+                    Some(k) => difficulty::sigmoid(k.lexical * zl + k.head * ze + k.bias),
+                    None => difficulty::combine(zl, ze),
+                };
                 c.difficulty_model = difficulty::MODEL_WITH_EMBEDDING;
             }
         }
@@ -365,6 +385,16 @@ mod tests {
         let again = c.difficulty;
         h.apply(&mut c, &[0.0, 0.0, 1.0, 0.0], "prove it", T);
         assert_eq!(c.difficulty, again);
+    }
+
+    #[test]
+    fn a_fitted_combination_replaces_the_average() {
+        let mut v: serde_json::Value = serde_json::from_str(&head_json(0.6)).unwrap();
+        v["difficulty_combine"] = serde_json::json!({"lexical": 0.5, "head": 1.0, "bias": 0.25});
+        let h = SentenceHead::from_json(&v.to_string()).unwrap();
+        let mut c = lexical(difficulty::sigmoid(-2.0));
+        h.apply(&mut c, &[0.0, 0.0, 1.0, 0.0], "prove it", T); // head logit 4
+        assert!((c.difficulty - difficulty::sigmoid(0.5 * -2.0 + 4.0 + 0.25)).abs() < 1e-4);
     }
 
     #[test]
