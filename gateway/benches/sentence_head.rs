@@ -24,7 +24,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// About 200 MiniLM tokens of ordinary prose with a figure or two.
 fn prompt_200_tokens() -> String {
-    let s = "Our team is reviewing the quarterly plan and wants a short summary of the main risks, \
+    let s =
+        "Our team is reviewing the quarterly plan and wants a short summary of the main risks, \
              the budget of 120 thousand, and the hiring timeline for the two new roles. ";
     s.repeat(6)
 }

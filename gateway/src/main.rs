@@ -562,8 +562,10 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                 ort_library: catalog.config.onnxruntime_library.clone(),
             };
             let ner = switchyard::ner::load(&catalog.config.classifier.ner, &runtime)?;
-            let head =
-                switchyard::sentence_head::load(&catalog.config.classifier.sentence_head, &runtime)?;
+            let head = switchyard::sentence_head::load(
+                &catalog.config.classifier.sentence_head,
+                &runtime,
+            )?;
             let router = switchyard::routing::PolicyRouter {
                 models,
                 policy: handle,

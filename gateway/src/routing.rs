@@ -9,10 +9,10 @@ use policies::{Classification, Classifier};
 
 use crate::canonical::{ChatRequest, GatewayError};
 use crate::ner::NerDetector;
-use crate::sentence_head::HeadDetector;
 use crate::policy_runtime::{ActivePolicy, PolicyHandle};
 use crate::privacy::{self, Redaction};
 use crate::providers::Provider;
+use crate::sentence_head::HeadDetector;
 
 /// Where one request may go: a provider and the model name it knows.
 #[derive(Clone)]
@@ -343,9 +343,8 @@ impl PolicyRouter {
         let mut decision = active.policy.decide(&facts, &classification, explain);
         // A learned detector can change the outcome only if the request may still leave
         // the organization or will be redacted (then its spans must be redacted too).
-        let settled = |d: &Decision| {
-            d.is_blocked() || (!d.leaves_organization() && d.redact.is_empty())
-        };
+        let settled =
+            |d: &Decision| d.is_blocked() || (!d.leaves_organization() && d.redact.is_empty());
         if let Some(ner) = &self.ner {
             let allowed = ner.mode_allows(&classification, settled(&decision));
             if add_model_findings(ner, request, &mut classification, allowed) {

@@ -354,7 +354,10 @@ mod tests {
             ..Default::default()
         };
         let e = load(&s, &RuntimeConfig::default()).unwrap_err().to_string();
-        assert!(e.contains("head.json") && e.contains("scripts/setup-models.sh"), "{e}");
+        assert!(
+            e.contains("head.json") && e.contains("scripts/setup-models.sh"),
+            "{e}"
+        );
         assert!(e.contains("mode: off"), "{e}");
         let off = HeadSettings {
             mode: HeadMode::Off,

@@ -7,10 +7,10 @@ use switchyard_it::client::{http_client, post_json, Dialect};
 use switchyard_it::harness::{gateway_yaml, start_gateway, StackOptions};
 use switchyard_it::mock::MockUpstream;
 
-/// Financial data referred to without a literal value: no amount in digits, no
-/// salary/income keyword the rules anchor on. Only the head can read it.
-const DESCRIBED_INCOME: &str =
-    "My yearly pay is a little above sixty thousand; what mortgage can I afford?";
+/// Health data referred to without a literal value: a calendar entry with a specialist,
+/// no condition named, nothing the rules anchor on. Only the head can read it.
+const DESCRIBED: &str =
+    "Could you block out my Thursday afternoon, I'm seeing the oncologist about my scan.";
 
 async fn start(extra_yaml: &str) -> (MockUpstream, switchyard::server::RunningServer) {
     let mock = MockUpstream::start().await;
@@ -52,13 +52,7 @@ async fn data_referred_to_without_a_value_never_reaches_the_external_upstream() 
     // Built-in policy, no local model: privacy-critical requests are refused (503).
     let (mock, gw) = start("").await;
     let url = format!("http://{}{}", gw.addr, Dialect::OpenAi.path());
-    let resp = post_json(
-        &http_client(),
-        &url,
-        Dialect::OpenAi,
-        &chat(DESCRIBED_INCOME),
-    )
-    .await;
+    let resp = post_json(&http_client(), &url, Dialect::OpenAi, &chat(DESCRIBED)).await;
     assert_eq!(resp.status.as_u16(), 503, "{}", resp.text);
     assert!(resp.text.contains("privacy-critical"), "{}", resp.text);
     assert!(mock.requests().is_empty(), "nothing may leave");
@@ -76,7 +70,7 @@ async fn data_referred_to_without_a_value_never_reaches_the_external_upstream() 
 
     // /v1/classify names the head as the detector, over the whole message, and the
     // difficulty is the combined reading.
-    let c = classify(&gw, DESCRIBED_INCOME).await;
+    let c = classify(&gw, DESCRIBED).await;
     assert_eq!(c["sensitive"], true, "{c}");
     let head: Vec<&Value> = c["findings"]
         .as_array()
@@ -85,10 +79,10 @@ async fn data_referred_to_without_a_value_never_reaches_the_external_upstream() 
         .filter(|f| f["detector"] == "head")
         .collect();
     assert_eq!(head.len(), 1, "{c}");
-    assert_eq!(head[0]["category"], "financial", "{c}");
+    assert_eq!(head[0]["category"], "phi", "{c}");
     assert_eq!(head[0]["type"], "referred_without_value", "{c}");
     assert_eq!(head[0]["start"], 0, "{c}");
-    assert_eq!(head[0]["end"], DESCRIBED_INCOME.len(), "{c}");
+    assert_eq!(head[0]["end"], DESCRIBED.len(), "{c}");
     assert_eq!(c["difficulty_model"], "lexical+embedding", "{c}");
 
     // A question about the topic, and plain prose, still go where the client asked.
@@ -108,16 +102,10 @@ async fn data_referred_to_without_a_value_never_reaches_the_external_upstream() 
 async fn with_the_head_off_the_same_request_leaves() {
     let (mock, gw) = start("classifier: { sentence_head: { mode: off } }\n").await;
     let url = format!("http://{}{}", gw.addr, Dialect::OpenAi.path());
-    let resp = post_json(
-        &http_client(),
-        &url,
-        Dialect::OpenAi,
-        &chat(DESCRIBED_INCOME),
-    )
-    .await;
+    let resp = post_json(&http_client(), &url, Dialect::OpenAi, &chat(DESCRIBED)).await;
     assert_eq!(resp.status.as_u16(), 200, "{}", resp.text);
     assert_eq!(mock.requests().len(), 1, "the rules alone miss it");
-    let c = classify(&gw, DESCRIBED_INCOME).await;
+    let c = classify(&gw, DESCRIBED).await;
     assert_eq!(c["sensitive"], false, "{c}");
     assert_eq!(c["difficulty_model"], "lexical", "{c}");
 }

@@ -137,7 +137,10 @@ impl SentenceHead {
                     h.threshold
                 ));
             }
-            if self.categories[..i].iter().any(|o| o.category == h.category) {
+            if self.categories[..i]
+                .iter()
+                .any(|o| o.category == h.category)
+            {
                 return bad(format!("{} appears twice", h.category.as_str()));
             }
         }
@@ -249,7 +252,17 @@ const FIRST_PERSON: &[&str] = &[
     "nostra", "nostri", "nostre", "ja", "mój", "moja", "moje", "mojego", "mojej", "mnie", "nasz",
     "nasza", "nasze", "naszego", "naszej", "mam", "gano", "tengo", "tenho", "ho",
 ];
-const FIRST_PERSON_JA: &[&str] = &["私", "僕", "俺", "わたし", "自分", "弊社", "当社", "我々", "うち"];
+const FIRST_PERSON_JA: &[&str] = &[
+    "私",
+    "僕",
+    "俺",
+    "わたし",
+    "自分",
+    "弊社",
+    "当社",
+    "我々",
+    "うち",
+];
 
 /// Whether `text` speaks in the first person (one word pass, lower-cased per word).
 pub fn first_person(text: &str) -> bool {
@@ -335,7 +348,10 @@ mod tests {
         assert!(c.sensitive);
         assert_eq!(c.categories, BTreeSet::from([Category::Phi]));
         let f = &c.findings[0];
-        assert_eq!((f.detector, f.start, f.end, f.segment), (Detector::Head, 7, 17, 1));
+        assert_eq!(
+            (f.detector, f.start, f.end, f.segment),
+            (Detector::Head, 7, 17, 1)
+        );
         assert_eq!((f.seg_start, f.seg_end), (0, 10));
         assert_eq!(f.kind, "referred_without_value");
         assert!(f.confidence > 0.99);
@@ -346,9 +362,18 @@ mod tests {
         let h = SentenceHead::from_json(&head_json(0.6)).unwrap();
         let mut c = lexical(0.5);
         let v = [1.0, 1.0, 0.0, 0.0];
-        assert_eq!(h.apply(&mut c, &v, "A 55-year-old man logs his mood.", T).findings, 0);
+        assert_eq!(
+            h.apply(&mut c, &v, "A 55-year-old man logs his mood.", T)
+                .findings,
+            0
+        );
         assert!(!c.sensitive);
-        for text in ["Mein Stimmungstagebuch", "j'ai noté mon humeur", "毎日私の気分を記録", "Our Q3 plan"] {
+        for text in [
+            "Mein Stimmungstagebuch",
+            "j'ai noté mon humeur",
+            "毎日私の気分を記録",
+            "Our Q3 plan",
+        ] {
             let mut c = lexical(0.5);
             assert_eq!(h.apply(&mut c, &v, text, T).findings, 2, "{text}");
         }
@@ -358,7 +383,11 @@ mod tests {
         let hs = SentenceHead::from_json(&secret_json).unwrap();
         let mut c = lexical(0.5);
         let cfg = "my settings file fails:\n```\napi_key = <yours>\n```";
-        assert_eq!(hs.apply(&mut c, &v, cfg, T).findings, 1, "confidential still counts");
+        assert_eq!(
+            hs.apply(&mut c, &v, cfg, T).findings,
+            1,
+            "confidential still counts"
+        );
         assert_eq!(c.categories, BTreeSet::from([Category::Confidential]));
         assert!(has_code_or_assignment("token = abc"));
         assert!(has_code_or_assignment("{\"password\": 1}"));
@@ -371,7 +400,11 @@ mod tests {
         let h = SentenceHead::from_json(&head_json(0.9)).unwrap();
         let mut c = lexical(0.5);
         // phi logit 10*0.7-5 = 2 -> p 0.88 < 0.9
-        assert_eq!(h.apply(&mut c, &[0.7, 0.0, 0.0, 0.0], "my mood log", T).findings, 0);
+        assert_eq!(
+            h.apply(&mut c, &[0.7, 0.0, 0.0, 0.0], "my mood log", T)
+                .findings,
+            0
+        );
         assert!(!c.sensitive && c.findings.is_empty());
     }
 
