@@ -517,6 +517,10 @@ def first_person_negative():
         f"Wie ändere ich mein Passwort beim Online-Banking?",
         f"Comment activer la double authentification sur mon compte ?",
         f"¿Cómo cambio el PIN de mi tarjeta?",
+        f"We moved to {pick(CITIES)} last year; which neighbourhoods are good for families?",
+        f"Can I change the payment due date on my loan, in general, and does it cost anything?",
+        f"I just moved from abroad; how do I open a bank account here?",
+        f"We came here from Portugal two years ago and miss the food; suggest a recipe.",
     ])
 
 
@@ -699,14 +703,56 @@ def long_hard():
             "Give the message complexity of your protocol and a failure scenario that breaks it.")
 
 
+def hard_word_problem():
+    a, b, c, d = R.randint(3, 40), R.randint(2, 15), R.randint(5, 90), R.randint(2, 9)
+    nm, nm2 = pick(NAMES), pick(NAMES)
+    return pick([
+        f"{nm} has {a} marbles. {nm2} has {b} more than twice as many. After {nm} gives away a third of hers and {nm2} loses {d}, how many do they have together?",
+        f"A tank fills in {b} hours with pipe A and empties in {b + d} hours with pipe B. Starting half full with both open, when is it full?",
+        f"Two trains leave stations {c * 10} km apart at {a + 40} and {b + 50} km/h toward each other; a bird flies between them at {c + 60} km/h. How far does the bird fly?",
+        f"A store raises prices by {b}% then offers {a % 30 + 5}% off. A coat now costs ${c * 3}. What was the original price, to the cent?",
+        f"{nm} reads {d} pages on Monday and each day reads {b} more than the day before. On which day does the total pass {c * 10} pages?",
+        f"The average of {d + 3} numbers is {a}. Removing one number makes the average {a + b}. Which number was removed?",
+        f"A recipe for {d} people needs {b} eggs and {c} g of flour. How much of each for {a} people, rounding eggs up, and how many full bags of 500 g?",
+    ])
+
+
+def hard_function_task():
+    return pick([
+        'Complete this function:\ndef min_window(s: str, t: str) -> str:\n    """Return the shortest substring of s containing every character of t (with multiplicity)."""',
+        'Complete this function:\ndef count_inversions(xs: list[int]) -> int:\n    """Number of pairs i < j with xs[i] > xs[j], in O(n log n)."""',
+        'Complete this function:\ndef is_valid_sudoku(board):\n    """board is 9x9 of str digits or \'.\'; return True if no rule is broken."""',
+        'Complete this function:\ndef decode_ways(s: str) -> int:\n    """Count decodings of a digit string where 1..26 map to letters."""',
+        'Complete this function:\ndef merge_intervals(iv):\n    """Merge overlapping [start, end] intervals; return them sorted."""',
+        'Complete this function:\ndef next_permutation(a: list[int]) -> None:\n    """Rearrange a in place into the next lexicographic permutation."""',
+        'Complete this function:\ndef eval_rpn(tokens: list[str]) -> int:\n    """Evaluate reverse Polish notation with + - * / (truncate toward zero)."""',
+    ])
+
+
+def hard_exam():
+    return pick([
+        "Which of the following is a normal subgroup of S4? (A) the cyclic group of order 4 (B) the Klein four-group (C) a Sylow 3-subgroup (D) the dihedral group of order 8",
+        "A particle moves in a central potential V = -k/r^2. Which orbits are possible? (A) closed ellipses (B) spirals into the origin (C) circular only (D) hyperbolae only",
+        "Under the rule against perpetuities, which future interest is void? (A) a vested remainder (B) a contingent remainder to the first grandchild to reach 25 (C) a reversion (D) a possibility of reverter",
+        "Let G be a group of order 255. Which statement must be true? (A) G is cyclic (B) G is simple (C) G has exactly one subgroup of order 17 (D) none of the above",
+        "Which reagent converts a primary alcohol to an aldehyde without overoxidation? (A) KMnO4 (B) PCC (C) H2CrO4 (D) NaBH4",
+    ])
+
+
 def diff_rows(n):
     rows = []
     for _ in range(n):
         r = R.random()
-        if r < 0.28:
+        if r < 0.20:
             text, y, g = hard_math(), 1, "hard_math"
-        elif r < 0.48:
+        elif r < 0.34:
             text, y, g = hard_code(), 1, "hard_code"
+        elif r < 0.40:
+            text, y, g = hard_word_problem(), 1, "hard_wp"
+        elif r < 0.45:
+            text, y, g = hard_function_task(), 1, "hard_fn"
+        elif r < 0.48:
+            text, y, g = hard_exam(), 1, "hard_exam"
         elif r < 0.53:
             text, y, g = hard_reason(), 1, "hard_reason"
         elif r < 0.56:
@@ -715,10 +761,12 @@ def diff_rows(n):
             text, y, g = pick(ML_HARD), 1, "ml_hard"
         elif r < 0.80:
             text, y, g = long_easy(), 0, "long_easy"
-        elif r < 0.90:
+        elif r < 0.86:
             text, y, g = short_easy(), 0, "short_easy"
-        elif r < 0.95:
+        elif r < 0.90:
             text, y, g = pick(ML_EASY), 0, "ml_easy"
+        elif r < 0.95:
+            text, y, g = generic_writing(), 0, "easy_writing"
         else:
             text, y, g = pick(NEUTRAL), 0, "neutral"
         rows.append({"text": text, "task": "diff", "labels": {"difficulty": y},

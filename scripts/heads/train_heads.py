@@ -15,7 +15,7 @@ Heads (all logistic regression, L2-regularised, fitted by Newton's method on 385
   pii/phi/financial/secret/confidential
                          one-vs-rest on the "sens" rows, with every "diff" row as a negative
                          (math, code and long easy prompts carry no sensitive data); Platt
-                         calibrated; the threshold is the lowest >= 0.5 whose out-of-fold
+                         calibrated; the threshold is the lowest >= 0.6 whose out-of-fold
                          false-positive rate on non-sensitive rows is <= 0.5%.
 Why logistic regression and not an MLP: a few thousand rows of our own templates; a linear
 read-out of a frozen sentence encoder is the standard probe, trains in seconds on two
@@ -38,6 +38,8 @@ CATS = ["pii", "phi", "financial", "secret", "confidential"]
 FOLDS = 5
 L2 = 1e-4
 FPR_TARGET = 0.005
+# A read-out with no span evidence needs more than even odds (precision first).
+MIN_THRESHOLD = 0.6
 
 
 def embed(texts, mdir):
@@ -45,6 +47,9 @@ def embed(texts, mdir):
     max_len = int(cfg.get("max_seq_length", 256))
     tok = Tokenizer.from_file(os.path.join(mdir, "tokenizer.json"))
     tok.enable_truncation(max_length=max_len)
+    # tokenizer.json pads to a fixed 128; the gateway pads a batch to its longest text and
+    # pools over the attention mask, so padding here must not count as tokens.
+    tok.no_padding()
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(os.environ.get("SWITCHYARD_TRAIN_THREADS", "2"))
     sess = ort.InferenceSession(os.path.join(mdir, "model.onnx"), so, providers=["CPUExecutionProvider"])
@@ -60,7 +65,7 @@ def embed(texts, mdir):
         for r, i in enumerate(idx):
             n = len(encs[i].ids)
             ids[r, :n] = encs[i].ids
-            mask[r, :n] = 1
+            mask[r, :n] = encs[i].attention_mask
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in names:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -211,8 +216,8 @@ def main():
         ca, cb = platt(z, y)
         p = sigmoid(ca * z + cb)
         clean = ~sensitive_any
-        thr = 0.5
-        for t in np.arange(0.5, 0.99, 0.01):
+        thr = MIN_THRESHOLD
+        for t in np.arange(MIN_THRESHOLD, 0.99, 0.01):
             if (p[clean] >= t).mean() <= FPR_TARGET:
                 thr = float(round(t, 2))
                 break

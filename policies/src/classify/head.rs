@@ -28,7 +28,7 @@ pub struct HeadEmbedding {
 
 /// One category's read-out: calibrated `p = sigmoid(w . v + bias)`; a finding when
 /// `p >= threshold` (chosen at training time for <= 0.5% false positives on our own
-/// non-sensitive rows, never below 0.5).
+/// non-sensitive rows, never below 0.6 there; a file below 0.5 is rejected).
 #[derive(Debug, Clone, Deserialize)]
 pub struct CategoryHead {
     pub category: Category,
