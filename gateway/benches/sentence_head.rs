@@ -1,7 +1,8 @@
 //! What the sentence head (MiniLM embedding + logistic read-outs, `classifier.sentence_head`)
 //! costs: per 200-token prompt with one and two encoder threads, and the latency it adds
 //! per request over a mixed prompt set in modes `auto` (built-in policy: a request the
-//! rules made privacy-critical stays local, so its outcome is settled) and `always`.
+//! rules made privacy-critical stays local, so its outcome is settled; the policy reads no
+//! difficulty, so a message with no first-person word is skipped) and `always`.
 //! Needs scripts/setup-models.sh (which trains the head).
 //!
 //! `cargo bench -p switchyard --bench sentence_head` (`HEAD_BENCH_PROMPTS=file.jsonl` with
@@ -61,13 +62,13 @@ fn main() {
         let base = classify(&long);
         let segs = [(SegmentRole::User, long.as_str())];
         for _ in 0..3 {
-            head.apply(&segs, &mut base.clone(), true);
+            head.apply(&segs, &mut base.clone(), true, true);
         }
         let mut ms = Vec::new();
         for _ in 0..30 {
             let mut c = base.clone();
             let t = Instant::now();
-            head.apply(&segs, &mut c, true);
+            head.apply(&segs, &mut c, true, true);
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let p50 = pct(&mut ms, 0.5);
@@ -103,9 +104,12 @@ fn main() {
             let allowed = head.mode_allows(&c, c.sensitive);
             let segs = [(SegmentRole::User, p.as_str())];
             let t = Instant::now();
-            head.apply(&segs, &mut c, allowed);
+            // The built-in policy reads no difficulty.
+            head.apply(&segs, &mut c, allowed, false);
             added.push(t.elapsed().as_secs_f64() * 1e3);
-            ran += usize::from(allowed);
+            ran += usize::from(
+                allowed && (mode == HeadMode::Always || policies::classify::head::first_person(p)),
+            );
         }
         let mean = added.iter().sum::<f64>() / added.len().max(1) as f64;
         let p50 = pct(&mut added, 0.5);

@@ -432,7 +432,7 @@ fn classify(
             if let Some(head) = &head {
                 let segments: Vec<(policies::SegmentRole, &str)> =
                     input.segments.iter().map(|s| (s.role, s.text)).collect();
-                head.apply(&segments, c, true);
+                head.apply(&segments, c, true, true);
             }
         },
         stdin,

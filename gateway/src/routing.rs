@@ -354,7 +354,8 @@ impl PolicyRouter {
         if let Some(head) = &self.head {
             let allowed = head.mode_allows(&classification, settled(&decision));
             let difficulty = classification.difficulty;
-            let changed = add_head_reading(head, request, &mut classification, allowed);
+            let reads = active.policy.reads_difficulty();
+            let changed = add_head_reading(head, request, &mut classification, allowed, reads);
             // Difficulty feeds the policy's conditions too: decide again when it moved.
             if changed || classification.difficulty != difficulty {
                 decision = active.policy.decide(&facts, &classification, explain);
@@ -373,7 +374,7 @@ impl PolicyRouter {
             add_model_findings(ner, request, &mut classification, true);
         }
         if let Some(head) = &self.head {
-            add_head_reading(head, request, &mut classification, true);
+            add_head_reading(head, request, &mut classification, true, true);
         }
         classification
     }
@@ -385,11 +386,12 @@ fn add_head_reading(
     request: &ChatRequest,
     classification: &mut Classification,
     allowed: bool,
+    difficulty_matters: bool,
 ) -> bool {
     let texts = privacy::text_segments(request);
     let segments: Vec<(policies::SegmentRole, &str)> =
         texts.iter().map(|(role, text, _)| (*role, *text)).collect();
-    head.apply(&segments, classification, allowed)
+    head.apply(&segments, classification, allowed, difficulty_matters)
 }
 
 /// Runs the model and merges its findings; true when the categories changed (so the

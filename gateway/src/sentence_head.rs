@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use local_runtime::{Embedder, RuntimeConfig};
-use policies::classify::head::{HeadTarget, SentenceHead};
+use policies::classify::head::{first_person, HeadTarget, SentenceHead};
 use policies::{Category, Classification, Detector, Finding, SegmentRole};
 use serde::Deserialize;
 
@@ -22,7 +22,9 @@ pub enum HeadMode {
     /// On every request.
     Always,
     /// Only where it can change the outcome: not when the rules' decision is a block, or
-    /// keeps the request inside the organization with nothing to redact.
+    /// keeps the request inside the organization with nothing to redact; and, when the
+    /// policy reads no difficulty, only on a message with a first-person word (the head's
+    /// findings need one).
     #[default]
     Auto,
     /// Only when the rules found nothing sensitive.
@@ -103,6 +105,9 @@ pub enum HeadOutcome {
     /// The rules' decision cannot change (mode), or there is no text to read.
     SkippedMode,
     SkippedEmpty,
+    /// Mode `auto`, the policy reads no difficulty and the message has no first-person
+    /// word, so no head finding could count (see `policies::classify::head::first_person`).
+    SkippedGate,
     /// The encoder failed: the request is treated as sensitive (fail closed).
     Error,
 }
@@ -113,6 +118,7 @@ impl HeadOutcome {
             HeadOutcome::Ran => "ran",
             HeadOutcome::SkippedMode => "skipped_mode",
             HeadOutcome::SkippedEmpty => "skipped_empty",
+            HeadOutcome::SkippedGate => "skipped_gate",
             HeadOutcome::Error => "error",
         }
     }
@@ -219,14 +225,17 @@ impl HeadDetector {
 
     /// Embeds the newest user message (the text this request adds; the last segment when
     /// there is no user message) and merges the head's reading into `c`. Returns whether
-    /// the categories changed. Never fails: an encoder error is logged, counted and turns
-    /// into a pii finding over that message (confidence 0.5), so the request is handled as
-    /// sensitive (fail closed).
+    /// the categories changed. `difficulty_matters`: the policy reads the difficulty (in
+    /// mode `auto` the head then runs even on a message with no first-person word, which
+    /// can only move the difficulty). Never fails: an encoder error is logged, counted and
+    /// turns into a pii finding over that message (confidence 0.5), so the request is
+    /// handled as sensitive (fail closed).
     pub fn apply(
         &self,
         segments: &[(SegmentRole, &str)],
         c: &mut Classification,
         mode_allows: bool,
+        difficulty_matters: bool,
     ) -> bool {
         let started = Instant::now();
         let span = crate::telemetry::spans::sentence_head();
@@ -236,6 +245,13 @@ impl HeadDetector {
         let (outcome, findings) = match target {
             _ if !mode_allows => (HeadOutcome::SkippedMode, 0),
             None => (HeadOutcome::SkippedEmpty, 0),
+            Some((si, _))
+                if self.mode == HeadMode::Auto
+                    && !difficulty_matters
+                    && !first_person(segments[si].1) =>
+            {
+                (HeadOutcome::SkippedGate, 0)
+            }
             Some((si, offset)) => {
                 let text = segments[si].1;
                 let target = HeadTarget {

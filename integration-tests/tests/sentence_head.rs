@@ -96,6 +96,20 @@ async fn data_referred_to_without_a_value_never_reaches_the_external_upstream() 
         assert_eq!(resp.status.as_u16(), 200, "{text}: {}", resp.text);
         assert_eq!(mock.requests().len(), 1, "{text}");
     }
+    // The built-in policy reads no difficulty and none of them speaks in the first
+    // person, so no head finding could count: mode auto skips the encoder.
+    let m = metrics(&gw).await;
+    assert!(
+        m.contains(r#"switchyard_sentence_head_duration_seconds_count{outcome="skipped_gate"} 3"#),
+        "{}",
+        m.lines()
+            .filter(|l| l.contains("sentence_head"))
+            .collect::<Vec<_>>()
+            .join(
+                "
+"
+            )
+    );
 }
 
 #[tokio::test]
