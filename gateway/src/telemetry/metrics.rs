@@ -373,7 +373,7 @@ impl Metrics {
                 HistogramVec::new(
                     hist(
                         "switchyard_sentence_head_duration_seconds",
-                        "Time the sentence head (MiniLM embedding + read-outs) added to one request, by outcome (ran, skipped_mode, skipped_empty, error).",
+                        "Time the sentence head (MiniLM embedding + read-outs) added to one request, by outcome (ran, skipped_mode, skipped_gate, skipped_empty, error).",
                         NER_BUCKETS,
                     ),
                     &["outcome"],
