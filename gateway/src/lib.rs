@@ -25,6 +25,7 @@ pub mod policy_runtime;
 pub mod privacy;
 pub mod providers;
 pub mod routing;
+pub mod sentence_head;
 pub mod server;
 pub mod shadow;
 pub mod startup;

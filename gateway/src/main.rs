@@ -49,6 +49,10 @@ enum Command {
         /// runs the model on every line that passes its gate.
         #[arg(long)]
         ner: Option<String>,
+        /// Override `classifier.sentence_head.mode`: `off` leaves it out; any other mode
+        /// runs it on every line.
+        #[arg(long)]
+        head: Option<String>,
     },
     /// Policy tools: check, test, explain.
     Policy {
@@ -232,7 +236,8 @@ fn main() -> ExitCode {
             policy,
             config,
             ner,
-        } => classify(policy, config, ner),
+            head,
+        } => classify(policy, config, ner, head),
         Command::Policy { command } => policy_command(command),
         Command::Keys { config, command } => keys_command(config, command),
         Command::Tokens { config, command } => tokens_command(config, command),
@@ -441,6 +446,7 @@ fn classify(
     policy: Option<PathBuf>,
     config: Option<PathBuf>,
     ner_mode: Option<String>,
+    head_mode: Option<String>,
 ) -> anyhow::Result<()> {
     let config = load_config(config)?;
     let mut settings = config.classifier.ner.clone();
@@ -453,6 +459,13 @@ fn classify(
         ort_library: config.onnxruntime_library.clone(),
     };
     let ner = switchyard::ner::load(&settings, &runtime)?;
+    let mut head_settings = config.classifier.sentence_head.clone();
+    if let Some(mode) = head_mode {
+        head_settings.mode = serde_yaml_ng::from_str(&mode).map_err(|_| {
+            anyhow::anyhow!("--head {mode:?}: use always, auto, when_rules_silent or off")
+        })?;
+    }
+    let head = switchyard::sentence_head::load(&head_settings, &runtime)?;
     let classifier = match policy {
         Some(dir) => {
             let catalog = catalog_for(None)?;
@@ -473,6 +486,11 @@ fn classify(
                     input.segments.iter().map(|s| (s.role, s.text)).collect();
                 let run = ner.scan(&segments, c, true);
                 c.merge_findings(run.findings);
+            }
+            if let Some(head) = &head {
+                let segments: Vec<(policies::SegmentRole, &str)> =
+                    input.segments.iter().map(|s| (s.role, s.text)).collect();
+                head.apply(&segments, c, true, true);
             }
         },
         stdin,
@@ -597,10 +615,15 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                 ort_library: catalog.config.onnxruntime_library.clone(),
             };
             let ner = switchyard::ner::load(&catalog.config.classifier.ner, &runtime)?;
+            let head = switchyard::sentence_head::load(
+                &catalog.config.classifier.sentence_head,
+                &runtime,
+            )?;
             let router = switchyard::routing::PolicyRouter {
                 models,
                 policy: handle,
                 ner,
+                head,
             };
             let facts = policies::policy::Facts {
                 team,

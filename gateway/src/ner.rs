@@ -360,7 +360,7 @@ impl NerDetector {
 /// Runs CPU-heavy work off the async scheduler's hot path: on a multi-threaded runtime
 /// `block_in_place` hands this worker's other tasks to other threads; elsewhere (a
 /// current-thread runtime in tests, the CLI) it simply runs.
-fn with_blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)

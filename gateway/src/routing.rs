@@ -12,6 +12,7 @@ use crate::ner::NerDetector;
 use crate::policy_runtime::{ActivePolicy, PolicyHandle};
 use crate::privacy::{self, Redaction};
 use crate::providers::Provider;
+use crate::sentence_head::HeadDetector;
 
 /// Where one request may go: a provider and the model name it knows.
 #[derive(Clone)]
@@ -226,6 +227,8 @@ pub struct PolicyRouter {
     pub policy: PolicyHandle,
     /// The learned PII detector (`classifier.ner`); `None` when its mode is `off`.
     pub ner: Option<Arc<NerDetector>>,
+    /// The sentence head (`classifier.sentence_head`); `None` when its mode is `off`.
+    pub head: Option<Arc<HeadDetector>>,
 }
 
 impl PolicyRouter {
@@ -338,29 +341,57 @@ impl PolicyRouter {
         facts.model = Some(request.model.clone());
         let mut classification = classify(&active.classifier, request);
         let mut decision = active.policy.decide(&facts, &classification, explain);
+        // A learned detector can change the outcome only if the request may still leave
+        // the organization or will be redacted (then its spans must be redacted too).
+        let settled =
+            |d: &Decision| d.is_blocked() || (!d.leaves_organization() && d.redact.is_empty());
         if let Some(ner) = &self.ner {
-            // The model can change the outcome only if the request may still leave the
-            // organization or will be redacted (then its spans must be redacted too).
-            let settled = decision.is_blocked()
-                || (!decision.leaves_organization() && decision.redact.is_empty());
-            let allowed = ner.mode_allows(&classification, settled);
+            let allowed = ner.mode_allows(&classification, settled(&decision));
             if add_model_findings(ner, request, &mut classification, allowed) {
+                decision = active.policy.decide(&facts, &classification, explain);
+            }
+        }
+        if let Some(head) = &self.head {
+            let allowed = head.mode_allows(&classification, settled(&decision));
+            let difficulty = classification.difficulty;
+            let reads = active.policy.reads_difficulty();
+            let changed = add_head_reading(head, request, &mut classification, allowed, reads);
+            // Difficulty feeds the policy's conditions too: decide again when it moved.
+            if changed || classification.difficulty != difficulty {
                 decision = active.policy.decide(&facts, &classification, explain);
             }
         }
         (classification, decision, active)
     }
 
-    /// Rules and (unless its mode is `off`) the NER model, for `/v1/classify`: the model
-    /// runs whenever its gate passes, so every finding is shown.
+    /// Rules and (unless their modes are `off`) the NER model and the sentence head, for
+    /// `/v1/classify`: the model runs whenever its gate passes and the head always, so
+    /// every finding is shown.
     pub fn classify(&self, request: &ChatRequest) -> Classification {
         let active = self.policy.current();
         let mut classification = classify(&active.classifier, request);
         if let Some(ner) = &self.ner {
             add_model_findings(ner, request, &mut classification, true);
         }
+        if let Some(head) = &self.head {
+            add_head_reading(head, request, &mut classification, true, true);
+        }
         classification
     }
+}
+
+/// Runs the sentence head and merges its reading; true when the categories changed.
+fn add_head_reading(
+    head: &HeadDetector,
+    request: &ChatRequest,
+    classification: &mut Classification,
+    allowed: bool,
+    difficulty_matters: bool,
+) -> bool {
+    let texts = privacy::text_segments(request);
+    let segments: Vec<(policies::SegmentRole, &str)> =
+        texts.iter().map(|(role, text, _)| (*role, *text)).collect();
+    head.apply(&segments, classification, allowed, difficulty_matters)
 }
 
 /// Runs the model and merges its findings; true when the categories changed (so the

@@ -168,6 +168,9 @@ impl AppState {
             })
             .context("cannot register metrics")?,
         );
+        if let Some(head) = &core.router.head {
+            head.attach_metrics(metrics.clone());
+        }
         if let Some(ner) = &core.router.ner {
             ner.attach_metrics(metrics.clone());
         }
@@ -309,11 +312,13 @@ impl AppState {
         let policy = PolicyHandle::load(config.policy_dir.clone(), models.clone())
             .map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
         let ner = crate::ner::load(&config.classifier.ner, &runtime)?;
+        let head = crate::sentence_head::load(&config.classifier.sentence_head, &runtime)?;
         Ok(Core {
             router: PolicyRouter {
                 models,
                 policy,
                 ner,
+                head,
             },
             local_models,
             embedder,

@@ -30,6 +30,17 @@ struct EmbedConfig {
 impl Embedder {
     /// Loads `dir/model.onnx` + `dir/tokenizer.json` (+ optional `dir/config.json`).
     pub fn load(rt: &RuntimeConfig, dir: &Path) -> Result<Self, RuntimeError> {
+        Self::load_with_threads(rt, dir, None)
+    }
+
+    /// [`Embedder::load`] with an explicit intra-op thread count (`None`: the default,
+    /// `SWITCHYARD_ORT_THREADS` or every core). The classifier's sentence head uses one,
+    /// leaving the other cores to the request path.
+    pub fn load_with_threads(
+        rt: &RuntimeConfig,
+        dir: &Path,
+        threads: Option<usize>,
+    ) -> Result<Self, RuntimeError> {
         files::require_files(dir, &["model.onnx", "tokenizer.json"])?;
         files::check_manifest(dir)?;
         let cfg: EmbedConfig = files::read_optional_json(dir.join("config.json"))?;
@@ -51,7 +62,7 @@ impl Embedder {
             &env,
             &dir.join("model.onnx"),
             &[ExecutionProvider::Cpu],
-            resolve_threads(None),
+            resolve_threads(threads),
         )?;
         let token_type_ids = session
             .inputs()

@@ -47,4 +47,6 @@ pub mod model_names {
     pub const TINY_LLAMA: &str = "tiny-llama";
     /// Rampart token-classification PII model (CC BY 4.0, National Design Studio).
     pub const RAMPART_NER: &str = "rampart-ner";
+    /// The classifier's sentence heads over MiniLM embeddings (`scripts/train-heads.sh`).
+    pub const SENTENCE_HEAD: &str = "sentence-head";
 }

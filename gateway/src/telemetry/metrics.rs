@@ -234,6 +234,7 @@ pub struct Metrics {
     decisions: IntCounterVec,
     classifier: Histogram,
     ner: HistogramVec,
+    sentence_head: HistogramVec,
     local_queue: GaugeVec,
     local_batch: GaugeVec,
     local_tps: GaugeVec,
@@ -362,6 +363,17 @@ impl Metrics {
                     hist(
                         "switchyard_ner_duration_seconds",
                         "Time the NER PII model added to one request, by outcome (ran, skipped_mode, skipped_gate, error).",
+                        NER_BUCKETS,
+                    ),
+                    &["outcome"],
+                )?,
+            )?,
+            sentence_head: reg(
+                &r,
+                HistogramVec::new(
+                    hist(
+                        "switchyard_sentence_head_duration_seconds",
+                        "Time the sentence head (MiniLM embedding + read-outs) added to one request, by outcome (ran, skipped_mode, skipped_gate, skipped_empty, error).",
                         NER_BUCKETS,
                     ),
                     &["outcome"],
@@ -590,6 +602,13 @@ impl Metrics {
     /// The NER model's part of one classification (`outcome`: see `ner::NerOutcome`).
     pub fn observe_ner(&self, outcome: &str, d: Duration) {
         if let Ok(h) = self.ner.get_metric_with_label_values(&[outcome]) {
+            h.observe(d.as_secs_f64());
+        }
+    }
+
+    /// The sentence head's part of one classification (`sentence_head::HeadOutcome`).
+    pub fn observe_sentence_head(&self, outcome: &str, d: Duration) {
+        if let Ok(h) = self.sentence_head.get_metric_with_label_values(&[outcome]) {
             h.observe(d.as_secs_f64());
         }
     }

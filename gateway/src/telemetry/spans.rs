@@ -172,6 +172,35 @@ pub fn record_ner(span: &Span, outcome: &str, duration_ms: f64, findings: usize)
     span.record("switchyard.ner.findings", findings as u64);
 }
 
+/// The sentence head's part of classification (a child of `switchyard.classify`).
+pub fn sentence_head() -> Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "switchyard.classify.sentence_head",
+        switchyard.head.outcome = Empty,
+        switchyard.head.duration_ms = Empty,
+        switchyard.head.findings = Empty,
+        switchyard.head.difficulty = Empty,
+    )
+}
+
+/// What the head pass did: outcome, time, number of findings, resulting difficulty.
+pub fn record_sentence_head(
+    span: &Span,
+    outcome: &str,
+    duration_ms: f64,
+    findings: usize,
+    difficulty: f32,
+) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("switchyard.head.outcome", outcome);
+    span.record("switchyard.head.duration_ms", duration_ms);
+    span.record("switchyard.head.findings", findings as u64);
+    span.record("switchyard.head.difficulty", difficulty as f64);
+}
+
 /// The policy decision.
 pub fn policy() -> Span {
     tracing::info_span!(

@@ -306,6 +306,22 @@ pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
 
+/// `Classification::difficulty_model` values.
+pub const MODEL_LEXICAL: &str = "lexical";
+pub const MODEL_WITH_EMBEDDING: &str = "lexical+embedding";
+
+/// Inverse of [`sigmoid`] (clamped away from 0 and 1), to recombine a score later.
+pub fn logit_of(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+/// The one way a lexical and an embedding difficulty logit are combined: both are
+/// calibrated, so their average is a calibrated-enough logit without a second fit.
+pub fn combine(lexical_logit: f32, embedding_logit: f32) -> f32 {
+    sigmoid((lexical_logit + embedding_logit) / 2.0)
+}
+
 impl LexicalModel {
     pub fn check(&self) -> Result<(), String> {
         let d = DENSE_NAMES.len();

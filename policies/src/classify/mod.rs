@@ -8,6 +8,7 @@
 pub mod decode;
 pub mod difficulty;
 pub mod entropy;
+pub mod head;
 pub mod normalize;
 pub mod rules;
 pub mod sensitivity;
@@ -85,6 +86,7 @@ pub enum Detector {
     Rule,
     Org,
     Model,
+    Head,
 }
 
 impl Detector {
@@ -93,6 +95,7 @@ impl Detector {
             Detector::Rule => "rule",
             Detector::Org => "org",
             Detector::Model => "model",
+            Detector::Head => "head",
         }
     }
 }
@@ -238,10 +241,10 @@ impl Classifier {
             .calibrated_logit(self.lexical.logit(&dense, &hashed));
         match (input.embedding, &self.embedding_head) {
             (Some(v), Some(head)) => match head.logit(v) {
-                Some(ze) => (difficulty::sigmoid((z + ze) / 2.0), "lexical+embedding"),
-                None => (difficulty::sigmoid(z), "lexical"),
+                Some(ze) => (difficulty::combine(z, ze), difficulty::MODEL_WITH_EMBEDDING),
+                None => (difficulty::sigmoid(z), difficulty::MODEL_LEXICAL),
             },
-            _ => (difficulty::sigmoid(z), "lexical"),
+            _ => (difficulty::sigmoid(z), difficulty::MODEL_LEXICAL),
         }
     }
 }

@@ -116,6 +116,15 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
+    /// Whether some rule's condition reads the difficulty score: when none does, a
+    /// detector that would only move the difficulty cannot change a decision.
+    pub fn reads_difficulty(&self) -> bool {
+        self.rules
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .any(|r| r.cond.reads_difficulty())
+    }
+
     /// Decides what to do with a request. With `explain`, the decision carries a trace of
     /// every rule considered and each of its conditions; the decision itself is the same.
     pub fn decide(&self, facts: &Facts, cls: &Classification, explain: bool) -> Decision {

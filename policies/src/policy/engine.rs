@@ -521,6 +521,16 @@ fn opt_str(v: Option<&str>) -> String {
 }
 
 impl Cond {
+    /// Whether the condition reads the difficulty score anywhere.
+    pub(crate) fn reads_difficulty(&self) -> bool {
+        match self {
+            Cond::Difficulty(_) => true,
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().any(Cond::reads_difficulty),
+            Cond::Not(c) => c.reads_difficulty(),
+            _ => false,
+        }
+    }
+
     /// Evaluates the condition; with a trace sink, records why (and evaluates every branch).
     pub(crate) fn eval(&self, ctx: &Ctx, trace: Option<&mut Vec<CondTrace>>) -> bool {
         let f = ctx.facts;

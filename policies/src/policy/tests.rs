@@ -845,3 +845,11 @@ fn a_redacting_rule_without_a_local_target_is_warned_about() {
     let all = policy("rules:\n  - id: redact-all\n    route: frontier\n    redact: [pii, phi, financial, secret, confidential]\ndefault: { route: local }\n");
     assert!(all.warnings().is_empty());
 }
+
+#[test]
+fn a_policy_reads_difficulty_only_when_a_condition_names_it() {
+    let nested = policy("rules:\n  - id: hard\n    when: { all: [ { not: { difficulty: { lt: 0.6 } } }, { stream: true } ] }\n    route: gpt\ndefault: { route: local }\n");
+    assert!(nested.reads_difficulty());
+    let none = policy("rules:\n  - id: batch\n    when: { tags: [batch] }\n    route: local\ndefault: { route: gpt }\n");
+    assert!(!none.reads_difficulty());
+}
