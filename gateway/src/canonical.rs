@@ -103,6 +103,39 @@ pub enum ImageSource {
     Base64 { media_type: String, data: String },
 }
 
+impl ImageSource {
+    /// An image as OpenAI-style clients give it: `data:<media type>;base64,<data>`
+    /// becomes inline base64 (what Anthropic and Gemini need); anything else stays a URL.
+    pub fn from_url(url: &str) -> ImageSource {
+        if let Some((meta, data)) = url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
+            if let Some(media_type) = meta.strip_suffix(";base64") {
+                let media_type = media_type.split(';').next().unwrap_or_default();
+                if !media_type.is_empty() {
+                    return ImageSource::Base64 {
+                        media_type: media_type.to_owned(),
+                        data: data.to_owned(),
+                    };
+                }
+            }
+        }
+        ImageSource::Url {
+            url: url.to_owned(),
+        }
+    }
+}
+
+impl ToolChoice {
+    /// The string forms every OpenAI-style dialect accepts: `auto`, `none`, `required`.
+    pub fn from_mode(mode: &str) -> Option<ToolChoice> {
+        match mode {
+            "auto" => Some(ToolChoice::Auto),
+            "none" => Some(ToolChoice::None),
+            "required" => Some(ToolChoice::Required),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tool {
     pub name: String,

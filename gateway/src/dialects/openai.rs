@@ -323,7 +323,7 @@ fn parse_content(
                     Some(v) => return Err(invalid_type(&ipath, "an object with a url", v)),
                 };
                 parts.push(ContentPart::Image {
-                    source: image_source_from_url(url),
+                    source: ImageSource::from_url(url),
                     cache_control: None,
                 });
             }
@@ -336,25 +336,6 @@ fn parse_content(
         }
     }
     Ok(parts)
-}
-
-/// `data:<media type>;base64,<data>` becomes inline base64 (what Anthropic needs);
-/// anything else stays a URL.
-fn image_source_from_url(url: &str) -> ImageSource {
-    if let Some((meta, data)) = url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
-        if let Some(media_type) = meta.strip_suffix(";base64") {
-            let media_type = media_type.split(';').next().unwrap_or_default();
-            if !media_type.is_empty() {
-                return ImageSource::Base64 {
-                    media_type: media_type.to_owned(),
-                    data: data.to_owned(),
-                };
-            }
-        }
-    }
-    ImageSource::Url {
-        url: url.to_owned(),
-    }
 }
 
 fn image_url(source: &ImageSource) -> String {
@@ -401,15 +382,9 @@ fn parse_tool(v: &Value, path: &str) -> Result<Tool, GatewayError> {
 fn parse_tool_choice(v: &Value) -> Result<ToolChoice, GatewayError> {
     const PATH: &str = "tool_choice";
     match v {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(invalid_value(
-                PATH,
-                format!("'{other}' is not one of auto, none, required"),
-            )),
-        },
+        Value::String(s) => ToolChoice::from_mode(s).ok_or_else(|| {
+            invalid_value(PATH, format!("'{s}' is not one of auto, none, required"))
+        }),
         Value::Object(o) => {
             let kind = req_str(o, "type", PATH)?;
             if kind != "function" {

@@ -304,7 +304,7 @@ fn parse_parts(parts: &[Value], path: &str, role: Role) -> Result<Vec<ContentPar
                 }
                 let url = req_str(o, "image_url", &ppath)?;
                 out.push(ContentPart::Image {
-                    source: image_source(url),
+                    source: ImageSource::from_url(url),
                     cache_control: None,
                 });
             }
@@ -317,21 +317,6 @@ fn parse_parts(parts: &[Value], path: &str, role: Role) -> Result<Vec<ContentPar
         }
     }
     Ok(out)
-}
-
-/// `data:<media type>;base64,<data>` becomes inline base64; anything else stays a URL.
-fn image_source(url: &str) -> ImageSource {
-    if let Some((meta, data)) = url.strip_prefix("data:").and_then(|r| r.split_once(',')) {
-        if let Some(media_type) = meta.strip_suffix(";base64").filter(|m| !m.is_empty()) {
-            return ImageSource::Base64 {
-                media_type: media_type.to_owned(),
-                data: data.to_owned(),
-            };
-        }
-    }
-    ImageSource::Url {
-        url: url.to_owned(),
-    }
 }
 
 fn parse_tool(v: &Value, path: &str) -> Result<Tool, GatewayError> {
@@ -368,15 +353,9 @@ fn parse_tool(v: &Value, path: &str) -> Result<Tool, GatewayError> {
 fn parse_tool_choice(v: &Value) -> Result<ToolChoice, GatewayError> {
     const PATH: &str = "tool_choice";
     match v {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(invalid_value(
-                PATH,
-                format!("'{other}' is not one of auto, none, required"),
-            )),
-        },
+        Value::String(s) => ToolChoice::from_mode(s).ok_or_else(|| {
+            invalid_value(PATH, format!("'{s}' is not one of auto, none, required"))
+        }),
         Value::Object(o) => match req_str(o, "type", PATH)? {
             "function" => Ok(ToolChoice::Tool {
                 name: req_str(o, "name", PATH)?.to_owned(),
