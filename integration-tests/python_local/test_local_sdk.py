@@ -10,7 +10,7 @@ import anthropic
 import openai
 
 MODEL = "local/smollm2-135m-instruct"
-QUESTION = "What is the capital of France?"
+QUESTION = "Name the capital of France."
 ANSWER = "The capital of France is Paris."
 
 

@@ -43,7 +43,7 @@ local_models:
 
 fn question(dialect: Dialect, extra: Value) -> Value {
     let mut body = json!({"model": MODEL, "temperature": 0,
-        "messages": [{"role": "user", "content": "What is the capital of France?"}]});
+        "messages": [{"role": "user", "content": "Name the capital of France."}]});
     if dialect == Dialect::Anthropic {
         body["max_tokens"] = json!(64);
     }

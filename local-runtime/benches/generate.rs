@@ -12,10 +12,11 @@
 //! Env: BENCH_TOKENS (default 128), BENCH_STREAMS (default "1,4,8,16"), BENCH_THREADS
 //! (default 2: ONNX Runtime intra-op threads and llama.cpp threads), BENCH_MODEL_DIR
 //! (comma-separated; default: the set-up cache's smollm2-135m-instruct and
-//! smollm2-135m-instruct-a8), BENCH_GGUF (default: the SmolLM2 Q4_1 GGUF they were converted
+//! smollm2-135m-instruct-fp32a), BENCH_GGUF (default: the SmolLM2 Q4_1 GGUF they were converted
 //! from), BENCH_ROUNDS (single-stream rounds, best reported; default 3), BENCH_EP ("cpu"
 //! (default) or "cuda": execution providers [cuda, cpu]), BENCH_PYTHON=0 / BENCH_LLAMACPP=0
-//! (skip a baseline).
+//! (skip a baseline), BENCH_PREFIX=0 (skip the prefix-reuse TTFT: a long system prompt
+//! cold, then repeated with another question).
 //! Warnings (e.g. a CUDA fallback and its reason) are printed to stderr; the last line is
 //! `BENCH_JSON {...}` with the figures, for scripts (local-runtime/scripts/gpu-check.sh).
 
@@ -231,6 +232,9 @@ async fn load(dir: &std::path::Path, streams: &[usize], threads: usize, want_cud
     cfg.max_batch = streams.iter().copied().max().unwrap_or(16).max(1);
     cfg.max_context = 1024;
     cfg.intra_op_threads = Some(threads);
+    // Cold prefills, as llama.cpp's rounds (reset each time): the rounds repeat one prompt,
+    // which prefix reuse would otherwise serve from cache. Reuse is measured on its own.
+    cfg.prefix_cache_tokens = 0;
     if want_cuda {
         cfg.execution_providers = vec![ExecutionProvider::Cuda, ExecutionProvider::Cpu];
     }
@@ -297,6 +301,81 @@ async fn aggregate(l: &mut Loaded, tokens: u32, streams: &[usize]) {
     }
 }
 
+/// Time to first token for a long system prompt followed by a question: the first request
+/// (cold: full prefill) and a second with another question (warm: the system turn comes from
+/// the prefix cache). Returns (cold, warm, prompt tokens, tokens reused), best of `rounds`.
+async fn prefix_reuse_ttft(
+    dir: &std::path::Path,
+    threads: usize,
+    rounds: u32,
+) -> (Duration, Duration, usize, u64) {
+    let system =
+        "You are the customer-support assistant of Acme Corporation, a company that sells \
+        kitchen appliances online in Europe. Follow these rules. Answer in at most two short \
+        sentences. Be polite and concrete. Never invent order numbers, prices, delivery dates or \
+        tracking links; if the customer asks for one, tell them where to find it in their account. \
+        Returns are accepted within thirty days of delivery for unused items in their original \
+        packaging; broken items are replaced free of charge within two years. Refunds go back to \
+        the original payment method within ten working days. Shipping is free above fifty euros. \
+        We deliver to Germany, France, Spain, Italy, Portugal, Poland and the Netherlands only. \
+        Customer service is open Monday to Friday from nine to six. Do not discuss competitors. \
+        If a question is not about Acme's products, orders or services, say that you can only \
+        help with Acme matters. Never ask for passwords or full card numbers.";
+    let mut best = (Duration::MAX, Duration::MAX, 0, 0);
+    for round in 0..rounds {
+        let mut cfg =
+            LocalModelConfig::new("local/bench-prefix", dir, ModelCatalog::smollm2_135m());
+        cfg.intra_op_threads = Some(threads);
+        cfg.max_context = 1024;
+        let m = LocalModel::load(&RuntimeConfig::default(), cfg).expect("load");
+        run_one(&m, "warm-up", 2).await; // short: its prompt shares only the preamble
+        let ask = |q: &str| {
+            GenerateRequest::new(
+                vec![ChatMessage::system(system), ChatMessage::user(q)],
+                SamplingParams::greedy(1),
+            )
+        };
+        let ttft = |req: GenerateRequest| {
+            let m = m.clone();
+            async move {
+                let t0 = Instant::now();
+                let mut rx = m.generate(req).expect("generate");
+                let mut first = None;
+                while let Some(ev) = rx.recv().await {
+                    if first.is_none()
+                        && matches!(ev, GenerateEvent::Text(_) | GenerateEvent::Done { .. })
+                    {
+                        first = Some(t0.elapsed());
+                    }
+                }
+                first.unwrap_or_else(|| t0.elapsed())
+            }
+        };
+        let before = m.stats().prefix_tokens_reused;
+        let q1 = format!("Where is my order? (round {round})");
+        let cold = ttft(ask(&q1)).await;
+        let warm = ttft(ask("Can I return a kettle that arrived broken?")).await;
+        let reused = m.stats().prefix_tokens_reused - before;
+        let n = m
+            .prompt_token_ids(
+                &[ChatMessage::system(system), ChatMessage::user(q1.as_str())],
+                &[],
+            )
+            .map(|v| v.len())
+            .unwrap_or(0);
+        m.shutdown();
+        if cold < best.0 {
+            best.0 = cold;
+        }
+        if warm < best.1 {
+            best.1 = warm;
+        }
+        best.2 = n;
+        best.3 = reused;
+    }
+    best
+}
+
 fn python_loop(dir: &std::path::Path, ids: &[u32], tokens: u32) -> Option<serde_json::Value> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let script = root.join("scripts/convert/bench_python_loop.py");
@@ -342,7 +421,7 @@ async fn main() {
         .collect();
     let dirs: Vec<PathBuf> = match std::env::var("BENCH_MODEL_DIR") {
         Ok(v) if !v.is_empty() => v.split(',').map(PathBuf::from).collect(),
-        _ => [model_names::SMOLLM2_135M, model_names::SMOLLM2_135M_A8]
+        _ => [model_names::SMOLLM2_135M, model_names::SMOLLM2_135M_FP32A]
             .iter()
             .map(|n| default_cache_dir().join("models").join(n))
             .collect(),
@@ -545,7 +624,23 @@ async fn main() {
         );
     }
     println!("measured single-thread read bandwidth: ~{bw:.1} GB/s (rough)");
+    let prefix = if std::env::var("BENCH_PREFIX").map_or(true, |v| v != "0") && !want_cuda {
+        let (cold, warm, n, reused) = prefix_reuse_ttft(&dirs[0], threads, rounds.max(1)).await;
+        let (c, w) = (cold.as_secs_f64() * 1e3, warm.as_secs_f64() * 1e3);
+        println!(
+            "prefix reuse ({}): {n}-token prompt (long system turn + question), time to first token \
+             cold {c:.1} ms, repeated system turn {w:.1} ms ({:.2}x; {reused} positions reused)",
+            dirs[0].display(),
+            w / c
+        );
+        Some(
+            serde_json::json!({"prompt_tokens": n, "cold_ttft_ms": c, "warm_ttft_ms": w, "reused": reused}),
+        )
+    } else {
+        None
+    };
     let json = serde_json::json!({
+        "prefix_reuse": prefix,
         "tokens": tokens,
         "threads": threads,
         "models": figs.iter().map(|f| serde_json::json!({

@@ -117,6 +117,15 @@ pub struct LocalModelConfig {
     /// ONNX Runtime intra-op threads; default: number of cores (or `$SWITCHYARD_ORT_THREADS`).
     #[serde(default)]
     pub intra_op_threads: Option<usize>,
+    /// KV positions kept from recent prompts for prefix reuse (a repeated system prompt is
+    /// not prefilled again); 0 turns reuse off. Each position costs
+    /// `Decoder::kv_bytes_per_token` (45 KB for SmolLM2-135M).
+    #[serde(default = "default_prefix_cache_tokens")]
+    pub prefix_cache_tokens: usize,
+}
+
+fn default_prefix_cache_tokens() -> usize {
+    1024
 }
 
 impl LocalModelConfig {
@@ -131,6 +140,7 @@ impl LocalModelConfig {
             max_context: default_max_context(),
             catalog,
             intra_op_threads: None,
+            prefix_cache_tokens: default_prefix_cache_tokens(),
         }
     }
 

@@ -159,6 +159,18 @@ impl Grammars {
 /// number's end is allowed.
 pub(crate) const MAX_NUMBER_CHARS: usize = 24;
 
+/// Tokens left at which an answer under a grammar is steered to its end: a small model can
+/// loop inside a string (`"type_1_disease_name_type_1_…"`) until `max_tokens` cuts the JSON
+/// off unparsed. From here on, where the grammar allows a token that closes the string (or
+/// an object / array), only such tokens are offered, so the answer still completes. A
+/// quarter of the budget at most, so short answers are left alone.
+pub(crate) const CLOSE_WITHIN: usize = 48;
+
+/// Whether a sequence with `remaining` of `max_new` tokens left is in its closing window.
+pub(crate) fn closing(remaining: usize, max_new: usize) -> bool {
+    remaining <= CLOSE_WITHIN.min(max_new / 4)
+}
+
 /// Where the committed output stands lexically (it is valid JSON so far, by construction):
 /// inside a string or not, and how long the number being written is.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -208,8 +220,9 @@ pub(crate) struct TokenMask {
 
 impl TokenMask {
     /// Sets every token the grammar forbids to −∞ (end of sequence is allowed only
-    /// where the answer is complete).
-    pub fn apply(&mut self, logits: &mut [f32]) -> Result<(), RuntimeError> {
+    /// where the answer is complete). `closing`: the budget is nearly spent (see
+    /// [`CLOSE_WITHIN`]).
+    pub fn apply(&mut self, logits: &mut [f32], closing: bool) -> Result<(), RuntimeError> {
         let mut mask = self
             .matcher
             .compute_mask_or_eos()
@@ -235,6 +248,23 @@ impl TokenMask {
             // Where the grammar needs another digit (e.g. after "1."), keep it.
             if !ended.is_zero() {
                 mask = ended;
+            }
+        }
+        if closing {
+            let trie = self.env.tok_trie();
+            let wanted: &[u8] = if self.json.in_string { b"\"" } else { b"}]" };
+            let mut closes = mask.clone();
+            mask.iter_set_entries(|i| {
+                let bytes = trie.token(i as u32);
+                let special = bytes.first() == Some(&TokTrie::SPECIAL_TOKEN_MARKER);
+                if !special && !bytes.iter().any(|b| wanted.contains(b)) {
+                    closes.disallow_token(i as u32);
+                }
+            });
+            // Where the grammar needs something else first (a required key, a digit),
+            // that stays allowed.
+            if !closes.is_zero() {
+                mask = closes;
             }
         }
         mask.iter_unset_entries(|i| {
@@ -263,6 +293,16 @@ impl TokenMask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closing_window_is_the_last_48_tokens_or_a_quarter_of_short_budgets() {
+        assert!(!closing(49, 300));
+        assert!(closing(48, 300));
+        assert!(closing(0, 300));
+        assert!(!closing(11, 40));
+        assert!(closing(10, 40));
+        assert!(!closing(1, 3));
+    }
 
     #[test]
     fn scan_counts_number_runs_outside_strings_only() {

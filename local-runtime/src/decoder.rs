@@ -444,6 +444,32 @@ impl Decoder {
         Ok(logits)
     }
 
+    /// A one-row copy of the first `len` positions of row `row` (GQA layout only: rows start
+    /// at position 0 there). What prefix reuse starts a new sequence from; `None` for the
+    /// standard layout or a `len` beyond the row.
+    pub fn prefix(
+        &self,
+        cache: &KvCache,
+        row: usize,
+        len: usize,
+    ) -> Result<Option<KvCache>, RuntimeError> {
+        if !self.gqa || row >= cache.batch() || len == 0 || len > cache.lens[row] {
+            return Ok(None);
+        }
+        let (h, d, cap) = (self.kv_heads, self.head_dim, cache.cap);
+        let srcs: Vec<&[f32]> = cache
+            .values
+            .iter()
+            .map(|v| v.try_extract_tensor::<f32>().map(|(_, x)| x))
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::ort)?;
+        let out = self.alloc_cache(vec![len], Self::capacity_for(len + 1), |k, _, head| {
+            let o = (row * h + head) * cap * d;
+            &srcs[k][o..o + cap * d]
+        })?;
+        Ok(Some(out))
+    }
+
     /// Builds a new cache from rows of existing caches: `rows[i] = (cache index, row)`.
     /// The result is left-padded to the longest selected row (leading all-padding columns
     /// are dropped).

@@ -31,6 +31,9 @@ pub enum RuntimeError {
         max_tokens: usize,
         max_context: usize,
     },
+    /// `switchyard models add` could not convert the file (the reason is the converter's).
+    #[error("convert: {0}")]
+    Convert(String),
     /// The scheduler thread is gone (model unloaded or crashed).
     #[error("local model scheduler has stopped")]
     Stopped,

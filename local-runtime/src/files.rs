@@ -142,7 +142,9 @@ pub(crate) fn read_optional_json<T: for<'de> Deserialize<'de> + Default>(
     }
 }
 
-pub(crate) fn load_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer, RuntimeError> {
+/// The model directory's `tokenizer.json`, as the runtime loads it (also what the tokenizer
+/// parity test checks against llama.cpp).
+pub fn load_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer, RuntimeError> {
     tokenizers::Tokenizer::from_file(path).map_err(|e| RuntimeError::InvalidModel {
         path: path.to_path_buf(),
         reason: format!("tokenizer: {e}"),

@@ -8,6 +8,7 @@
 mod chat;
 mod config;
 mod constrain;
+pub mod convert;
 pub mod decoder;
 mod embed;
 mod env;
@@ -15,6 +16,7 @@ mod error;
 mod files;
 mod model;
 pub mod ner;
+mod prefix;
 mod sampling;
 mod text;
 pub mod tools;
@@ -27,6 +29,7 @@ pub use config::{
 pub use constrain::OutputConstraint;
 pub use embed::Embedder;
 pub use error::RuntimeError;
+pub use files::load_tokenizer;
 pub use model::{
     FinishReason, GenerateEvent, GenerateRequest, LocalModel, ModelFormat, RuntimeStats,
 };
@@ -36,11 +39,12 @@ pub use tools::ToolSpec;
 
 /// Directory names the set-up script uses under `$CACHE/models/`.
 pub mod model_names {
-    /// SmolLM2-135M-Instruct, ONNX with KV cache, weights kept quantized (the default local model).
+    /// SmolLM2-135M-Instruct, ONNX with KV cache, weights kept quantized and int8
+    /// activations in the quantized matmuls, as llama.cpp computes (the default local model).
     pub const SMOLLM2_135M: &str = "smollm2-135m-instruct";
-    /// SmolLM2-135M-Instruct with int8 activations in its quantized matmuls (faster; closer
-    /// to llama.cpp's arithmetic, see docs/local-runtime.md).
-    pub const SMOLLM2_135M_A8: &str = "smollm2-135m-instruct-a8";
+    /// The same weights with fp32 activations: the fully dequantized model's results at
+    /// about half the speed (for comparisons; see docs/local-runtime.md).
+    pub const SMOLLM2_135M_FP32A: &str = "smollm2-135m-instruct-fp32a";
     /// all-MiniLM-L6-v2 sentence embeddings.
     pub const MINILM_L6: &str = "all-minilm-l6-v2";
     /// 2-layer random-weight llama with SmolLM2's tokenizer, for fast tests.

@@ -11,10 +11,11 @@ use tokio::sync::mpsc;
 
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::config::{resolve_threads, LocalModelConfig, ModelCatalog, RuntimeConfig};
-use crate::constrain::{Grammars, OutputConstraint, TokenMask};
+use crate::constrain::{self, Grammars, OutputConstraint, TokenMask};
 use crate::decoder::{Decoder, KvCache};
 use crate::error::RuntimeError;
 use crate::files::{self, DecoderConfig, GenerationConfig, TokenizerConfig};
+use crate::prefix::PrefixCache;
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text::{Chunk, TextStream};
 use crate::tools::ToolSpec;
@@ -104,6 +105,10 @@ pub struct RuntimeStats {
     pub max_batch_seen: usize,
     /// Prefills run.
     pub prefills_run: u64,
+    /// Prefills that started from a cached prompt prefix.
+    pub prefix_hits: u64,
+    /// Prompt positions not computed because a cached prefix held them.
+    pub prefix_tokens_reused: u64,
     pub sequences_completed: u64,
     /// Sequences dropped because their receiver was dropped.
     pub sequences_cancelled: u64,
@@ -127,6 +132,8 @@ struct Counters {
     batches_run: AtomicU64,
     max_batch_seen: AtomicUsize,
     prefills_run: AtomicU64,
+    prefix_hits: AtomicU64,
+    prefix_tokens_reused: AtomicU64,
     sequences_completed: AtomicU64,
     sequences_cancelled: AtomicU64,
     tokens_generated: AtomicU64,
@@ -249,6 +256,7 @@ impl LocalModel {
             eos: eos.clone(),
             max_batch: cfg.max_batch,
             max_context,
+            prefixes: PrefixCache::new(cfg.prefix_cache_tokens),
         };
         let thread = std::thread::Builder::new()
             .name(format!("local-model:{}", cfg.name))
@@ -465,6 +473,8 @@ impl LocalModel {
             batches_run: c.batches_run.load(Ordering::Relaxed),
             max_batch_seen: c.max_batch_seen.load(Ordering::Relaxed),
             prefills_run: c.prefills_run.load(Ordering::Relaxed),
+            prefix_hits: c.prefix_hits.load(Ordering::Relaxed),
+            prefix_tokens_reused: c.prefix_tokens_reused.load(Ordering::Relaxed),
             sequences_completed: c.sequences_completed.load(Ordering::Relaxed),
             sequences_cancelled: c.sequences_cancelled.load(Ordering::Relaxed),
             tokens_generated: c.tokens_generated.load(Ordering::Relaxed),
@@ -507,6 +517,7 @@ struct Scheduler {
     eos: Vec<u32>,
     max_batch: usize,
     max_context: usize,
+    prefixes: PrefixCache,
 }
 
 impl Scheduler {
@@ -664,16 +675,22 @@ impl Scheduler {
             .prompt_tokens
             .fetch_add(job.prompt.len() as u64, Ordering::Relaxed);
         let t0 = Instant::now();
-        let prefill = self.decoder.empty_cache(1).and_then(|mut c| {
-            let logits = self.decoder.forward(&mut c, &[&job.prompt], false)?;
-            Ok((c, logits))
-        });
+        let prefill = (|| {
+            let (mut c, start) = match self.prefixes.lookup(&self.decoder, &job.prompt)? {
+                Some(r) => (r.cache, r.reused),
+                None => (self.decoder.empty_cache(1)?, 0),
+            };
+            let logits = self
+                .decoder
+                .forward(&mut c, &[&job.prompt[start..]], false)?;
+            Ok::<_, RuntimeError>((c, logits, start))
+        })();
         let dt = t0.elapsed();
         self.counters
             .busy_us
             .fetch_add(dt.as_micros() as u64, Ordering::Relaxed);
         self.counters.prefills_run.fetch_add(1, Ordering::Relaxed);
-        let (seq_cache, mut logits) = match prefill {
+        let (seq_cache, mut logits, reused) = match prefill {
             Ok(x) => x,
             Err(e) => {
                 let _ = job.tx.try_send(GenerateEvent::Error(e.to_string()));
@@ -691,10 +708,27 @@ impl Scheduler {
             last: 0,
             busy_ms: dt.as_secs_f64() * 1000.0,
         };
-        if let Outcome::Finished = self.sample_and_emit(&mut seq, &mut logits) {
+        if reused > 0 {
+            self.counters.prefix_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .prefix_tokens_reused
+                .fetch_add(reused as u64, Ordering::Relaxed);
+        }
+        let finished = matches!(
+            self.sample_and_emit(&mut seq, &mut logits),
+            Outcome::Finished
+        );
+        // The batch gets a copy of the row, so the prefill's own cache can be kept as is.
+        let appended = if finished {
+            Ok(())
+        } else {
+            self.decoder.append(cache, &seq_cache)
+        };
+        self.prefixes.insert(job.prompt, seq_cache);
+        if finished {
             return None;
         }
-        if let Err(e) = self.decoder.append(cache, &seq_cache) {
+        if let Err(e) = appended {
             let _ = seq.tx.try_send(GenerateEvent::Error(e.to_string()));
             return None;
         }
@@ -744,7 +778,8 @@ impl Scheduler {
             return self.on_token(seq, tok);
         };
         let t0 = Instant::now();
-        let applied = mask.apply(logits);
+        let closing = constrain::closing(seq.max_new.saturating_sub(seq.completion), seq.max_new);
+        let applied = mask.apply(logits, closing);
         self.counters
             .mask_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -128,3 +128,28 @@ fn kv_cache_is_preallocated_and_appended_in_place() {
     assert_eq!(c.capacity(), 2 * cap);
     assert_eq!(c.seq_len(0), cap + 1);
 }
+
+#[test]
+fn a_cached_prefix_continued_by_several_tokens_matches_full_recomputation() {
+    // Prefix reuse: copy the first 7 positions of A's cache, then feed the other 5 tokens
+    // at once (GQA with a past and several new tokens); every logit must equal the full
+    // prefill's at the same positions.
+    let mut d = tiny();
+    let v = d.vocab_size();
+    let mut c = d.empty_cache(1).unwrap();
+    let full = d.forward(&mut c, &[A], true).unwrap();
+    let mut other = d.empty_cache(1).unwrap();
+    let mut b_then: Vec<u32> = A[..7].to_vec();
+    b_then.extend_from_slice(&[11, 12, 13]);
+    d.forward(&mut other, &[&b_then], false).unwrap();
+    let mut p = d.prefix(&other, 0, 7).unwrap().expect("GQA layout");
+    assert_eq!(p.seq_len(0), 7);
+    let rest = d.forward(&mut p, &[&A[7..]], true).unwrap();
+    for (i, pos) in (7..A.len()).enumerate() {
+        let diff = max_diff(&rest[i * v..(i + 1) * v], &full[pos * v..(pos + 1) * v]);
+        assert!(diff < 1e-4, "position {pos}: max |Δlogit| = {diff}");
+    }
+    // a prefix longer than the row, or of the empty row, is refused
+    assert!(d.prefix(&other, 0, 11).unwrap().is_none());
+    assert!(d.prefix(&other, 1, 3).unwrap().is_none());
+}

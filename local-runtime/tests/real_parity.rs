@@ -3,6 +3,10 @@
 //! Q4_K_M, converted with int8 activations; for each fixed prompt the Rust runtime decodes
 //! llama.cpp's prompt ids greedily and must produce llama.cpp's greedy continuation
 //! (scripts/convert/real_fixtures.py; 32 tokens, or up to llama.cpp's end of generation).
+//! The serving path is checked too: the converted tokenizer gives llama.cpp's ids on a
+//! multilingual text set (SentencePiece for Gemma, byte-level BPE for SmolLM2), the chat
+//! template renders the question into llama.cpp's prompt ids, and `LocalModel::generate`
+//! answers with llama.cpp's text.
 //! Without the variable the test says so and passes: the default suite stays small and
 //! needs no 250 MB Gemma download.
 
@@ -11,19 +15,30 @@ mod common;
 use std::path::PathBuf;
 
 use local_runtime::decoder::Decoder;
-use local_runtime::{default_cache_dir, ExecutionProvider};
+use local_runtime::{
+    default_cache_dir, load_tokenizer, ChatMessage, ExecutionProvider, GenerateRequest, LocalModel,
+    LocalModelConfig, ModelCatalog, SamplingParams,
+};
 
 #[derive(serde::Deserialize)]
 struct Case {
     prompt: String,
     ids: Vec<u32>,
     llamacpp_greedy: Vec<u32>,
+    llamacpp_text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Tokenized {
+    text: String,
+    ids: Vec<u32>,
 }
 
 #[derive(serde::Deserialize)]
 struct Reference {
     gguf: String,
     cases: Vec<Case>,
+    tokenize: Vec<Tokenized>,
 }
 
 fn argmax(v: &[f32]) -> u32 {
@@ -36,8 +51,8 @@ fn argmax(v: &[f32]) -> u32 {
     best as u32
 }
 
-#[test]
-fn real_models_greedy_match_llama_cpp() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_models_greedy_match_llama_cpp() {
     if std::env::var("SWITCHYARD_REAL_PARITY").map_or(true, |v| v != "1") {
         eprintln!("real-model parity not run: set SWITCHYARD_REAL_PARITY=1 (after scripts/setup-models.sh --only real)");
         return;
@@ -56,6 +71,51 @@ fn real_models_greedy_match_llama_cpp() {
             }),
         )
         .expect("reference.json");
+        let tok = load_tokenizer(&dir.join("tokenizer.json")).expect("tokenizer");
+        for t in &r.tokenize {
+            let got = tok.encode(t.text.as_str(), false).expect("encode");
+            if got.get_ids() != t.ids.as_slice() {
+                failures.push(format!(
+                    "{name} tokenizer {:?}: ours {:?} vs llama.cpp {:?}",
+                    t.text,
+                    got.get_ids(),
+                    t.ids
+                ));
+            }
+        }
+        let catalog = ModelCatalog {
+            family: name.into(),
+            parameters: String::new(),
+            license: String::new(),
+            commercial_use: false,
+            use_limits: None,
+        };
+        let model = LocalModel::load(
+            &rt,
+            LocalModelConfig::new(format!("local/{name}"), dir.clone(), catalog),
+        )
+        .expect("LocalModel::load");
+        for c in &r.cases {
+            let msgs = vec![ChatMessage::user(c.prompt.as_str())];
+            let ids = model.prompt_token_ids(&msgs, &[]).expect("prompt ids");
+            if ids != c.ids {
+                failures.push(format!(
+                    "{name} chat template {:?}: ours {ids:?} vs llama.cpp {:?}",
+                    c.prompt, c.ids
+                ));
+                continue;
+            }
+            let req =
+                GenerateRequest::new(msgs, SamplingParams::greedy(c.llamacpp_greedy.len() as u32));
+            let (text, _) = common::collect(model.generate(req).expect("generate")).await;
+            if text != c.llamacpp_text {
+                failures.push(format!(
+                    "{name} served {:?}: ours {text:?} vs llama.cpp {:?}",
+                    c.prompt, c.llamacpp_text
+                ));
+            }
+        }
+        model.shutdown();
         let mut d = Decoder::load(&rt, &dir, &[ExecutionProvider::Cpu], 2).expect("load");
         for c in &r.cases {
             let mut cache = d.empty_cache(1).expect("cache");

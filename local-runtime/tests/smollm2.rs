@@ -8,6 +8,10 @@ use local_runtime::{
 };
 
 fn load(max_batch: usize) -> LocalModel {
+    load_with(max_batch, |_| {})
+}
+
+fn load_with(max_batch: usize, edit: impl FnOnce(&mut LocalModelConfig)) -> LocalModel {
     let rt = common::runtime();
     let mut cfg = LocalModelConfig::new(
         "local/smollm2-135m-instruct",
@@ -15,6 +19,7 @@ fn load(max_batch: usize) -> LocalModel {
         ModelCatalog::smollm2_135m(),
     );
     cfg.max_batch = max_batch;
+    edit(&mut cfg);
     LocalModel::load(&rt, cfg).expect("load SmolLM2")
 }
 
@@ -35,13 +40,10 @@ async fn greedy_capital_of_france() {
     assert!(f.weights.contains("int4 (from Q4_1)"), "{f:?}");
     assert_eq!(f.gguf_tensor_types.get("Q4_1"), Some(&210), "{f:?}");
     assert_eq!(f.execution_provider, "cpu");
-    let msgs = vec![ChatMessage::user("What is the capital of France?")];
+    let msgs = vec![ChatMessage::user("Name the capital of France.")];
     let n = m.count_prompt_tokens(&msgs, &[]).unwrap();
-    let (text, events) = common::collect(
-        m.generate(ask("What is the capital of France?", 32))
-            .unwrap(),
-    )
-    .await;
+    let (text, events) =
+        common::collect(m.generate(ask("Name the capital of France.", 32)).unwrap()).await;
     assert_eq!(text, "The capital of France is Paris.");
     match events.first() {
         Some(GenerateEvent::Started { prompt_tokens, .. }) => {
@@ -72,7 +74,7 @@ async fn greedy_capital_of_france() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_string_and_max_tokens() {
     let m = load(4);
-    let mut req = ask("What is the capital of France?", 32);
+    let mut req = ask("Name the capital of France.", 32);
     req.params.stop = vec![" Paris".into()];
     let (text, events) = common::collect(m.generate(req).unwrap()).await;
     assert_eq!(text, "The capital of France is");
@@ -84,11 +86,8 @@ async fn stop_string_and_max_tokens() {
         })
     ));
 
-    let (text, events) = common::collect(
-        m.generate(ask("What is the capital of France?", 3))
-            .unwrap(),
-    )
-    .await;
+    let (text, events) =
+        common::collect(m.generate(ask("Name the capital of France.", 3)).unwrap()).await;
     assert_eq!(text, "The capital of");
     assert!(matches!(
         events.last(),
@@ -103,7 +102,7 @@ async fn stop_string_and_max_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_are_batched_and_match_solo_answers() {
     let questions = [
-        "What is the capital of France?",
+        "Name the capital of France.",
         "What is 2 + 2?",
         "Name a color of the sky.",
         "Say hello in Spanish.",
@@ -158,4 +157,45 @@ async fn seeded_sampling_is_reproducible() {
     let b = common::collect(m.generate(req()).unwrap()).await.0;
     assert!(!a.is_empty());
     assert_eq!(a, b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_system_prompt_is_not_prefilled_again() {
+    let system = "You are the support assistant of Acme Corp. Answer in one short, polite \
+                  sentence, and never invent order numbers, prices or delivery dates.";
+    let ask_with = |q: &str| {
+        GenerateRequest::new(
+            vec![ChatMessage::system(system), ChatMessage::user(q)],
+            SamplingParams::greedy(16),
+        )
+    };
+    let m = load(4);
+    common::collect(m.generate(ask_with("Where is my order?")).unwrap()).await;
+    assert_eq!(m.stats().prefix_hits, 0);
+    let second = common::collect(m.generate(ask_with("Can I return a kettle?")).unwrap())
+        .await
+        .0;
+    let s = m.stats();
+    assert_eq!(s.prefix_hits, 1, "{s:?}");
+    // everything up to the user turn is shared (the count includes the 3-4 tokens of the
+    // assistant header that a prompt ending with the system turn gets)
+    let shared = m
+        .count_prompt_tokens(&[ChatMessage::system(system)], &[])
+        .unwrap();
+    assert!(
+        s.prefix_tokens_reused as usize >= shared.saturating_sub(5) && shared > 30,
+        "reused {} of a {shared}-token system turn",
+        s.prefix_tokens_reused
+    );
+    // and the answer is the one a full prefill gives
+    let no_reuse = load_with(4, |c| c.prefix_cache_tokens = 0);
+    let fresh = common::collect(
+        no_reuse
+            .generate(ask_with("Can I return a kettle?"))
+            .unwrap(),
+    )
+    .await
+    .0;
+    assert_eq!(second, fresh);
+    assert_eq!(no_reuse.stats().prefix_hits, 0);
 }

@@ -280,3 +280,39 @@ async fn forced_tool_call_is_valid_for_the_tiny_model() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_would_outrun_max_tokens_is_closed_in_time() {
+    // The schema the OpenAI SDK sends for a pydantic model whose `conditions` items have no
+    // length limit. Greedy, the model loops inside the third item
+    // ("type_1_diabetes_type_1_disease_name_…") until max_tokens would cut the JSON off;
+    // the closing window ends that string, writes the remaining required fields and the
+    // answer parses.
+    let m = load();
+    let schema = json!({
+        "$defs": {"Address": {"additionalProperties": false, "type": "object",
+            "properties": {"city": {"maxLength": 30, "type": "string"},
+                           "zip": {"pattern": "^[0-9]{5}$", "type": "string"}},
+            "required": ["city", "zip"]}},
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "name": {"maxLength": 40, "type": "string"},
+            "age": {"maximum": 150, "minimum": 0, "type": "integer"},
+            "role": {"enum": ["doctor", "patient", "nurse"], "type": "string"},
+            "address": {"$ref": "#/$defs/Address"},
+            "conditions": {"items": {"type": "string"}, "maxItems": 3, "minItems": 1, "type": "array"},
+            "hba1c": {"type": "number"},
+            "insured": {"type": "boolean"}
+        },
+        "required": ["name", "age", "role", "address", "conditions", "hba1c", "insured"]
+    });
+    let (text, finish) = answer(
+        &m,
+        constrained(PATIENT, OutputConstraint::JsonSchema { schema }, 300),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(finish, FinishReason::Stop, "{text}");
+    assert_eq!(v["insured"], true, "{text}");
+    assert_eq!(v["role"], "patient", "{text}");
+}

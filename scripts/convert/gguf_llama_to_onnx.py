@@ -37,6 +37,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_quant as gq  # noqa: E402
+from gguf_tokenizer import TokenizerError, build_tokenizer_json  # noqa: E402
 
 CONVERTER_VERSION = 2
 OPSET = 17
@@ -52,6 +53,32 @@ ATTENTION = "gqa"
 
 class ConvertError(Exception):
     """A GGUF this converter cannot convert (unsupported or malformed); the message says why."""
+
+
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|end|>", "<|eot_id|>", "<|eom_id|>")
+
+# Gemma's turn markup, for Gemma vocabularies whose file carries no template (the base
+# models the registries ship): a system message joins the first user turn, as in Gemma's own
+# template. Files with a template always use theirs; others without one get the runtime's
+# ChatML default.
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
+
+def default_template(vocab: dict):
+    if "<start_of_turn>" in vocab and "<end_of_turn>" in vocab:
+        return GEMMA_TEMPLATE
+    return None
 
 
 def log(msg: str) -> None:
@@ -199,6 +226,9 @@ def load_gguf(path: str, keep_quantized: bool = True):
     tok = {
         "tokens": list(field(reader, "tokenizer.ggml.tokens") or []),
         "types": [int(x) for x in (field(reader, "tokenizer.ggml.token_type") or [])],
+        "scores": [float(x) for x in (field(reader, "tokenizer.ggml.scores") or [])],
+        "add_space_prefix": bool(field(reader, "tokenizer.ggml.add_space_prefix", True)),
+        "unk": field(reader, "tokenizer.ggml.unknown_token_id"),
         "merges": list(field(reader, "tokenizer.ggml.merges") or []),
         "model": field(reader, "tokenizer.ggml.model"),
         "pre": field(reader, "tokenizer.ggml.pre"),
@@ -212,54 +242,6 @@ def load_gguf(path: str, keep_quantized: bool = True):
 # ---------------------------------------------------------------------------------------
 # Tokenizer
 # ---------------------------------------------------------------------------------------
-
-
-def build_tokenizer_json(tok) -> dict:
-    if tok["model"] != "gpt2":
-        raise SystemExit(f"unsupported tokenizer model {tok['model']!r} (only gpt2 byte-level BPE)")
-    vocab = {t: i for i, t in enumerate(tok["tokens"])}
-    added = []
-    for i, (t, ty) in enumerate(zip(tok["tokens"], tok["types"])):
-        if ty == 3:  # CONTROL
-            added.append(
-                {
-                    "id": i,
-                    "content": t,
-                    "single_word": False,
-                    "lstrip": False,
-                    "rstrip": False,
-                    "normalized": False,
-                    "special": True,
-                }
-            )
-    return {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Digits", "individual_digits": True},
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
-            ],
-        },
-        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": False,
-            "vocab": vocab,
-            "merges": tok["merges"],
-        },
-    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -817,7 +799,11 @@ def main():
         write_json(os.path.join(args.out, "tokenizer_config.json"), tdir["tokenizer_config"])
         bos, eos_ids = tdir["bos"], tdir["eos_ids"]
     else:
-        tj = build_tokenizer_json(tok)
+        try:
+            tj = build_tokenizer_json(tok)
+        except TokenizerError as e:
+            log(f"error: {e}")
+            sys.exit(2)
         write_json(os.path.join(args.out, "tokenizer.json"), tj)
         vocab = tj["model"]["vocab"]
 
@@ -826,8 +812,9 @@ def main():
 
         bos = tok["bos"]
         eos_ids = []
-        # ChatML models end a turn with <|im_end|>; also honour the GGUF eos and <|endoftext|>.
-        for t in ("<|im_end|>", "<|endoftext|>"):
+        # A turn ends with the family's end-of-turn token (ChatML <|im_end|>, Gemma
+        # <end_of_turn>, Phi-3 <|end|>, Llama 3 <|eot_id|>); also honour the GGUF eos.
+        for t in END_OF_TURN:
             if tid(t) is not None:
                 eos_ids.append(tid(t))
         if tok["eos"] is not None and tok["eos"] not in eos_ids and tok["eos"] != bos:
@@ -838,7 +825,7 @@ def main():
                 "add_bos_token": False,
                 "bos_token": tok["tokens"][bos] if bos is not None else None,
                 "eos_token": tok["tokens"][eos_ids[0]] if eos_ids else None,
-                "chat_template": tok["chat_template"],
+                "chat_template": tok["chat_template"] or default_template(vocab),
             },
         )
     write_json(

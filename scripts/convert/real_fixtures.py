@@ -3,10 +3,13 @@
 
 For each real GGUF (SmolLM2-135M-Instruct Q4_1, Gemma 3 270M Q4_K_M) and a fixed prompt set,
 llama.cpp (llama-cpp-python) tokenizes the chat-formatted prompt and decodes greedily;
-the prompt ids and llama.cpp's continuation ids go to --out/<name>/reference.json, next to
-the model converted with gguf_llama_to_onnx.py (int8 activations, as llama.cpp computes).
-local-runtime/tests/real_parity.rs (SWITCHYARD_REAL_PARITY=1) decodes the same prompt ids
-greedily with the Rust runtime and compares the first --new-tokens tokens.
+the prompt text and ids, llama.cpp's continuation ids and text, and llama.cpp's tokenization
+of a multilingual text set go to --out/<name>/reference.json, next to the model converted
+with gguf_llama_to_onnx.py (int8 activations, as llama.cpp computes; tokenizer and chat
+template included). local-runtime/tests/real_parity.rs (SWITCHYARD_REAL_PARITY=1) checks that
+the converted tokenizer and chat template give llama.cpp's prompt ids, that the Rust runtime
+decodes them greedily into llama.cpp's first --new-tokens tokens, and that serving the
+question through the runtime's chat path gives llama.cpp's text.
 
   real_fixtures.py --model NAME=GGUF[:FORMAT] ... --out DIR [--new-tokens 32]
   FORMAT: chatml (SmolLM2) or gemma
@@ -28,6 +31,31 @@ PROMPTS = [
     "Write a SQL query that counts the rows of the table users.",
     "Explain what a CPU does in one sentence.",
 ]
+
+
+# Tokenization checks on the real vocabularies (SentencePiece for Gemma, byte-level BPE for
+# SmolLM2): languages, scripts, whitespace, digits, code.
+TOKENIZE = [
+    "Patient John Miller, SSN 219-09-9999, type 2 diabetes, HbA1c 8.2 — write a summary.",
+    "Der Patient wurde am Montag untersucht; die Ergebnisse sind unauffällig.",
+    "Le patient a été vu à la clinique lundi. Pacjent był badany w poniedziałek.",
+    "東京の天気は晴れです。 北京 and Seoul 서울",
+    "emoji 🙂🚀 and symbols ✓ € £ ¥",
+    "  two leading spaces, tabs\tand\n\nblank lines   ",
+    "numbers 1234567, 3.14159 and 2025-12-07",
+    "def square(x):\n    return x ** 2  # square\n",
+    "don't won't I'm they'll IT'S",
+]
+
+
+def eog(llm):
+    import llama_cpp
+
+    try:
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        return {t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+    except Exception:
+        return {llm.token_eos()}
 
 
 def render(fmt: str, q: str) -> str:
@@ -56,7 +84,7 @@ def main():
         d = os.path.join(args.out, name)
         os.makedirs(d, exist_ok=True)
         subprocess.run(
-            [sys.executable, os.path.join(HERE, "gguf_llama_to_onnx.py"), "--gguf", gguf_path, "--decoder-only",
+            [sys.executable, os.path.join(HERE, "gguf_llama_to_onnx.py"), "--gguf", gguf_path,
              "--activations", "int8", "--out", d, "--source-id", os.path.basename(gguf_path)],
             check=True,
         )
@@ -71,9 +99,18 @@ def main():
                 check=True, capture_output=True, text=True,
             )
             greedy = json.loads(out.stdout.strip().splitlines()[-1])["ids"]
-            cases.append({"prompt": q, "ids": ids, "llamacpp_greedy": greedy})
+            text_out = llm.detokenize([t for t in greedy if t not in eog(llm)]).decode("utf-8", errors="replace")
+            cases.append({"prompt": q, "text": text, "ids": ids, "llamacpp_greedy": greedy, "llamacpp_text": text_out})
+        tokenized = [
+            {"text": t, "ids": [int(x) for x in llm.tokenize(t.encode(), add_bos=False, special=True)]}
+            for t in TOKENIZE
+        ]
         with open(os.path.join(d, "reference.json"), "w") as f:
-            json.dump({"gguf": os.path.basename(gguf_path), "new_tokens": args.new_tokens, "cases": cases}, f)
+            json.dump(
+                {"gguf": os.path.basename(gguf_path), "new_tokens": args.new_tokens, "cases": cases, "tokenize": tokenized},
+                f,
+                ensure_ascii=False,
+            )
         print(f"[real] {name}: {len(cases)} prompts", file=sys.stderr)
     sys.path.insert(0, HERE)
     from gguf_llama_to_onnx import sha256
