@@ -3,10 +3,14 @@
 //! Q4_K_M, converted with int8 activations; for each fixed prompt the Rust runtime decodes
 //! llama.cpp's prompt ids greedily and must produce llama.cpp's greedy continuation
 //! (scripts/convert/real_fixtures.py; 32 tokens, or up to llama.cpp's end of generation).
-//! The serving path is checked too: the converted tokenizer gives llama.cpp's ids on a
-//! multilingual text set (SentencePiece for Gemma, byte-level BPE for SmolLM2), the chat
-//! template renders the question into llama.cpp's prompt ids, and `LocalModel::generate`
-//! answers with llama.cpp's text.
+//! Criteria: teacher-forced on llama.cpp's greedy continuation, our top-1 token equals
+//! llama.cpp's at every decisive step (top-2 margin ≥ 0.25 logit standard deviations);
+//! free-running, our greedy continuation equals llama.cpp's until the first near-tie, if
+//! any (after which the two texts are different conversations). The serving path is checked
+//! too: the converted tokenizer gives llama.cpp's ids on a multilingual text set
+//! (SentencePiece for Gemma, byte-level BPE for SmolLM2), the chat template renders the
+//! question into llama.cpp's prompt ids, and `LocalModel::generate` gives the text of the
+//! decoder's own greedy ids.
 //! Without the variable the test says so and passes: the default suite stays small and
 //! needs no 250 MB Gemma download.
 
@@ -25,7 +29,15 @@ struct Case {
     prompt: String,
     ids: Vec<u32>,
     llamacpp_greedy: Vec<u32>,
-    llamacpp_text: String,
+    llamacpp_margins: Vec<f32>,
+    llamacpp_stds: Vec<f32>,
+}
+
+/// A greedy step is decisive when llama.cpp's top-1 logit beats its top-2 by at least a
+/// quarter of the logits' standard deviation: the rule of the tiny-model parity test
+/// (below it, int8 rounding differences between the two implementations decide).
+fn decisive(c: &Case, i: usize) -> bool {
+    c.llamacpp_margins[i] >= 0.25 * c.llamacpp_stds[i]
 }
 
 #[derive(serde::Deserialize)]
@@ -95,6 +107,7 @@ async fn real_models_greedy_match_llama_cpp() {
             LocalModelConfig::new(format!("local/{name}"), dir.clone(), catalog),
         )
         .expect("LocalModel::load");
+        let mut served = Vec::new();
         for c in &r.cases {
             let msgs = vec![ChatMessage::user(c.prompt.as_str())];
             let ids = model.prompt_token_ids(&msgs, &[]).expect("prompt ids");
@@ -108,16 +121,39 @@ async fn real_models_greedy_match_llama_cpp() {
             let req =
                 GenerateRequest::new(msgs, SamplingParams::greedy(c.llamacpp_greedy.len() as u32));
             let (text, _) = common::collect(model.generate(req).expect("generate")).await;
-            if text != c.llamacpp_text {
-                failures.push(format!(
-                    "{name} served {:?}: ours {text:?} vs llama.cpp {:?}",
-                    c.prompt, c.llamacpp_text
-                ));
-            }
+            served.push(text);
         }
         model.shutdown();
         let mut d = Decoder::load(&rt, &dir, &[ExecutionProvider::Cpu], 2).expect("load");
-        for c in &r.cases {
+        for (k, c) in r.cases.iter().enumerate() {
+            // teacher-forced: prompt + llama.cpp's continuation in one call
+            let n = c.llamacpp_greedy.len();
+            let mut forced: Vec<u32> = c.ids.clone();
+            forced.extend_from_slice(&c.llamacpp_greedy[..n - 1]);
+            let mut cache = d.empty_cache(1).expect("cache");
+            let all = d
+                .forward(&mut cache, &[&forced], true)
+                .expect("teacher-forced");
+            let v = d.vocab_size();
+            let mut disagree = Vec::new();
+            for i in 0..n {
+                let row = &all[(c.ids.len() - 1 + i) * v..(c.ids.len() + i) * v];
+                if argmax(row) != c.llamacpp_greedy[i] {
+                    disagree.push((i, decisive(c, i)));
+                }
+            }
+            let decisive_misses: Vec<usize> = disagree
+                .iter()
+                .filter(|(_, d)| *d)
+                .map(|(i, _)| *i)
+                .collect();
+            if !decisive_misses.is_empty() {
+                failures.push(format!(
+                    "{name} {:?}: top-1 differs from llama.cpp at decisive steps {decisive_misses:?}",
+                    c.prompt
+                ));
+            }
+            // free-running greedy
             let mut cache = d.empty_cache(1).expect("cache");
             let mut logits = d.forward(&mut cache, &[&c.ids], false).expect("prefill");
             let mut ours = Vec::new();
@@ -134,18 +170,35 @@ async fn real_models_greedy_match_llama_cpp() {
                 .zip(&c.llamacpp_greedy)
                 .take_while(|(a, b)| a == b)
                 .count();
+            let tie = (same < n).then(|| {
+                format!(
+                    ", then a near-tie (llama.cpp margin {:.2}, {:.2} std)",
+                    c.llamacpp_margins[same],
+                    c.llamacpp_margins[same] / c.llamacpp_stds[same].max(1e-6)
+                )
+            });
             eprintln!(
-                "{name} ({}) {:?}: {same}/{} greedy tokens equal llama.cpp's",
+                "{name} ({}) {:?}: {same}/{n} greedy tokens equal llama.cpp's{}; teacher-forced top-1 agrees at {}/{n} steps ({} near-ties differ)",
                 r.gguf,
                 c.prompt,
-                c.llamacpp_greedy.len()
+                tie.unwrap_or_default(),
+                n - disagree.len(),
+                disagree.len()
             );
-            if same < c.llamacpp_greedy.len() {
+            if same < n && decisive(c, same) {
                 failures.push(format!(
-                    "{name} {:?}: diverges at token {same}: ours {:?} vs llama.cpp {:?}",
+                    "{name} {:?}: diverges at decisive token {same}: ours {:?} vs llama.cpp {:?}",
                     c.prompt,
                     &ours[same..],
                     &c.llamacpp_greedy[same..]
+                ));
+            }
+            let ours_text = tok.decode(&ours, true).expect("decode");
+            // the served answer stops at end of generation; the loop above does not
+            if served[k].is_empty() || !ours_text.starts_with(served[k].as_str()) {
+                failures.push(format!(
+                    "{name} served {:?}: {:?} vs the decoder's greedy text {ours_text:?}",
+                    c.prompt, served[k]
                 ));
             }
         }

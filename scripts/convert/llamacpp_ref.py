@@ -11,7 +11,8 @@ Runs in $CACHE/venv-llamacpp (scripts/setup-llamacpp.sh). Two modes, one JSON li
       teacher-forced logits at every position (logits_all), written as little-endian f32
       [positions, vocab]; prints {"positions", "vocab"}
   llamacpp_ref.py greedy --gguf F --ids 1,2,3 --new-tokens 32
-      greedy continuation ids (stops at end-of-generation): {"ids": [...]}
+      greedy continuation ids (stops at end-of-generation), with each step's top-1 minus
+      top-2 logit margin and logit standard deviation: {"ids", "margins", "stds"}
 """
 
 import argparse
@@ -105,14 +106,20 @@ def greedy(args):
         eog = {t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
     except Exception:
         eog = {llm.token_eos()}
-    gen = []
+    gen, margins, stds = [], [], []
     while len(gen) < args.new_tokens:
-        tok = int(np.argmax(last_logits(llm)))
+        lg = last_logits(llm)
+        tok = int(np.argmax(lg))
+        top2 = np.partition(lg, -2)[-2:]
         gen.append(tok)
+        # how decisive each greedy choice was (top-1 minus top-2 logit, and the spread of
+        # the logits): a near-tie may go either way under different int8 rounding
+        margins.append(float(top2[1] - top2[0]))
+        stds.append(float(np.std(lg)))
         if tok in eog:
             break
         llm.eval([tok])
-    print(json.dumps({"ids": gen}))
+    print(json.dumps({"ids": gen, "margins": margins, "stds": stds}))
 
 
 def main():

@@ -98,9 +98,20 @@ def main():
                  "--ids", ",".join(map(str, ids)), "--new-tokens", str(args.new_tokens)],
                 check=True, capture_output=True, text=True,
             )
-            greedy = json.loads(out.stdout.strip().splitlines()[-1])["ids"]
+            ref = json.loads(out.stdout.strip().splitlines()[-1])
+            greedy = ref["ids"]
             text_out = llm.detokenize([t for t in greedy if t not in eog(llm)]).decode("utf-8", errors="replace")
-            cases.append({"prompt": q, "text": text, "ids": ids, "llamacpp_greedy": greedy, "llamacpp_text": text_out})
+            cases.append(
+                {
+                    "prompt": q,
+                    "text": text,
+                    "ids": ids,
+                    "llamacpp_greedy": greedy,
+                    "llamacpp_margins": ref["margins"],
+                    "llamacpp_stds": ref["stds"],
+                    "llamacpp_text": text_out,
+                }
+            )
         tokenized = [
             {"text": t, "ids": [int(x) for x in llm.tokenize(t.encode(), add_bos=False, special=True)]}
             for t in TOKENIZE
