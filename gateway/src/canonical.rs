@@ -76,6 +76,19 @@ pub enum ContentPart {
         /// them as a string; Anthropic as an object, which we serialize).
         arguments: String,
     },
+    /// Anthropic extended thinking: the model's reasoning and the signature with which
+    /// Anthropic checks it when a client sends it back (it must, in a tool-use loop).
+    /// Only the Anthropic dialect has a place for it, on both sides; every other
+    /// dialect and backend skips it. Never rewritten: an edited block fails Anthropic's
+    /// signature check, so redaction drops a block it would have to change.
+    Thinking {
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    /// Thinking Anthropic returned encrypted (`redacted_thinking`): opaque, passed
+    /// through to Anthropic backends only.
+    RedactedThinking { data: String },
     /// The result of a tool invocation, supplied by the client.
     ToolResult {
         call_id: String,
@@ -241,7 +254,8 @@ fn part_texts(part: &ContentPart) -> Vec<&str> {
         ContentPart::Text { text, .. } => vec![text.as_str()],
         ContentPart::ToolCall { arguments, .. } => vec![arguments.as_str()],
         ContentPart::ToolResult { content, .. } => content.iter().flat_map(part_texts).collect(),
-        ContentPart::Image { .. } => Vec::new(),
+        ContentPart::Thinking { thinking, .. } => vec![thinking.as_str()],
+        ContentPart::Image { .. } | ContentPart::RedactedThinking { .. } => Vec::new(),
     }
 }
 
@@ -277,7 +291,7 @@ pub struct ChatResponse {
     pub id: String,
     /// The model that actually answered.
     pub model: String,
-    /// Text and tool-call parts, in order.
+    /// Text, tool-call and (Anthropic) thinking parts, in order.
     pub content: Vec<ContentPart>,
     pub stop_reason: StopReason,
     pub usage: Usage,
@@ -312,6 +326,21 @@ pub enum StreamEvent {
     ToolCallDelta {
         index: u32,
         arguments: String,
+    },
+    /// A piece of a thinking part (Anthropic `thinking_delta`); opens the part.
+    ThinkingDelta {
+        index: u32,
+        thinking: String,
+    },
+    /// The signature of the thinking part at `index` (Anthropic `signature_delta`).
+    ThinkingSignature {
+        index: u32,
+        signature: String,
+    },
+    /// A whole `redacted_thinking` part.
+    RedactedThinking {
+        index: u32,
+        data: String,
     },
     /// Keep-alive; carries nothing.
     Ping,

@@ -51,7 +51,12 @@ pub fn text_segments(req: &ChatRequest) -> Vec<(SegmentRole, &str, TextLoc)> {
                         }
                     }
                 }
-                ContentPart::Image { .. } => {}
+                // Scanned like any text the backend reads; redaction cannot rewrite
+                // it (see `redact_request`).
+                ContentPart::Thinking { thinking, .. } => {
+                    out.push((SegmentRole::Assistant, thinking.as_str(), loc))
+                }
+                ContentPart::Image { .. } | ContentPart::RedactedThinking { .. } => {}
             }
         }
     }
@@ -73,6 +78,15 @@ fn text_at_mut(req: &mut ChatRequest, loc: TextLoc) -> Option<&mut String> {
         },
         _ => None,
     }
+}
+
+fn is_thinking(req: &ChatRequest, loc: TextLoc) -> bool {
+    matches!(
+        req.messages
+            .get(loc.message)
+            .and_then(|m| m.content.get(loc.part)),
+        Some(ContentPart::Thinking { .. })
+    )
 }
 
 /// The redaction applied to one request; lives only as long as the request.
@@ -139,7 +153,10 @@ impl Redaction {
                     let index = match &ev {
                         StreamEvent::TextDelta { index, .. }
                         | StreamEvent::ToolCallStart { index, .. }
-                        | StreamEvent::ToolCallDelta { index, .. } => Some(*index),
+                        | StreamEvent::ToolCallDelta { index, .. }
+                        | StreamEvent::ThinkingDelta { index, .. }
+                        | StreamEvent::ThinkingSignature { index, .. }
+                        | StreamEvent::RedactedThinking { index, .. } => Some(*index),
                         _ => None,
                     };
                     // A new part closes the previous one: flush what it held back first.
@@ -199,11 +216,23 @@ pub fn redact_request(
     if redacted.map.is_empty() {
         return None;
     }
-    for (new_text, loc) in redacted.segments.into_iter().zip(locs) {
+    // A thinking block is signed: rewritten, Anthropic would reject it, so one that holds
+    // a finding is dropped instead (fail closed: the data never leaves; Anthropic only
+    // insists on the latest turn's thinking inside a tool-use loop, and says so if so).
+    let mut dropped: Vec<TextLoc> = Vec::new();
+    for ((new_text, loc), old) in redacted.segments.into_iter().zip(locs).zip(&texts) {
+        if new_text == *old {
+            continue;
+        }
         if let Some(slot) = text_at_mut(req, loc) {
-            if *slot != new_text {
-                *slot = new_text;
-            }
+            *slot = new_text;
+        } else if is_thinking(req, loc) {
+            dropped.push(loc);
+        }
+    }
+    for loc in dropped.iter().rev() {
+        if let Some(m) = req.messages.get_mut(loc.message) {
+            m.content.remove(loc.part);
         }
     }
     Some(Redaction { map: redacted.map })
@@ -264,6 +293,34 @@ mod tests {
         assert_eq!(
             response.content[0],
             ContentPart::text(format!("I wrote to {email}."))
+        );
+    }
+
+    #[test]
+    fn signed_thinking_with_a_finding_is_dropped_not_rewritten() {
+        let email = "maria.lopez@brightwave.io";
+        let mut req = request(&[&format!("Please email {email}")]);
+        let thinking = |t: &str| ContentPart::Thinking {
+            thinking: t.into(),
+            signature: "sig".into(),
+        };
+        req.messages.push(Message {
+            role: Role::Assistant,
+            content: vec![
+                thinking(&format!("The user wants {email} contacted.")),
+                thinking("Plan the reply."),
+                ContentPart::text("On it."),
+            ],
+            name: None,
+        });
+        let f = findings(&req);
+        redact_request(&mut req, &f, &[Category::Pii]).expect("redacted");
+        let sent = serde_json::to_string(&req).unwrap();
+        assert!(!sent.contains(email), "{sent}");
+        // The clean thinking block stays, untouched with its signature.
+        assert_eq!(
+            req.messages[1].content,
+            vec![thinking("Plan the reply."), ContentPart::text("On it.")]
         );
     }
 

@@ -53,6 +53,14 @@
 //! | `mock-once-500`       | the first request with a given model and messages gets a 500, the same request again is answered (a failure a retry cures) |
 //! | `mock-once-429`       | likewise with a 429 carrying `retry-after: 0.05` |
 //!
+//! Extended thinking (Anthropic, `"thinking": {"type": "enabled", ...}` in the request):
+//! the answer starts with a `thinking` block (`Considering: <last user text>`) signed with
+//! [`thinking_signature`] (streams: `thinking_delta` pieces, then one `signature_delta`).
+//! As the real API does, every `thinking` block a request sends back must carry the
+//! signature of its text (else 400 `Invalid \`signature\` in \`thinking\` block`), and with
+//! thinking enabled an assistant turn whose tool call is being answered must start with a
+//! thinking block (else 400 `Expected \`thinking\` or \`redacted_thinking\`...`).
+//!
 //! [`MockConfig::always`] adds a trigger to every model name, e.g. `mock-500` for an
 //! upstream that fails whatever it is asked (one of several endpoints going bad).
 //!
@@ -1302,6 +1310,77 @@ fn anthropic_validate(
     Ok(model.to_string())
 }
 
+/// The mock's signature of a thinking text (FNV-1a, hex): stands in for Anthropic's
+/// opaque signature, so a test sees whether a gateway passed the text through unchanged.
+pub fn thinking_signature(thinking: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in thinking.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("mocksig{h:016x}")
+}
+
+fn thinking_enabled(body: &Value) -> bool {
+    body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled")
+}
+
+/// The real API's checks on thinking blocks sent back (see the module docs).
+fn thinking_check(d: Dialect, body: &Value, seq: u64) -> Result<(), Response> {
+    let bad = |msg: String| {
+        let b = error_body(d, "invalid_request_error", &msg, None, None);
+        Err(json_response(
+            StatusCode::BAD_REQUEST,
+            &b,
+            &[request_id_header(d, seq)],
+        ))
+    };
+    let msgs = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (mi, m) in msgs.iter().enumerate() {
+        let Some(blocks) = m.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (bi, b) in blocks.iter().enumerate() {
+            if b.get("type").and_then(Value::as_str) == Some("thinking") {
+                let text = b
+                    .get("thinking")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let sig = b
+                    .get("signature")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if sig != thinking_signature(text) {
+                    return bad(format!(
+                        "messages.{mi}.content.{bi}: Invalid `signature` in `thinking` block"
+                    ));
+                }
+            }
+        }
+    }
+    let answering_tool = msgs.last().is_some_and(|m| {
+        m.get("content").and_then(Value::as_array).is_some_and(|a| {
+            a.iter()
+                .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        })
+    });
+    if thinking_enabled(body) && answering_tool && msgs.len() >= 2 {
+        let mi = msgs.len() - 2;
+        let first = msgs[mi]
+            .pointer("/content/0/type")
+            .and_then(Value::as_str)
+            .unwrap_or("text");
+        if !matches!(first, "thinking" | "redacted_thinking") {
+            return bad(format!("messages.{mi}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks)."));
+        }
+    }
+    Ok(())
+}
+
 async fn anthropic_count_tokens(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -1345,6 +1424,9 @@ async fn anthropic_messages(
         Ok(m) => m,
         Err(r) => return finish(&shared, &req, r),
     };
+    if let Err(r) = thinking_check(d, &body, req.seq) {
+        return finish(&shared, &req, r);
+    }
     let trigger = trigger_name(&shared, &model);
     if let Some(r) = model_failure(d, &trigger, req.seq) {
         return finish(&shared, &req, r);
@@ -1367,12 +1449,26 @@ async fn anthropic_messages(
     let usage = json!({"input_tokens": a.input_tokens, "output_tokens": a.output_tokens,
         "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "service_tier": "standard"});
     let tool_id = |i: usize| format!("toolu_mock{}_{i}", req.seq);
+    let thinking = thinking_enabled(&body).then(|| {
+        let last_user = body
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .map(|m| content_text(&m["content"]))
+            .unwrap_or_default();
+        format!("Considering: {last_user}")
+    });
 
     if !stream {
         if let Some(dl) = delay {
             tokio::time::sleep(dl).await;
         }
         let mut content = Vec::new();
+        if let Some(t) = &thinking {
+            content.push(
+                json!({"type": "thinking", "thinking": t, "signature": thinking_signature(t)}),
+            );
+        }
         if !a.text.is_empty() {
             content.push(json!({"type": "text", "text": a.text}));
         }
@@ -1410,6 +1506,18 @@ async fn anthropic_messages(
     ));
     let mut index = 0;
     let mut pinged = false;
+    if let Some(t) = &thinking {
+        frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        for p in pieces(t) {
+            frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}})));
+        }
+        frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": thinking_signature(t)}})));
+        frames.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        index += 1;
+    }
     if !a.text.is_empty() || a.tool_calls.is_empty() {
         frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
         frames.push(ev("ping", json!({"type": "ping"})));

@@ -12,7 +12,8 @@ const CHUNK_HARD_BYTES: usize = 64;
 
 /// A cached answer as a well-formed stream: `Start` (prompt usage, as Anthropic's
 /// `message_start` carries it), text deltas in word-sized chunks, tool-call starts
-/// with their argument deltas, then `Finish` with the full usage.
+/// with their argument deltas, thinking deltas with their signature, then `Finish`
+/// with the full usage.
 ///
 /// An empty text part still yields one (empty) delta, so the part and its index
 /// survive a round trip through [`StreamAccumulator`]. Image and tool-result parts
@@ -63,6 +64,27 @@ pub fn replay_events(resp: &ChatResponse) -> Vec<StreamEvent> {
                         }),
                 );
             }
+            ContentPart::Thinking {
+                thinking,
+                signature,
+            } => {
+                out.extend(
+                    chunks(thinking)
+                        .into_iter()
+                        .map(|c| StreamEvent::ThinkingDelta {
+                            index,
+                            thinking: c.to_owned(),
+                        }),
+                );
+                out.push(StreamEvent::ThinkingSignature {
+                    index,
+                    signature: signature.clone(),
+                });
+            }
+            ContentPart::RedactedThinking { data } => out.push(StreamEvent::RedactedThinking {
+                index,
+                data: data.clone(),
+            }),
             ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
         }
     }
@@ -209,6 +231,50 @@ impl StreamAccumulator {
                     _ => self.broken = true,
                 }
             }
+            StreamEvent::ThinkingDelta { index, thinking } => {
+                if !self.grow(thinking.len()) {
+                    return;
+                }
+                match self.part_mut(*index) {
+                    Some(ContentPart::Thinking { thinking: t, .. }) => t.push_str(thinking),
+                    Some(_) => self.broken = true,
+                    None => self.parts.push((
+                        *index,
+                        ContentPart::Thinking {
+                            thinking: thinking.clone(),
+                            signature: String::new(),
+                        },
+                    )),
+                }
+            }
+            StreamEvent::ThinkingSignature { index, signature } => {
+                if !self.grow(signature.len()) {
+                    return;
+                }
+                match self.part_mut(*index) {
+                    Some(ContentPart::Thinking { signature: s, .. }) => s.push_str(signature),
+                    Some(_) => self.broken = true,
+                    // Thinking may be empty (only its signature streams).
+                    None => self.parts.push((
+                        *index,
+                        ContentPart::Thinking {
+                            thinking: String::new(),
+                            signature: signature.clone(),
+                        },
+                    )),
+                }
+            }
+            StreamEvent::RedactedThinking { index, data } => {
+                if !self.grow(data.len()) {
+                    return;
+                }
+                if self.part_mut(*index).is_some() {
+                    self.broken = true;
+                    return;
+                }
+                self.parts
+                    .push((*index, ContentPart::RedactedThinking { data: data.clone() }));
+            }
             StreamEvent::Ping => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 self.stop_reason = Some(stop_reason.clone());
@@ -305,6 +371,28 @@ mod tests {
         assert_eq!(parts.concat(), text);
         assert!(parts.iter().all(|p| p.len() <= CHUNK_HARD_BYTES));
         assert!(chunks("").is_empty());
+    }
+
+    #[test]
+    fn thinking_survives_replay_and_folding() {
+        let r = resp(vec![
+            ContentPart::Thinking {
+                thinking: "Let me work this out step by step before answering.".into(),
+                signature: "EqQBCgIYAhIM".into(),
+            },
+            // only a signature streamed (thinking omitted by the API)
+            ContentPart::Thinking {
+                thinking: String::new(),
+                signature: "sig2".into(),
+            },
+            ContentPart::RedactedThinking {
+                data: "opaque".into(),
+            },
+            ContentPart::text("Paris."),
+        ]);
+        let events = replay_events(&r);
+        assert!(events.iter().any(|e| matches!(e, StreamEvent::ThinkingSignature { index: 1, signature } if signature == "sig2")));
+        assert_eq!(fold(&events).finish().expect("complete"), r);
     }
 
     #[test]

@@ -26,9 +26,13 @@
 //!   fragments through verbatim.
 //! - Usage: Anthropic's `input_tokens` excludes cache reads and writes, canonical
 //!   `input_tokens` includes them; converted both ways.
-//! - Blocks the canonical model has no place for (`thinking`, server tools,
-//!   `document`, ...) are rejected in requests with a precise error and skipped in
-//!   upstream responses and streams; `cache_control` on `tool_use` blocks is dropped.
+//! - Extended thinking (`thinking` with its `signature`, `redacted_thinking`) is kept in
+//!   order as canonical thinking parts, responses and streams alike, and sent back to
+//!   Anthropic backends untouched (the signature covers the text); other dialects and
+//!   backends skip it.
+//! - Blocks the canonical model has no place for (server tools, `document`, ...) are
+//!   rejected in requests with a precise error and skipped in upstream responses and
+//!   streams; `cache_control` on `tool_use` blocks is dropped.
 
 use std::collections::HashMap;
 
@@ -288,17 +292,28 @@ fn parse_block(v: &Value, path: &str, role: Role) -> Result<ContentPart, Gateway
                 cache_control: cache_control(b),
             })
         }
-        kind @ ("tool_use" | "tool_result") => Err(invalid_value(
-            &at(path, "type"),
-            format!(
-                "'{kind}' blocks are only allowed in {} messages",
-                if kind == "tool_use" {
-                    "assistant"
-                } else {
-                    "user"
-                }
-            ),
-        )),
+        "thinking" if role == Role::Assistant => Ok(ContentPart::Thinking {
+            thinking: req_str(b, "thinking", path)?.to_owned(),
+            signature: opt_str(b, "signature", path)?
+                .unwrap_or_default()
+                .to_owned(),
+        }),
+        "redacted_thinking" if role == Role::Assistant => Ok(ContentPart::RedactedThinking {
+            data: req_str(b, "data", path)?.to_owned(),
+        }),
+        kind @ ("tool_use" | "tool_result" | "thinking" | "redacted_thinking") => {
+            Err(invalid_value(
+                &at(path, "type"),
+                format!(
+                    "'{kind}' blocks are only allowed in {} messages",
+                    if kind == "tool_result" {
+                        "user"
+                    } else {
+                        "assistant"
+                    }
+                ),
+            ))
+        }
         other => Err(invalid_value(
             &at(path, "type"),
             format!("content block type '{other}' is not supported by this gateway"),
@@ -441,6 +456,7 @@ pub fn render_response(resp: &ChatResponse) -> Value {
                 "name": name,
                 "input": tool_input(arguments),
             })),
+            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => block_json(p),
             ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
         })
         .collect();
@@ -494,10 +510,19 @@ pub fn render_error(err: &GatewayError) -> Value {
 // Client side: streaming.
 // ---------------------------------------------------------------------------------
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Text,
+    ToolUse,
+    Thinking,
+    /// `redacted_thinking`: whole at its start, takes no deltas.
+    Opaque,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct OpenBlock {
     canonical: u32,
-    is_text: bool,
+    kind: BlockKind,
 }
 
 /// Canonical events to Anthropic's `message_start` ... `message_stop` event stream.
@@ -565,10 +590,13 @@ impl StreamEncoder {
         self.close_block(out);
         let index = self.next_block;
         self.next_block = self.next_block.saturating_add(1);
-        self.open = Some(OpenBlock {
-            canonical,
-            is_text: block.get("type").and_then(Value::as_str) == Some("text"),
-        });
+        let kind = match block.get("type").and_then(Value::as_str) {
+            Some("text") => BlockKind::Text,
+            Some("thinking") => BlockKind::Thinking,
+            Some("redacted_thinking") => BlockKind::Opaque,
+            _ => BlockKind::ToolUse,
+        };
+        self.open = Some(OpenBlock { canonical, kind });
         frame(
             out,
             json!({"type": "content_block_start", "index": index, "content_block": block}),
@@ -578,9 +606,9 @@ impl StreamEncoder {
 
     /// The Anthropic index of the open block if it is canonical part `canonical` of
     /// the wanted kind.
-    fn current(&self, canonical: u32, is_text: bool) -> Option<u32> {
+    fn current(&self, canonical: u32, kind: BlockKind) -> Option<u32> {
         self.open
-            .filter(|b| b.canonical == canonical && b.is_text == is_text)
+            .filter(|b| b.canonical == canonical && b.kind == kind)
             .map(|_| self.next_block.saturating_sub(1))
     }
 
@@ -601,7 +629,7 @@ impl StreamEncoder {
                     return;
                 }
                 self.ensure_started(out);
-                let block = match self.current(*index, true) {
+                let block = match self.current(*index, BlockKind::Text) {
                     Some(b) => b,
                     None => self.open_block(*index, json!({"type": "text", "text": ""}), out),
                 };
@@ -627,7 +655,7 @@ impl StreamEncoder {
                     return;
                 }
                 self.ensure_started(out);
-                let block = match self.current(*index, false) {
+                let block = match self.current(*index, BlockKind::ToolUse) {
                     Some(b) => b,
                     // A delta without its start: still a well-formed block for clients.
                     None => self.open_block(
@@ -645,8 +673,54 @@ impl StreamEncoder {
                     }),
                 );
             }
+            StreamEvent::ThinkingDelta { index, thinking } => {
+                if thinking.is_empty() {
+                    return;
+                }
+                let block = self.thinking_block(*index, out);
+                frame(
+                    out,
+                    json!({
+                        "type": "content_block_delta",
+                        "index": block,
+                        "delta": {"type": "thinking_delta", "thinking": thinking},
+                    }),
+                );
+            }
+            StreamEvent::ThinkingSignature { index, signature } => {
+                let block = self.thinking_block(*index, out);
+                frame(
+                    out,
+                    json!({
+                        "type": "content_block_delta",
+                        "index": block,
+                        "delta": {"type": "signature_delta", "signature": signature},
+                    }),
+                );
+            }
+            StreamEvent::RedactedThinking { index, data } => {
+                self.ensure_started(out);
+                self.open_block(
+                    *index,
+                    json!({"type": "redacted_thinking", "data": data}),
+                    out,
+                );
+            }
             StreamEvent::Ping => frame(out, json!({"type": "ping"})),
             StreamEvent::Finish { stop_reason, usage } => self.end(stop_reason, *usage, out),
+        }
+    }
+
+    /// The open thinking block of canonical part `index`, opened if need be.
+    fn thinking_block(&mut self, index: u32, out: &mut Vec<u8>) -> u32 {
+        self.ensure_started(out);
+        match self.current(index, BlockKind::Thinking) {
+            Some(b) => b,
+            None => self.open_block(
+                index,
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                out,
+            ),
         }
     }
 
@@ -756,6 +830,13 @@ fn block_json(part: &ContentPart) -> Option<Value> {
                 o.insert("is_error".into(), json!(true));
             }
             Some(with_cache_control(Value::Object(o), cache_control))
+        }
+        ContentPart::Thinking {
+            thinking,
+            signature,
+        } => Some(json!({"type": "thinking", "thinking": thinking, "signature": signature})),
+        ContentPart::RedactedThinking { data } => {
+            Some(json!({"type": "redacted_thinking", "data": data}))
         }
     }
 }
@@ -1013,7 +1094,14 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, String> {
                 name: str_at(b, "name").unwrap_or_default().to_owned(),
                 arguments: input_text(b.get("input")),
             }),
-            // thinking, server tool blocks, ...: no canonical place.
+            Some("thinking") => Some(ContentPart::Thinking {
+                thinking: str_at(b, "thinking").unwrap_or_default().to_owned(),
+                signature: str_at(b, "signature").unwrap_or_default().to_owned(),
+            }),
+            Some("redacted_thinking") => Some(ContentPart::RedactedThinking {
+                data: str_at(b, "data").unwrap_or_default().to_owned(),
+            }),
+            // server tool blocks, ...: no canonical place.
             _ => None,
         })
         .collect();
@@ -1044,12 +1132,21 @@ pub fn parse_error(
     }
 }
 
+/// The `content_block_delta` kinds with a canonical event.
+#[derive(Debug, Clone, Copy)]
+enum DeltaKind {
+    Text,
+    Json,
+    Thinking,
+    Signature,
+}
+
 /// Upstream Anthropic events to canonical events.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
     usage: RawUsage,
-    /// Anthropic block index -> canonical index; `None` for skipped blocks (thinking).
+    /// Anthropic block index -> canonical index; `None` for skipped blocks (server tools).
     blocks: HashMap<u64, Option<u32>>,
     next_index: u32,
     stop: Option<StopReason>,
@@ -1146,6 +1243,22 @@ impl StreamDecoder {
                             });
                         }
                     }
+                    Some("thinking") => {
+                        let index = self.allocate(block_index);
+                        if let Some(t) = str_at(block, "thinking").filter(|t| !t.is_empty()) {
+                            out.push(StreamEvent::ThinkingDelta {
+                                index,
+                                thinking: t.to_owned(),
+                            });
+                        }
+                    }
+                    Some("redacted_thinking") => {
+                        let index = self.allocate(block_index);
+                        out.push(StreamEvent::RedactedThinking {
+                            index,
+                            data: str_at(block, "data").unwrap_or_default().to_owned(),
+                        });
+                    }
                     _ => {
                         self.blocks.insert(block_index, None);
                     }
@@ -1155,10 +1268,12 @@ impl StreamDecoder {
                 self.ensure_started(&mut out);
                 let block_index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let delta = v.get("delta").unwrap_or(&Value::Null);
-                let (is_text, piece) = match str_at(delta, "type") {
-                    Some("text_delta") => (true, str_at(delta, "text")),
-                    Some("input_json_delta") => (false, str_at(delta, "partial_json")),
-                    // thinking_delta, signature_delta, citations_delta, ...
+                let (kind, piece) = match str_at(delta, "type") {
+                    Some("text_delta") => (DeltaKind::Text, str_at(delta, "text")),
+                    Some("input_json_delta") => (DeltaKind::Json, str_at(delta, "partial_json")),
+                    Some("thinking_delta") => (DeltaKind::Thinking, str_at(delta, "thinking")),
+                    Some("signature_delta") => (DeltaKind::Signature, str_at(delta, "signature")),
+                    // citations_delta, ...
                     _ => return Ok(out),
                 };
                 let index = match self.blocks.get(&block_index) {
@@ -1167,16 +1282,21 @@ impl StreamDecoder {
                     None => return Err(format!("delta for unknown content block {block_index}")),
                 };
                 if let Some(piece) = piece.filter(|p| !p.is_empty()) {
-                    out.push(if is_text {
-                        StreamEvent::TextDelta {
+                    let piece = piece.to_owned();
+                    out.push(match kind {
+                        DeltaKind::Text => StreamEvent::TextDelta { index, text: piece },
+                        DeltaKind::Json => StreamEvent::ToolCallDelta {
                             index,
-                            text: piece.to_owned(),
-                        }
-                    } else {
-                        StreamEvent::ToolCallDelta {
+                            arguments: piece,
+                        },
+                        DeltaKind::Thinking => StreamEvent::ThinkingDelta {
                             index,
-                            arguments: piece.to_owned(),
-                        }
+                            thinking: piece,
+                        },
+                        DeltaKind::Signature => StreamEvent::ThinkingSignature {
+                            index,
+                            signature: piece,
+                        },
                     });
                 }
             }
@@ -1418,10 +1538,16 @@ mod tests {
             "invalid value for 'messages[0].content[0].type': 'tool_use' blocks are only allowed in assistant messages"
         );
         let m = invalid_message(parse(json!({"model": "c", "max_tokens": 5, "messages": [
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}]})));
+            {"role": "user", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}]}]})));
         assert_eq!(
             m,
-            "invalid value for 'messages[0].content[0].type': content block type 'thinking' is not supported by this gateway"
+            "invalid value for 'messages[0].content[0].type': 'thinking' blocks are only allowed in assistant messages"
+        );
+        let m = invalid_message(parse(json!({"model": "c", "max_tokens": 5, "messages": [
+            {"role": "assistant", "content": [{"type": "redacted_thinking"}]}]})));
+        assert_eq!(
+            m,
+            "missing required parameter 'messages[0].content[0].data'"
         );
         let m = invalid_message(parse(json!({"model": "c", "max_tokens": 5, "messages": [
             {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "b", "input": [1]}]}]})));
@@ -1720,8 +1846,8 @@ mod tests {
 
     #[test]
     fn anthropic_upstream_response_to_openai_client() {
-        // Response shape from the Messages API reference, with a thinking block the
-        // canonical model skips.
+        // Response shape from the Messages API reference, with a thinking block an
+        // OpenAI client has no place for.
         let body = br#"{
           "id": "msg_01Aq9w938a90dw8q", "type": "message", "role": "assistant",
           "model": "claude-sonnet-4-5-20250929",
@@ -1973,8 +2099,8 @@ mod tests {
 
     #[test]
     fn decodes_documented_stream() {
-        // The event sequence from Anthropic's streaming docs (tool use example), plus a
-        // thinking block that must not shift the canonical indices.
+        // The event sequence from Anthropic's streaming docs (tool use example), after a
+        // thinking block with its signature (the extended-thinking example's deltas).
         let body = concat!(
             "event: message_start\n",
             "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2,\"cache_read_input_tokens\":8},\"content\":[],\"stop_reason\":null}}\n\n",
@@ -1982,6 +2108,8 @@ mod tests {
             "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
             "event: content_block_delta\n",
             "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"hmm\"}}\n\n",
+            "event: content_block_delta\n",
+            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCgIYAhIM\"}}\n\n",
             "event: content_block_stop\n",
             "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
             "event: content_block_start\n",
@@ -2016,22 +2144,30 @@ mod tests {
                     created: 0,
                     usage: Some(usage(480, 2, 8, 0))
                 },
+                StreamEvent::ThinkingDelta {
+                    index: 0,
+                    thinking: "hmm".into()
+                },
+                StreamEvent::ThinkingSignature {
+                    index: 0,
+                    signature: "EqQBCgIYAhIM".into()
+                },
                 StreamEvent::Ping,
                 StreamEvent::TextDelta {
-                    index: 0,
+                    index: 1,
                     text: "Okay".into()
                 },
                 StreamEvent::ToolCallStart {
-                    index: 1,
+                    index: 2,
                     id: "toolu_01T1x1fJ34qAmk2tNTrN7Up6".into(),
                     name: "get_weather".into()
                 },
                 StreamEvent::ToolCallDelta {
-                    index: 1,
+                    index: 2,
                     arguments: "{\"location\":".into()
                 },
                 StreamEvent::ToolCallDelta {
-                    index: 1,
+                    index: 2,
                     arguments: " \"San Francisco, CA\"}".into()
                 },
                 StreamEvent::Finish {
@@ -2040,6 +2176,118 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn thinking_round_trips_to_anthropic_and_is_skipped_elsewhere() {
+        // A tool-use loop with extended thinking: the client sends back the assistant
+        // turn with its signed thinking, which must reach Anthropic byte for byte.
+        let req = parse(json!({"model": "claude-sonnet-4-5", "max_tokens": 2048,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCgIYAhIM+sig=="},
+                    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3p"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]}]}))
+        .unwrap();
+        assert_eq!(
+            req.messages[1].content[0],
+            ContentPart::Thinking {
+                thinking: "Use the tool.".into(),
+                signature: "EqQBCgIYAhIM+sig==".into()
+            }
+        );
+        let up = build_request(&req, "claude-sonnet-4-5-20250929");
+        assert_eq!(
+            up["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "Use the tool.", "signature": "EqQBCgIYAhIM+sig=="},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3p"},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}])
+        );
+        assert_eq!(
+            up["thinking"],
+            json!({"type": "enabled", "budget_tokens": 1024})
+        );
+        // An OpenAI backend gets the tool call and no trace of the thinking.
+        let oa = openai::build_request(&req, "gpt-4o");
+        let assistant = &oa["messages"][1];
+        assert_eq!(assistant["role"], json!("assistant"));
+        assert!(!oa.to_string().contains("EqQBCgIYAhIM"), "{oa}");
+        assert!(!oa.to_string().contains("Use the tool."), "{oa}");
+        assert_eq!(assistant["tool_calls"][0]["id"], json!("toolu_1"));
+        // The classifier reads the thinking text (it reaches the backend).
+        assert!(req.text_segments().any(|(_, t)| t == "Use the tool."));
+    }
+
+    #[test]
+    fn thinking_in_responses_and_streams_for_anthropic_clients() {
+        let body = br#"{"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+          "content": [
+            {"type": "thinking", "thinking": "Let me think", "signature": "abc"},
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "text", "text": "Paris."}],
+          "stop_reason": "end_turn", "usage": {"input_tokens": 5, "output_tokens": 7}}"#;
+        let resp = parse_response(body).unwrap();
+        let v = render_response(&resp);
+        assert_eq!(
+            v["content"],
+            json!([
+                {"type": "thinking", "thinking": "Let me think", "signature": "abc"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "Paris."}])
+        );
+        let mut enc = StreamEncoder::new();
+        let mut out = Vec::new();
+        for ev in [
+            StreamEvent::Start {
+                id: "msg_1".into(),
+                model: "claude-sonnet-4-5".into(),
+                created: 0,
+                usage: None,
+            },
+            StreamEvent::ThinkingDelta {
+                index: 0,
+                thinking: "Let me ".into(),
+            },
+            StreamEvent::ThinkingDelta {
+                index: 0,
+                thinking: "think".into(),
+            },
+            StreamEvent::ThinkingSignature {
+                index: 0,
+                signature: "abc".into(),
+            },
+            StreamEvent::RedactedThinking {
+                index: 1,
+                data: "opaque".into(),
+            },
+            StreamEvent::TextDelta {
+                index: 2,
+                text: "Paris.".into(),
+            },
+            StreamEvent::Finish {
+                stop_reason: StopReason::EndTurn,
+                usage: None,
+            },
+        ] {
+            enc.encode(&ev, &mut out);
+        }
+        // What the stream carries, decoded again by our own upstream decoder (which the
+        // documented-stream test pins to Anthropic's format): the same parts.
+        let events = decode_all(&out);
+        let mut acc = crate::cache::StreamAccumulator::new();
+        for ev in &events {
+            acc.push(ev);
+        }
+        let folded = acc.finish().expect("complete stream");
+        assert_eq!(folded.content, resp.content);
+        let text = String::from_utf8(out).unwrap();
+        for needle in ["thinking_delta", "signature_delta", "redacted_thinking"] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
     }
 
     #[test]

@@ -507,7 +507,11 @@ pub fn render_response(resp: &ChatResponse) -> Value {
                 name,
                 arguments,
             } => Some(call_part(id, name, arguments)),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
+            // Gemini's own thoughts carry no Anthropic signature: nothing to map to.
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. } => None,
         })
         .collect();
     json!({
@@ -612,7 +616,10 @@ impl StreamEncoder {
                     args.push_str(arguments);
                 }
             }
-            StreamEvent::Ping => {}
+            StreamEvent::Ping
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::RedactedThinking { .. } => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 self.flush_call(out);
                 if let Some(u) = usage {

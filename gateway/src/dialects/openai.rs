@@ -461,7 +461,11 @@ pub fn render_response(resp: &ChatResponse) -> Value {
                 name,
                 arguments,
             } => tool_calls.push(tool_call_json(id, name, arguments)),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            // Chat completions has no place for Anthropic's signed thinking.
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. } => {}
         }
     }
     let mut message = Map::new();
@@ -642,6 +646,9 @@ impl StreamEncoder {
             // OpenAI has no keep-alive event; a comment keeps proxies from timing out
             // and every client ignores it.
             StreamEvent::Ping => write_comment(out, "ping"),
+            StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::RedactedThinking { .. } => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 if usage.is_some() {
                     self.usage = *usage;

@@ -510,7 +510,10 @@ fn output_items(turn: &Turn, resp: &ChatResponse) -> Vec<Value> {
                 name,
                 arguments,
             } => Some(call_item(turn, i, id, name, arguments, "completed")),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Thinking { .. }
+            | ContentPart::RedactedThinking { .. } => None,
         })
         .collect()
 }
@@ -567,6 +570,9 @@ pub struct StreamEncoder {
     done: Vec<Value>,
     usage: Usage,
     finished: bool,
+    /// Canonical indices of (Anthropic) thinking parts, which have no Responses item:
+    /// output indices skip them so they stay dense, as clients index by them.
+    thinking: Vec<u32>,
 }
 
 impl StreamEncoder {
@@ -579,6 +585,18 @@ impl StreamEncoder {
             done: Vec::new(),
             usage: Usage::default(),
             finished: false,
+            thinking: Vec::new(),
+        }
+    }
+
+    fn output_index(&self, canonical: u32) -> usize {
+        let skipped = self.thinking.iter().filter(|&&t| t < canonical).count();
+        canonical as usize - skipped
+    }
+
+    fn skip_thinking(&mut self, canonical: u32) {
+        if !self.thinking.contains(&canonical) {
+            self.thinking.push(canonical);
         }
     }
 
@@ -658,7 +676,7 @@ impl StreamEncoder {
                 self.emit("response.in_progress", json!({"response": r}), out);
             }
             StreamEvent::TextDelta { index, text } => {
-                let index = *index as usize;
+                let index = self.output_index(*index);
                 if !matches!(&self.open, Some(Open::Text { index: i, .. }) if *i == index) {
                     self.close_open(out);
                     let item_id = item_id(&self.turn, "msg", index);
@@ -689,7 +707,7 @@ impl StreamEncoder {
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.close_open(out);
-                let index = *index as usize;
+                let index = self.output_index(*index);
                 let item = call_item(&self.turn, index, id, name, "", "in_progress");
                 self.emit(
                     "response.output_item.added",
@@ -704,7 +722,7 @@ impl StreamEncoder {
                 });
             }
             StreamEvent::ToolCallDelta { index, arguments } => {
-                let index = *index as usize;
+                let index = self.output_index(*index);
                 if let Some(Open::Call {
                     index: i,
                     arguments: acc,
@@ -722,6 +740,9 @@ impl StreamEncoder {
                     out,
                 );
             }
+            StreamEvent::ThinkingDelta { index, .. }
+            | StreamEvent::ThinkingSignature { index, .. }
+            | StreamEvent::RedactedThinking { index, .. } => self.skip_thinking(*index),
             StreamEvent::Ping => {}
             StreamEvent::Finish { stop_reason, usage } => {
                 self.close_open(out);
@@ -894,6 +915,57 @@ mod tests {
         assert_eq!(v["output"][1]["type"], "function_call");
         assert_eq!(v["output"][1]["call_id"], "call_1");
         assert_eq!(v["usage"]["total_tokens"], 12);
+    }
+
+    #[test]
+    fn anthropic_thinking_leaves_no_gap_in_output_indices() {
+        let mut enc = StreamEncoder::new(turn());
+        let mut out = Vec::new();
+        for ev in [
+            StreamEvent::Start {
+                id: "x".into(),
+                model: "claude-sonnet-4-5".into(),
+                created: 0,
+                usage: None,
+            },
+            StreamEvent::ThinkingDelta {
+                index: 0,
+                thinking: "hmm".into(),
+            },
+            StreamEvent::ThinkingSignature {
+                index: 0,
+                signature: "sig".into(),
+            },
+            StreamEvent::TextDelta {
+                index: 1,
+                text: "Hi".into(),
+            },
+            StreamEvent::RedactedThinking {
+                index: 2,
+                data: "opaque".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 3,
+                id: "call_1".into(),
+                name: "w".into(),
+            },
+            StreamEvent::Finish {
+                stop_reason: StopReason::ToolUse,
+                usage: None,
+            },
+        ] {
+            enc.encode(&ev, &mut out);
+        }
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(!text.contains("hmm") && !text.contains("sig") && !text.contains("opaque"));
+        let indices: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v.get("output_index").and_then(Value::as_u64))
+            .collect();
+        assert!(indices.contains(&0) && indices.contains(&1), "{indices:?}");
+        assert!(indices.iter().all(|&i| i <= 1), "{indices:?}");
     }
 
     #[test]

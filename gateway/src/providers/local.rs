@@ -89,6 +89,9 @@ pub fn to_chat_messages(req: &ChatRequest) -> Result<Vec<ChatMessage>, GatewayEr
                         "the local model does not accept images".into(),
                     ))
                 }
+                // Another model's signed reasoning: not part of the conversation this
+                // model continues (chat templates drop earlier reasoning too).
+                ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => {}
             }
         }
         let role = match m.role {
