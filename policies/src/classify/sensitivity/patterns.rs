@@ -782,6 +782,61 @@ pub static SPECS: &[Spec] = &[
     ).on(&["/"]),
     spec("date_of_birth", Pii, "", 1, V::None, 0.9, false).on(&["dob", "d.o.b", "birth", "born"]),
     spec("clinical_date", Phi, "", 1, V::None, 0.6, false).digits(3),
+    // Dates of birth in de / fr / es / pt / it / nl / pl / ja letters ("geb. 14.03.1979",
+    // "née le 5 mai 1971", "nato a Bari il 3 marzo 1988", "ur. 04.05.1983", "1975年4月2日生").
+    spec(
+        "date_of_birth",
+        Pii,
+        r"(?i:\b(?:geb\.|geboren(?:\s+(?:am|op))?|geburtsdatum|geboortedatum|n[ée]e?\s+le|date\s+de\s+naissance|nacid[oa]\s+(?:el|en\s+\p{L}+\s+el)|fecha\s+de\s+nacimiento|f\.\s*nac\.|nascid[oa]\s+(?:a|em)|data\s+de\s+nascimento|nat[oa]\s+(?:il|a\s+\p{L}+\s+il)|data\s+di\s+nascita|ur\.|urodzon[ya](?:\s+dnia)?|data\s+urodzenia)[:\s]*)(\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\p{L}{3,12}\.?\s+\d{4})|(\d{4}年\d{1,2}月\d{1,2}日)生",
+        0,
+        V::None,
+        0.9,
+        false,
+    ).on(&["geb", "geboren", "geburt", "geboorte", "née", "ne le", "né le", "naissance", "nacid", "nacimiento", "nac.", "nascid", "nascimento", "nato", "nata", "nascita", "ur.", "urodz", "生"]),
+    // Patient / record numbers by their local names.
+    spec(
+        "medical_record_number",
+        Phi,
+        r"(?i:\b(?:historia\s+cl[ií]nica|nhc|n\.?º?\s+de\s+utente|n[úu]mero\s+de\s+utente|utente\s+n\.?º?|processo\s+cl[ií]nico|cartella\s+clinica|patientennummer|fallnummer|num[ée]ro\s+de\s+dossier|dossier\s+m[ée]dical|ipp|pati[ëe]ntnummer|numer\s+(?:historii\s+choroby|pacjenta))\b\s*(?:n\.?º?|nr\.?|no\.?|:|#)?\s*)([A-Z]{0,3}-?\d[\d -]{4,14}\d)",
+        1,
+        V::None,
+        0.9,
+        false,
+    ).on(&["historia", "nhc", "utente", "processo", "cartella", "patientennummer", "fallnummer", "dossier", "ipp", "ntnummer", "numer"]),
+    // Incomes with a first-person verb, in every probe language ("Cobro unos 32.000 euros",
+    // "Zarabiam 7500 zł", "ich verdiene 3.900 Euro", "I earn just shy of seventy grand").
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:ich\s+verdiene|verdiene\s+ich|wir\s+verdienen|je\s+gagne|nous\s+gagnons|gano|cobro|ganho|recebo|guadagno|percepisco|ik\s+verdien|verdien\s+ik|wij\s+verdienen|zarabiam|zarabiamy|i\s+(?:earn|make|take\s+home)|i'm\s+on|we\s+(?:earn|make))\b[^.\n\d]{0,30}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy|thousand\b|grand\b|万円|円)|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|hundred|and))*\s+(?:thousand|grand|k)\b)",
+        1,
+        V::None,
+        0.75,
+        true,
+    ).on(&["verdien", "gagne", "gagnons", "gano", "cobro", "ganho", "recebo", "guadagno", "percepisco", "zarabiam", "earn", "make", "take home", "i'm on"]),
+    // Income nouns with an amount within a short clause, in the other languages, with or
+    // without a possessive ("Mijn bruto jaarsalaris is € 54.000", "O meu ordenado é de
+    // 1.450 euros", "Il mio reddito annuo è di circa 38 mila euro").
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:gehalt|bruttogehalt|nettogehalt|jahresgehalt|einkommen|nettoeinkommen|salaire|revenu\s+(?:fiscal|annuel|net|mensuel)|salario|sueldo|salário|ordenado|rendimento\s+anual|stipendio|reddito|retribuzione|ral|salaris|jaarsalaris|inkomen|loon|brutoloon|nettoloon|pensja|wynagrodzenie|zarobki|dochód)\b(?:\s+(?:mensuel|annuel|net|brut|bruto|netto|lordo|annuo|anual|mensal|mensile|brutto|miesięczn\w*|roczn\w*))?[^.\n\d]{0,40}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy))",
+        1,
+        V::None,
+        0.75,
+        true,
+    ).on(&["gehalt", "einkommen", "salaire", "revenu", "salario", "sueldo", "salário", "ordenado", "rendimento", "stipendio", "reddito", "retribuzione", "ral", "salaris", "inkomen", "loon", "pensja", "wynagrodzenie", "zarobki", "dochód"]),
+    // Passwords written in prose in the other languages ("Mein WLAN-Passwort ist ...",
+    // "Mon mot de passe est ...", "Hasło do panelu to ...", "Le code Wi-Fi ... est ...").
+    spec(
+        "password_assignment",
+        Secret,
+        r#"(?i:\b(?:passwort|kennwort|mot\s+de\s+passe|mdp|code\s+wi-?fi|cl[ée]\s+wi-?fi|contraseña|clave|senha|palavra-passe|wachtwoord|hasło|hasła|has[łl]o|パスワード)\b(?:[^.\n:=]{0,30}?)\s*(?:ist|lautet|est|es|é|è|is|to|brzmi|=|:|は)\s*)("[^"\n]*"|'[^'\n]*'|[^\s,;。]+)"#,
+        1,
+        V::ProseValue,
+        0.8,
+        true,
+    ).on(&["passwort", "kennwort", "mot de passe", "mdp", "wi-fi", "wifi", "contraseña", "clave", "senha", "palavra-passe", "wachtwoord", "hasło", "hasła", "haslo", "パスワード"]),
     // ---------------- phi: identifiers ----------------
     spec(
         "medical_record_number",
