@@ -476,9 +476,10 @@ impl Sensitivity {
         let clin = patterns::clinical_date_pattern();
         let mut compiled = Vec::with_capacity(SPECS.len());
         for spec in SPECS {
+            // An empty pattern means "built from the shared DATE fragment".
             let p: String = match spec.kind {
-                patterns::DOB_INDEX_KIND => dob.clone(),
-                patterns::CLINICAL_DATE_KIND => clin.clone(),
+                patterns::DOB_INDEX_KIND if spec.pattern.is_empty() => dob.clone(),
+                patterns::CLINICAL_DATE_KIND if spec.pattern.is_empty() => clin.clone(),
                 _ => spec.pattern.to_string(),
             };
             let needs_digit = matches!(
@@ -1344,7 +1345,7 @@ impl Sensitivity {
                 if personal
                     && !question
                     && !self.test_markers.is_match(sentence)
-                    && !self.negation.is_match(sentence)
+                    && !self.negation.is_match(&text[ss..toks[i].start])
                     && sentence.len() < 240
                 {
                     out.push(raw(

@@ -393,6 +393,16 @@ pub static SPECS: &[Spec] = &[
         0.65,
         true,
     ).on(&["income", "salary", "pay", "wage", "earning", "worth", "take"]),
+    // Policy, claim and contract numbers by their names in the other languages.
+    spec(
+        "financial_reference",
+        Financial,
+        r"(?i:\b(?:schadennummer|schaden-?nr\.?|versicherungsnummer|versicherungsschein(?:nummer)?|policennummer|vertragsnummer|num[ée]ro\s+de\s+(?:sinistre|police|contrat|dossier\s+sinistre)|n°\s+de\s+(?:sinistre|police|contrat)|n[úu]mero\s+de\s+(?:p[óo]liza|siniestro|ap[óo]lice|sinistro|contrato)|ap[óo]lice\s+n\.?º?|numero\s+(?:di\s+)?(?:polizza|sinistro|contratto)|polisnummer|schadenummer|schadeclaim|claimnummer|numer\s+(?:polisy|szkody|umowy))\b\s*(?:n\.?º?|nr\.?|:|#)?\s*)([A-Z]{0,5}[- ]?\d[A-Z0-9 -]{3,20}[A-Z0-9])",
+        1,
+        V::NotPlaceholder,
+        0.8,
+        true,
+    ).on(&["schaden", "versicherung", "police", "vertrag", "sinistre", "contrat", "liza", "siniestro", "lice", "sinistro", "polizza", "contratto", "polis", "schade", "claimnummer", "polisy", "szkody", "umowy"]),
     spec(
         "financial_reference",
         Financial,
@@ -442,7 +452,7 @@ pub static SPECS: &[Spec] = &[
     spec(
         "email_obfuscated",
         Pii,
-        r"(?i)\b([a-z0-9._-]+\s*(?:\[at\]|\(at\)| at )\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)| dot )\s*(?:com|org|net|io|edu|gov|co|de|uk|fr))\b",
+        r"(?i)\b([a-z0-9._-]+\s*(?:\[at\]|\(at\)| at )\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)| dot )\s*(?:com|org|net|io|edu|gov|co|de|uk|fr|me|nl|pl|it|es|pt|jp|eu|ch|at|be|info|biz|us|ca|au))\b",
         1,
         V::None,
         0.8,
@@ -808,12 +818,21 @@ pub static SPECS: &[Spec] = &[
     spec(
         "income",
         Financial,
-        r"(?i:\b(?:ich\s+verdiene|verdiene\s+ich|wir\s+verdienen|je\s+gagne|nous\s+gagnons|gano|cobro|ganho|recebo|guadagno|percepisco|ik\s+verdien|verdien\s+ik|wij\s+verdienen|zarabiam|zarabiamy|i\s+(?:earn|make|take\s+home)|i'm\s+on|we\s+(?:earn|make))\b[^.\n\d]{0,30}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy|thousand\b|grand\b|万円|円)|(?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|hundred|and))*\s+(?:thousand|grand|k)\b)",
+        r"(?i:\b(?:ich\s+verdiene|verdiene\s+ich|wir\s+verdienen|je\s+gagne|nous\s+gagnons|gano|cobro|ganho|recebo|guadagno|percepisco|ik\s+verdien|verdien\s+ik|wij\s+verdienen|zarabiam|zarabiamy|i\s+(?:earn|make|take\s+home)|i'm\s+on|we\s+(?:earn|make))\b[^.\n\d]{0,30}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy|thousand\b|grand\b|万円|円))",
         1,
         V::None,
         0.75,
         true,
     ).on(&["verdien", "gagne", "gagnons", "gano", "cobro", "ganho", "recebo", "guadagno", "percepisco", "zarabiam", "earn", "make", "take home", "i'm on"]),
+    spec(
+        "income_described",
+        Financial,
+        r"(?i)\b(?:i|we)\s+(?:earn|make|take\s+home|bring\s+in)\b[^.\n\d]{0,30}?\b((?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|hundred|and))*\s+(?:thousand|grand|k)\b)",
+        1,
+        V::None,
+        0.65,
+        true,
+    ).on(&["earn", "make", "take home", "bring in"]),
     // Income nouns with an amount within a short clause, in the other languages, with or
     // without a possessive ("Mijn bruto jaarsalaris is € 54.000", "O meu ordenado é de
     // 1.450 euros", "Il mio reddito annuo è di circa 38 mila euro").
@@ -837,6 +856,28 @@ pub static SPECS: &[Spec] = &[
         0.8,
         true,
     ).on(&["passwort", "kennwort", "mot de passe", "mdp", "wi-fi", "wifi", "contraseña", "clave", "senha", "palavra-passe", "wachtwoord", "hasło", "hasła", "haslo", "パスワード"]),
+    // A WiFi network name (SSID) given as a value ("our home wifi network is called
+    // VodafoneRiera_5G"); the value must look like a name someone chose, not a word.
+    spec(
+        "wifi_name",
+        Pii,
+        r#"(?i:\b(?:wi-?fi|wlan|ssid|wireless)\b[^.\n]{0,30}?\b(?:is\s+(?:called|named)|called|named|heißt|s'appelle|se\s+llama|chama-se|si\s+chiama|heet|nazywa\s+się|name\s+is|ssid\s*(?:is|:|=))\s*["']?)([A-Za-z0-9][A-Za-z0-9_.-]{3,31})"#,
+        1,
+        V::KeywordValue,
+        0.7,
+        true,
+    ).on(&["wifi", "wi-fi", "wlan", "ssid", "wireless"]),
+    // Where the writer lives, described rather than written ("I live in the flat above the
+    // bakery on Elm Road").
+    spec(
+        "address_described",
+        Pii,
+        r"(?i:\b(?:i|we)\s+live\s+(?:in|on|at|near|above|below|next\s+to|opposite|behind)\b)[^.\n]{0,60}?\b\p{Lu}\w+\s+(?i:road|street|avenue|lane|drive|way|court|place|square|close|crescent|terrace|gardens|grove)\b",
+        0,
+        V::None,
+        0.6,
+        true,
+    ).on(&["live "]),
     // ---------------- phi: identifiers ----------------
     spec(
         "medical_record_number",
