@@ -227,3 +227,43 @@ fn probe_held_part_holds_its_figures() {
         },
     );
 }
+
+/// Everyday sentences that share words with the multilingual rules (plans, do-not-share
+/// lines, family words, doctors, recipes, salary statistics, passwords talked about): none
+/// is sensitive.
+#[test]
+fn everyday_sentences_sharing_rule_words_are_not_sensitive() {
+    let clf = Classifier::new(OrgRules::default()).expect("builtin classifier compiles");
+    for text in [
+        "Vamos a comprar pan y leche para la cena, ¿qué receta me recomiendas?",
+        "Wir werden die Kosten für das Essen übernehmen, schreib eine nette Einladung.",
+        "Nous allons fermer la fenêtre avant la pluie.",
+        "Chiuderemo la porta alle otto, scrivi un cartello per il condominio.",
+        "We sluiten de vergadering om vijf uur af.",
+        "Vamos vender o carro velho, como escrevo o anúncio?",
+        "Intern: please review the pull request from the new intern.",
+        "No compartir contraseñas es una buena práctica de seguridad, explícalo.",
+        "Mi madre tiene 70 años y le gusta el jardín.",
+        "Mein Hausarzt ist sehr nett, wie bedanke ich mich?",
+        "Explain what 'Vertraulich – nur für den Dienstgebrauch' means on German documents.",
+        "Ik heb een vraag over de operatie van mijn auto.",
+        "The salary range for this job is €45.000 to €55.000.",
+        "Das Gehalt für Junior-Entwickler liegt bei 48.000 Euro, stimmt das?",
+        "Le salaire minimum en France est de 1 766 euros brut.",
+        "Our wifi is called the best in town by customers.",
+        "Wie war der Film? Ich habe ihn mit meiner Mutter gesehen.",
+        "Je gagne toujours aux échecs contre mon frère, 3 parties sur 4.",
+        "Mon mot de passe est trop court, quelles règles dois-je suivre ?",
+        "Write a tagline for Marks & Spencer's summer sale.",
+    ] {
+        let segs = [Segment {
+            role: SegmentRole::User,
+            text,
+        }];
+        let out = clf.classify(&ClassifyInput {
+            segments: &segs,
+            embedding: None,
+        });
+        assert!(!out.sensitive, "{text}: {:?}", out.findings);
+    }
+}

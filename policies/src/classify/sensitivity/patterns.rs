@@ -839,7 +839,7 @@ pub static SPECS: &[Spec] = &[
     spec(
         "income",
         Financial,
-        r"(?i:\b(?:gehalt|bruttogehalt|nettogehalt|jahresgehalt|einkommen|nettoeinkommen|salaire|revenu\s+(?:fiscal|annuel|net|mensuel)|salario|sueldo|salário|ordenado|rendimento\s+anual|stipendio|reddito|retribuzione|ral|salaris|jaarsalaris|inkomen|loon|brutoloon|nettoloon|pensja|wynagrodzenie|zarobki|dochód)\b(?:\s+(?:mensuel|annuel|net|brut|bruto|netto|lordo|annuo|anual|mensal|mensile|brutto|miesięczn\w*|roczn\w*))?[^.\n\d]{0,40}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy))",
+        r"(?i:\b(?:mein\w*|sein\w*|ihr\w*|mon|ma|mes|son|sa|ses|mi|mis|su|sus|meu|minha|seu|sua|mio|mia|suo|mijn|zijn|haar|mój|moja|moje|jego|jej|my|his|her)\b[^.\n\d]{0,20}?\b(?:gehalt|bruttogehalt|nettogehalt|jahresgehalt|einkommen|nettoeinkommen|salaire|revenu\s+(?:fiscal|annuel|net|mensuel)|salario|sueldo|salário|ordenado|rendimento\s+anual|stipendio|reddito|retribuzione|ral|salaris|jaarsalaris|inkomen|loon|brutoloon|nettoloon|pensja|wynagrodzenie|zarobki|dochód)\b(?:\s+(?:mensuel|annuel|net|brut|bruto|netto|lordo|annuo|anual|mensal|mensile|brutto|miesięczn\w*|roczn\w*))?[^.\n\d]{0,40}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy))",
         1,
         V::None,
         0.75,
