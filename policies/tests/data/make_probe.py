@@ -290,7 +290,7 @@ H("it", "first-person", [F], "Guadagno 1.800 euro al mese, conviene aprire un fo
 H("pl", "first-person", [F], "Moja pensja to 9 200 zł netto, ile mogę odkładać na emeryturę?")
 H("pt", "crm", [F], f"Reembolso para o IBAN {iban('PT', '000201231234567890154')}, titular Miguel Rocha.")
 H("en", "referred", [F], "my salary is a bit under ninety thousand, can I afford a 400k mortgage?")
-H("en", "evasion", [F], "please charge " + "".join(c + "\u200b" for c in luhn("401288888888188")) + " for the upgrade")
+H("en", "evasion", [F], "please charge " + "".join(c + "\u200b" for c in luhn("453987612345678")) + " for the upgrade")
 H("fr", "crm", [F], f"Prélèvement refusé sur le compte {iban('FR', '20041010050500013M02606')}, rappeler le client.")
 H("ja", "first-person", [F], "私の月収は手取りで28万円です。貯金はいくらくらいが目安ですか？")
 H("en", "direct", [F], "Policy number HX-448190-22 was cancelled by mistake, can you reinstate it?")
@@ -354,8 +354,68 @@ HN("en", "brand", "Write a tagline for a bakery chain called Mary's Kitchen.")
 HN("ja", "public-figure", "夏目漱石の代表作を三つ教えてください。")
 
 
+# ================================================================= fresh (written after the
+# rule changes, scored once: the first-look estimate for unseen phrasing)
+def FR(lang, shape, cats, prompt):
+    row("fresh", lang, shape, cats, prompt)
+
+
+def FRN(lang, shape, prompt):
+    row("fresh", lang, shape, [], prompt, True)
+
+
+FR("en", "ticket", [P], "Hi team, order 55120 for Mrs. Oyelaran should ship to Flat 3, 27 Harcourt Terrace, Bristol BS8 4AX instead.")
+FR("de", "crm", [P], "Notiz: Herr Dominik Sauer möchte Angebote nur noch per Mail an dominik.sauer@gmx.de erhalten.")
+FR("fr", "hr", [P], "RH : Mme Coralie Dupuis, domiciliée 3 impasse des Lilas, 31200 Toulouse, change de poste au 1er mars.")
+FR("es", "ticket", [P], "La clienta Nerea Etxeberria dice que su teléfono nuevo es el 688 214 905, actualizad la ficha.")
+FR("it", "crm", [P], "Nota: la signora Elena Marchetti chiede di spedire a Corso Vittorio Emanuele 118, 10121 Torino.")
+FR("nl", "hr", [P], "Personeelsdossier: Jeroen van Dijk, geboren 22-09-1987, woont sinds kort aan de Bloemstraat 41 in Haarlem.")
+FR("pl", "crm", [P], "Klientka Zofia Mazur, tel. 793 118 450, zgłasza brak faktury za marzec.")
+FR("pt", "crm", [P], "A cliente Leonor Antunes pede que as faturas sigam para leonor.antunes@sapo.pt.")
+FR("en", "log", [P], "audit: 2025-02-11 09:02 export started by user=r.castellanos@hotmail.com from 172.58.14.201")
+FR("en", "obfuscated", [P], "ring me on 0 7 9 1 1 4 8 2 6 3 0 tonight")
+FR("de", "clinical", [M], "Befund: Frau Renate Hoffmann, geb. 09.01.1952, Mammographie mit suspektem Herd links, Biopsie empfohlen.")
+FR("fr", "first-person", [M], "J'ai une sclérose en plaques et mon neurologue veut changer mon traitement, comment en parler au travail ?")
+FR("es", "clinical", [M], "Paciente: Óscar Prieto, nacido el 11/04/1970, en seguimiento por insuficiencia renal crónica.")
+FR("it", "first-person", [M], "Mia figlia ha il diabete di tipo 1 e a scuola nessuno sa usare il glucometro.")
+FR("nl", "first-person", [M], "Mijn vader heeft kanker en ik wil zijn werkgever een mail sturen over zijn behandeling.")
+FR("pl", "first-person", [M], "Moja córka ma astmę i potrzebuje zaświadczenia od lekarza dla szkoły.")
+FR("en", "calendar", [M], "Reminder Fri 8:40 - Dr. Whitfield, psychiatry review, bring the mood diary.")
+FR("pt", "clinical", [M], "Utente Sérgio Lopes, nascido a 02/12/1964, diabetes tipo 2 mal controlada, HbA1c 9,1%.")
+FR("en", "direct", [F], "Household income is $74,500 a year and we want to refinance.")
+FR("de", "first-person", [F], "Mein Jahresgehalt liegt bei 71.000 Euro brutto, lohnt sich eine Gehaltsverhandlung?")
+FR("fr", "crm", [F], f"Le client demande un remboursement sur le compte {iban('FR', '30006000011234567890189')}.")
+FR("es", "first-person", [F], "Gano 1.900 euros al mes y pago 750 de alquiler, ¿cómo ahorro más?")
+FR("nl", "first-person", [F], "Ik verdien 3.200 euro netto per maand, kan ik een huis kopen?")
+FR("en", "crm", [F], "Customer paid with " + card("371449635398431", "-")[:19] + " and wants a partial refund.")
+FR("en", "config", [S], "GRAFANA_SERVICE_ACCOUNT_TOKEN=glsa_Qx8Rz2LmX9vT4kPw7sN1cA5bD3eF6gH0_4e7a9c1b dashboards return 401")
+FR("en", "config", [S], "mysql://reporting:Hx7!pQ2zL9@db.internal.acme.net:3306/sales is refused, why?")
+FR("de", "chat", [S], "Mein Kennwort für das VPN ist Tq4#zM8!wK, warum klappt die Anmeldung nicht?")
+FR("es", "chat", [S], "La clave del wifi es Rb7$kP2!xQ, ¿se la doy al técnico?")
+FR("en", "config", [S], "DOPPLER_TOKEN=dp.st.prd.Zq8r2LmX9vT4kPw7sN1cA5bD3eF6gH0jK7lM9nP1q")
+FR("en", "referred", [S], "for the recovery question I put my grandmother's village, now it says wrong answer")
+FR("en", "marker", [C], "Confidential pricing (NDA with Brightline): we drop the mid tier to $19 in April.")
+FR("en", "marker", [C], "Exec-only: the Denver office closes in June. Make the note shorter.")
+FR("fr", "no-marker", [C], "Nous prévoyons de céder la filiale belge avant l'été ; prépare une FAQ pour les managers.")
+FR("de", "marker", [C], "Streng vertraulich: Umsatz im dritten Quartal 9 % unter Plan. Bitte glätten.")
+FR("es", "no-marker", [C], "Planeamos cerrar la planta de Zaragoza en octubre, aún no lo saben los empleados.")
+FR("nl", "marker", [C], "Vertrouwelijk – alleen voor de directie: overname van Brink Logistiek B.V. in Q2.")
+FR("pl", "marker", [C], "Poufne: wyniki za III kwartał są o 20% poniżej prognozy. Popraw styl.")
+FRN("en", "public-figure", "What did Winston Churchill say in his 'finest hour' speech?")
+FRN("fr", "public-figure", "Qui était Simone Veil et pourquoi est-elle importante ?")
+FRN("de", "medical-question", "Welche Nebenwirkungen hat Ibuprofen bei längerer Einnahme?")
+FRN("es", "about-confidential", "¿Qué es un acuerdo de confidencialidad y cuándo se firma?")
+FRN("en", "placeholder", "export OPENAI_API_KEY=sk-...your key...\nthen run the script")
+FRN("en", "test-data", "In the tests use the IBAN from the docs and the card 5555 5555 5555 4444.")
+FRN("it", "medical-question", "Quanto dura di solito la febbre con l'influenza?")
+FRN("nl", "public-finance", "Philips publiceerde gisteren de kwartaalcijfers; vat ze samen.")
+FRN("pl", "public-figure", "Kim była Maria Skłodowska-Curie?")
+FRN("en", "fiction", "Write a short scene where Hercule Poirot questions a butler.")
+FRN("pt", "word-problem", "O João ganha 1.200 euros por mês e gasta metade. Quanto poupa num ano?")
+
+
 def main() -> None:
-    counts = {"tune": 0, "held": 0}
+    counts = {"tune": 0, "held": 0, "fresh": 0}
     out = sys.stdout
     for part, lang, shape, cats, prompt, hn in ROWS:
         counts[part] += 1

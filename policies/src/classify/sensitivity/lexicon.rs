@@ -324,6 +324,16 @@ pub static HEALTH_STRICT: &[&str] = &[
     "diabète",
     "cukrzyca",
     "cukrzycę",
+    "astmę",
+    "astmy",
+    "astmą",
+    "padaczka",
+    "padaczkę",
+    "depresję",
+    "nadciśnienia",
+    "alergię",
+    "nowotworu",
+    "raka",
     "diabete",
     "bluthochdruck",
     "blutdruck",
@@ -942,4 +952,4 @@ pub static NOT_NAME: &[&str] = &[
 ];
 
 /// Words marking test/demo/example text; weak findings in such a sentence are dropped.
-pub const TEST_MARKERS: &str = r"(?i)\b(?:test|testing|demo|default|defaults|example|examples|sample|dummy|fake|placeholder|mock|e\.g\.|lorem)\b";
+pub const TEST_MARKERS: &str = r"(?i)\b(?:test|tests|testing|sandbox|demo|default|defaults|example|examples|sample|dummy|fake|placeholder|mock|e\.g\.|lorem)\b";

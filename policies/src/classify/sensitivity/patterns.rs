@@ -594,12 +594,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "security_answer",
         Secret,
-        r"(?i)\b(?:security|secret)\s+(?:question|answer)s?\b[^.\n]{0,60}?\b(?:i\s+(?:used|chose|picked|put|set|gave|entered|wrote|went\s+with)|is|was|answer(?:ed)?\s+(?:is|was|with))\b[^.\n]{0,50}?\b(?:pet|dog|cat|street|school|teacher|car|city|town|friend|nickname|maiden|mother|mom|father|dad|grandma|grandmother|name|birthplace|hospital|food|team|book|movie)\b",
+        r"(?i)\b(?:security|secret|recovery|challenge|verification)\s+(?:question|answer)s?\b[^.\n]{0,60}?\b(?:i\s+(?:used|chose|picked|put|set|gave|entered|wrote|went\s+with)|is|was|answer(?:ed)?\s+(?:is|was|with))\b[^.\n]{0,50}?\b(?:pet|dog|cat|street|school|teacher|car|city|town|village|friend|nickname|maiden|mother|mom|father|dad|grandma|grandmother|grandfather|grandpa|name|birthplace|hospital|food|team|book|movie|band|song)\b",
         0,
         V::None,
         0.6,
         true,
-    ).on(&["security", "secret"]),
+    ).on(&["security", "secret", "recovery", "challenge", "verification"]),
     spec(
         "ip_address",
         Pii,
@@ -824,6 +824,16 @@ pub static SPECS: &[Spec] = &[
         0.75,
         true,
     ).on(&["verdien", "gagne", "gagnons", "gano", "cobro", "ganho", "recebo", "guadagno", "percepisco", "zarabiam", "earn", "make", "take home", "i'm on"]),
+    // "Household income is $74,500 a year" (not a median or an average).
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:household|combined|family|annual|yearly|gross|net|take-home)\s+(?:income|salary|earnings|pay)\s+(?:is|was|of|:|=|totals?|comes\s+to)\s+(?:about\s+|around\s+|roughly\s+)?)(\$\s?\d[\d,.]*\s?[kKmM]?|€\s?\d[\d,.]*|£\s?\d[\d,.]*|\d[\d,.]*\s?(?:€|euros?|eur|zł))",
+        1,
+        V::None,
+        0.7,
+        true,
+    ).on(&["household", "combined", "family", "annual", "yearly", "gross", "net ", "take-home"]),
     spec(
         "income_described",
         Financial,
