@@ -142,7 +142,9 @@ fn score(part: &str, show_misses: bool) -> Score {
                 .iter()
                 .map(|f| format!("{}:{}@{:.2}", f.category.as_str(), f.kind, f.confidence))
                 .collect();
-            eprintln!("{id} gold={gold:?} missed={missed:?} got={predicted:?} {kinds:?}\n    {prompt}");
+            eprintln!(
+                "{id} gold={gold:?} missed={missed:?} got={predicted:?} {kinds:?}\n    {prompt}"
+            );
         }
     }
     s
@@ -171,7 +173,10 @@ fn report(part: &str, s: &Score) {
     );
 }
 
-/// Floors: (recall, HN-FPR ceiling, per-category recall pii/phi/financial/secret/confidential).
+/// Floors: recall, HN-FPR ceiling, per-category recall pii/phi/financial/secret/confidential.
+/// Set at what the rules reach (docs/classification.md has the before/after table); before
+/// this work the same rows scored tune 0.670 / 0.250, held 0.705 / 0.231, fresh 0.595 / 0.273
+/// (recall / HN-FPR).
 struct Floors {
     recall: f64,
     hn_fpr: f64,
@@ -209,9 +214,9 @@ fn probe_tune_part_holds_its_figures() {
     check(
         "tune",
         &Floors {
-            recall: 0.0,
-            hn_fpr: 1.0,
-            cats: [0.0; 5],
+            recall: 0.991,
+            hn_fpr: 0.028,
+            cats: [0.967, 0.954, 1.0, 1.0, 1.0],
         },
     );
 }
@@ -221,9 +226,9 @@ fn probe_held_part_holds_its_figures() {
     check(
         "held",
         &Floors {
-            recall: 0.0,
-            hn_fpr: 1.0,
-            cats: [0.0; 5],
+            recall: 0.948,
+            hn_fpr: 0.077,
+            cats: [0.954, 0.875, 0.916, 0.928, 1.0],
         },
     );
 }
@@ -236,9 +241,9 @@ fn probe_fresh_part_holds_its_figures() {
     check(
         "fresh",
         &Floors {
-            recall: 0.0,
-            hn_fpr: 1.0,
-            cats: [0.0; 5],
+            recall: 1.0,
+            hn_fpr: 0.0,
+            cats: [1.0, 1.0, 1.0, 1.0, 1.0],
         },
     );
 }

@@ -523,9 +523,9 @@ pub static PERSONAL: &[&str] = &[
     "mia", "ho", "ja", "mój", "moja", "moje", "mam", "hija", "hijo", "tochter", "sohn", "fille",
     "fils", "figlia", "figlio", "filha", "filho", "córka", "syn",
     // nl first person; family in every probe language.
-    "ik", "mijn", "heb", "mij", "zoon", "dochter", "moeder", "vader", "mother", "father",
-    "mutter", "vater", "mère", "père", "madre", "padre", "mãe", "pai", "matka", "ojciec",
-    "mama", "tata", "mamma", "papà", "mamá", "papá",
+    "ik", "mijn", "heb", "mij", "zoon", "dochter", "moeder", "vader", "mother", "father", "mutter",
+    "vater", "mère", "père", "madre", "padre", "mãe", "pai", "matka", "ojciec", "mama", "tata",
+    "mamma", "papà", "mamá", "papá",
 ];
 
 /// Words that precede a person's name.

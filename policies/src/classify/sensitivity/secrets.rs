@@ -410,11 +410,23 @@ pub static FORMATS: &[Format] = &[
     // Resend [resend-api-key]: re_ + 8 + _ + 24.
     f("resend_api_key", &["re_"], AlnumU, 33, 33),
     // Tavily search API keys (AI tooling).
-    f("tavily_api_key", &["tvly-dev-", "tvly-prod-", "tvly-"], Alnum, 32, 32),
+    f(
+        "tavily_api_key",
+        &["tvly-dev-", "tvly-prod-", "tvly-"],
+        Alnum,
+        32,
+        32,
+    ),
     // Tailscale auth, API and OAuth client keys.
     f(
         "tailscale_key",
-        &["tskey-auth-", "tskey-api-", "tskey-client-", "tskey-webhook-", "tskey-scim-"],
+        &[
+            "tskey-auth-",
+            "tskey-api-",
+            "tskey-client-",
+            "tskey-webhook-",
+            "tskey-scim-",
+        ],
         AlnumUD,
         40,
         64,
@@ -424,7 +436,13 @@ pub static FORMATS: &[Format] = &[
     // Adobe client secret [adobe-client-secret].
     f("adobe_client_secret", &["p8e-"], AlnumUD, 32, 32),
     // 42 intra API client secrets [intra42-client-secret].
-    f("intra42_secret", &["s-s4t2ud-", "s-s4t2af-"], HexLower, 64, 64),
+    f(
+        "intra42_secret",
+        &["s-s4t2ud-", "s-s4t2af-"],
+        HexLower,
+        64,
+        64,
+    ),
     // OpenShift user tokens [openshift-user-token].
     f("openshift_token", &["sha256~"], AlnumUD, 43, 43),
     // SettleMint personal / application / service tokens.
