@@ -353,6 +353,9 @@ pub struct Sensitivity {
     /// A sentence about a public or historical person ("who was ...", "a biography of ...",
     /// "what did ... say about"), in the nine probe languages.
     public_context: Regex,
+    /// Clinical-letter words and specialties in the other languages (a second, smaller
+    /// automaton: one regex holding both lists was slower on long texts).
+    medical_ml: Regex,
     /// Landmark addresses that identify a building, not a person.
     landmark: Regex,
     /// Statistics about incomes ("median household income", "das Durchschnittsgehalt").
@@ -386,6 +389,11 @@ fn code_example(text: &str, pos: usize, in_code: bool) -> bool {
     let line = &text[ls..le];
     line.contains("==") || line.trim_start().starts_with(">>>")
 }
+
+/// Medical context in the other languages: clinical-letter headers, care words, specialties,
+/// conditions and drugs (a second, smaller automaton next to `medical`: one regex holding
+/// both lists was slower on long texts).
+const MEDICAL_ML: &str = r"(?i)\b(?:arztbrief|entlassbrief|befundbericht|compte\s+rendu|lettre\s+de\s+liaison|informe\s+cl[ií]nico|alta\s+hospitalaria|carta\s+de\s+alta|relat[óo]rio\s+m[ée]dico|lettera\s+di\s+dimissione|referto|ontslagbrief|verwijsbrief|karta\s+informacyjna|skierowanie|doente|utente|patiënte?|ziekenhuis|huisarts|opgenomen|longarts|internad[oa]|ricoverat[oa]|ingres[óo]|rozpoznanie|zalecono|stationär|dermatolog\w*|kardiolog\w*|neurolog\w*|neur[óo]log\w*|onkolog\w*|oncolog\w*|endocrin\w*|pneumolog\w*|gastroenterolog\w*|psychiatr\w*|ginecolog\w*|gyn[äaé]kolog\w*|gyn[ée]colog\w*|vorhofflimmern|herzinsuffizienz|embolie|longembolie|ictus|infarkt\w*|infarto|infarctus|pneumonia|pneumonie|bpco|epoc|nodulo|tiroid\w*|tarczyc\w*|niedoczynno\w*|hipotiroid\w*|levotiroxina|apixaban|amoxicilina|torasemid|spirom\w*)\b";
 
 /// First person and family in de / fr / es / pt / it / pl, for conditions and lab terms.
 const STRICT_ANCHORS: &[&str] = &[
@@ -604,7 +612,7 @@ impl Sensitivity {
                 r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|mdn|mthr|scrty|qstn",
             )?,
             medical: rx(
-                r"(?i)\b(?:arztbrief|entlassbrief|befundbericht|compte\s+rendu|lettre\s+de\s+liaison|informe\s+cl[ií]nico|alta\s+hospitalaria|carta\s+de\s+alta|relat[óo]rio\s+m[ée]dico|lettera\s+di\s+dimissione|referto|ontslagbrief|verwijsbrief|karta\s+informacyjna|skierowanie|doente|utente|patiënte?|ziekenhuis|huisarts|opgenomen|longarts|internad[oa]|ricoverat[oa]|ingres[óo]|rozpoznanie|zalecono|stationär|dermatolog\w*|kardiolog\w*|neurolog\w*|neur[óo]log\w*|onkolog\w*|oncolog\w*|endocrin\w*|pneumolog\w*|gastroenterolog\w*|psychiatr\w*|ginecolog\w*|gyn[äaé]kolog\w*|gyn[ée]colog\w*|vorhofflimmern|herzinsuffizienz|embolie|longembolie|ictus|infarkt\w*|infarto|infarctus|pneumonia|pneumonie|bpco|epoc|nodulo|tiroid\w*|tarczyc\w*|niedoczynno\w*|hipotiroid\w*|levotiroxina|apixaban|amoxicilina|torasemid|spirom\w*|patient|pt\s+(?:is|has|was|presents|reports|denies|states|with|c/o)|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断|診療|通院|処方|喘息|入院|紹介状",
+                r"(?i)\b(?:patient|pt\s+(?:is|has|was|presents|reports|denies|states|with|c/o)|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断|診療|通院|処方|喘息|入院|紹介状",
             )?,
             confidential_content: rx(
                 r"(?i)\b(?:roles?|jobs?|positions?|employees|headcount|people)\b[^.\n]{0,40}\b(?:will\s+be|to\s+be|are\s+being|being)\s+(?:cut|eliminated|laid\s+off|reduced)\b|\b(?:layoffs?|reduction\s+in\s+force)\b[^.\n]{0,60}\b(?:planned|next\s+(?:week|month|quarter)|will|upcoming|unannounced)\b|\b(?:revenue|earnings|ebitda|arr|margin|bookings)\b[^.\n]{0,60}\b(?:below|above|miss(?:ed)?|beat)\s+(?:plan|guidance|forecast|consensus)\b|\b(?:our|we)\b[^.\n]{0,50}\b(?:acquisition|acquire|merger|takeover)\b[^.\n]{0,80}\$\d|\b(?:exfiltrat\w+|breach(?:ed)?)\b[^.\n]{0,80}\b(?:customer|records|employee)\b|\bstill\s+unpatched\b|\bexposure\b[^.\n]{0,60}\$\d[^.\n]{0,60}\bsettl",
@@ -631,6 +639,7 @@ impl Sensitivity {
             landmark: rx(
                 r"(?i)\b(?:1600\s+pennsylvania\s+ave(?:nue)?|10\s+downing\s+st(?:reet)?|221b\s+baker\s+st(?:reet)?|350\s+fifth\s+ave(?:nue)?|1\s+infinite\s+loop|1\s+apple\s+park\s+way|1600\s+amphitheatre\s+p(?:ar)?kwa?y|4059\s+mt\.?\s+lee\s+dr(?:ive)?|11\s+wall\s+st(?:reet)?|55\s+rue\s+du\s+faubourg[- ]saint[- ]honor[ée]|champ\s+de\s+mars,?\s+5\s+av(?:enue)?\s+anatole)",
             )?,
+            medical_ml: rx(MEDICAL_ML)?,
             statistic: rx(
                 r"(?i)\b(?:median|average|mean|typical|national|minimum|starting|durchschnitt\w*|mindest\w*|moyen\w*|minimum|medio|media|promedio|mínimo|média|médio|minimo|gemiddeld\w*|modaal|minimum\w*|średni\w*|minimaln\w*|range)\b",
             )?,
@@ -862,7 +871,9 @@ impl Sensitivity {
             }
         }
         let new = &mut out[base..];
-        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(view) {
+        if new.iter().any(|r| r.category != Category::Confidential)
+            && (self.medical.is_match(view) || self.medical_ml.is_match(view))
+        {
             let has_identifier = new.iter().any(|r| {
                 matches!(r.category, Category::Pii | Category::Phi)
                     && r.kind != "location"
