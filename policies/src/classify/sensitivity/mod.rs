@@ -871,8 +871,23 @@ impl Sensitivity {
             }
         }
         let new = &mut out[base..];
+        // The other-language words are looked for only within 400 bytes of a finding: a
+        // clinical letter is short, and a long text then pays for small windows only.
+        let medical_ml_near = |new: &[Raw]| {
+            new.iter().any(|r| {
+                let mut ws = r.start.saturating_sub(400).min(text.len());
+                let mut we = r.end.saturating_add(400).min(text.len());
+                while !text.is_char_boundary(ws) {
+                    ws -= 1;
+                }
+                while !text.is_char_boundary(we) {
+                    we += 1;
+                }
+                self.medical_ml.is_match(&text[ws..we])
+            })
+        };
         if new.iter().any(|r| r.category != Category::Confidential)
-            && (self.medical.is_match(view) || self.medical_ml.is_match(view))
+            && (self.medical.is_match(view) || medical_ml_near(new))
         {
             let has_identifier = new.iter().any(|r| {
                 matches!(r.category, Category::Pii | Category::Phi)
