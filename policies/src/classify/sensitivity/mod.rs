@@ -350,6 +350,16 @@ pub struct Sensitivity {
     /// Fiction, film and other works: names and addresses there are characters and
     /// settings, not personal data.
     fiction: Regex,
+    /// A sentence about a public or historical person ("who was ...", "a biography of ...",
+    /// "what did ... say about"), in the nine probe languages.
+    public_context: Regex,
+    /// Clinical-letter words and specialties in the other languages (a second, smaller
+    /// automaton: one regex holding both lists was slower on long texts).
+    medical_ml: Regex,
+    /// Landmark addresses that identify a building, not a person.
+    landmark: Regex,
+    /// Statistics about incomes ("median household income", "das Durchschnittsgehalt").
+    statistic: Regex,
     /// First-person anchors that keep a finding personal despite fiction / word problems.
     first_person: Regex,
     /// Requirements/specs ("at least 12 characters") describe formats, not a value.
@@ -380,16 +390,24 @@ fn code_example(text: &str, pos: usize, in_code: bool) -> bool {
     line.contains("==") || line.trim_start().starts_with(">>>")
 }
 
+/// Medical context in the other languages: clinical-letter headers, care words, specialties,
+/// conditions and drugs (a second, smaller automaton next to `medical`: one regex holding
+/// both lists was slower on long texts).
+const MEDICAL_ML: &str = r"(?i)\b(?:arztbrief|entlassbrief|befundbericht|compte\s+rendu|lettre\s+de\s+liaison|informe\s+cl[ií]nico|alta\s+hospitalaria|carta\s+de\s+alta|relat[óo]rio\s+m[ée]dico|lettera\s+di\s+dimissione|referto|ontslagbrief|verwijsbrief|karta\s+informacyjna|skierowanie|doente|utente|patiënte?|ziekenhuis|huisarts|opgenomen|longarts|internad[oa]|ricoverat[oa]|ingres[óo]|rozpoznanie|zalecono|stationär|dermatolog\w*|kardiolog\w*|neurolog\w*|neur[óo]log\w*|onkolog\w*|oncolog\w*|endocrin\w*|pneumolog\w*|gastroenterolog\w*|psychiatr\w*|ginecolog\w*|gyn[äaé]kolog\w*|gyn[ée]colog\w*|vorhofflimmern|herzinsuffizienz|embolie|longembolie|ictus|infarkt\w*|infarto|infarctus|pneumonia|pneumonie|bpco|epoc|nodulo|tiroid\w*|tarczyc\w*|niedoczynno\w*|hipotiroid\w*|levotiroxina|apixaban|amoxicilina|torasemid|spirom\w*)\b";
+
 /// First person and family in de / fr / es / pt / it / pl, for conditions and lab terms.
 const STRICT_ANCHORS: &[&str] = &[
     "ich", "mein", "meine", "meinen", "meiner", "mir", "mich", "habe", "j'ai", "mon", "ma", "mes",
     "moi", "yo", "mi", "mis", "tengo", "eu", "meu", "minha", "tenho", "io", "mio", "mia", "ho",
     "ja", "mój", "moja", "moje", "mam", "hija", "hijo", "tochter", "sohn", "fille", "fils",
-    "figlia", "figlio", "filha", "filho", "córka", "syn",
+    "figlia", "figlio", "filha", "filho", "córka", "syn", "ik", "mijn", "heb", "mij", "zoon",
+    "dochter", "moeder", "vader", "mother", "father", "mutter", "vater", "mère", "père", "madre",
+    "padre", "mãe", "pai", "matka", "ojciec", "mama", "tata", "mamma", "papà", "mamá", "papá",
 ];
 
 /// Names that are also ordinary words; they count only mid-sentence.
 const AMBIGUOUS_NAMES: &[&str] = &[
+    "kim", // Polish "who" ("Kim był ...")
     "mark",
     "jack",
     "rose",
@@ -468,9 +486,10 @@ impl Sensitivity {
         let clin = patterns::clinical_date_pattern();
         let mut compiled = Vec::with_capacity(SPECS.len());
         for spec in SPECS {
+            // An empty pattern means "built from the shared DATE fragment".
             let p: String = match spec.kind {
-                patterns::DOB_INDEX_KIND => dob.clone(),
-                patterns::CLINICAL_DATE_KIND => clin.clone(),
+                patterns::DOB_INDEX_KIND if spec.pattern.is_empty() => dob.clone(),
+                patterns::CLINICAL_DATE_KIND if spec.pattern.is_empty() => clin.clone(),
                 _ => spec.pattern.to_string(),
             };
             let needs_digit = matches!(
@@ -593,7 +612,7 @@ impl Sensitivity {
                 r"(?i)maiden|pet'?s?\s+name|security|first\s+(?:car|school|pet)|mother|\bmom\b|\bmum\b|childhood|grew\s+up|madn|mdn|mthr|scrty|qstn",
             )?,
             medical: rx(
-                r"(?i)\b(?:patient|pt|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断",
+                r"(?i)\b(?:patient|pt\s+(?:is|has|was|presents|reports|denies|states|with|c/o)|dx|diagnos\w*|mrn|medical|hospital|clinic|disease|disorder|syndrome|cancer|diabetes|hypertension|asthma|copd|chf|arthritis|hepatitis|sclerosis|fibrillation|stroke|migraines?|depressi(?:on|ve)|anxiety|schizophrenia|bipolar|alzheimer\w*|dementia|epilepsy|crohn\w*|meds|medications?|prescri\w*|treatment|therapy|surgery|insulin|chemotherapy|tumou?r|infection|hiv|covid|ptsd|adhd|autism|pregnan\w*|follow-up|symptoms?|health\s+plan|mg|chest\s+pain|icu|emergency\s+room|inpatient|outpatient|metformin|a1c|hba1c|ldl|hdl|cholesterol|lab\s+results|blood\s+(?:test|work)|glucose|biopsy|doctor|arzt|ärztin|krankenhaus|klinik|patientin|médecin|hôpital|médico|paciente|hospital|medico|ospedale|paziente|lekarz|szpital|pacjent\w*|diabetes|diabète|diabete|cukrzyc\w*|bluthochdruck|hypertonie|ipertensione|hipertensi[oó]n|hipertensão|asthma|asthme|asma|astma|insulina|insuline|tabletten|medikament\w*|médicament\w*|medicamento\w*|farmac\w*|leki)\b|\b\w{3,}(?:itis|osis|emia|pathy)\b|glyc[ée]mie|cholest[ée]rol|ordonnance|laborwerte|befund|an[áa]lisis|esami|wyniki|病院|患者|糖尿病|高血圧|診断|診療|通院|処方|喘息|入院|紹介状",
             )?,
             confidential_content: rx(
                 r"(?i)\b(?:roles?|jobs?|positions?|employees|headcount|people)\b[^.\n]{0,40}\b(?:will\s+be|to\s+be|are\s+being|being)\s+(?:cut|eliminated|laid\s+off|reduced)\b|\b(?:layoffs?|reduction\s+in\s+force)\b[^.\n]{0,60}\b(?:planned|next\s+(?:week|month|quarter)|will|upcoming|unannounced)\b|\b(?:revenue|earnings|ebitda|arr|margin|bookings)\b[^.\n]{0,60}\b(?:below|above|miss(?:ed)?|beat)\s+(?:plan|guidance|forecast|consensus)\b|\b(?:our|we)\b[^.\n]{0,50}\b(?:acquisition|acquire|merger|takeover)\b[^.\n]{0,80}\$\d|\b(?:exfiltrat\w+|breach(?:ed)?)\b[^.\n]{0,80}\b(?:customer|records|employee)\b|\bstill\s+unpatched\b|\bexposure\b[^.\n]{0,60}\$\d[^.\n]{0,60}\bsettl",
@@ -610,7 +629,19 @@ impl Sensitivity {
                 r"(?i)\bhow\s+(?:many|much|far|long|old|fast|tall)\b|\bwhat\s+is\s+the\s+(?:total|sum|probability|average|difference)\b",
             )?,
             fiction: rx(
-                r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot|books?|chapters?|saga|painted|painting|portrait|sculpture|masterpiece)\b",
+                r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot|books?|chapters?|saga|painted|painting|portrait|sculpture|masterpiece|scenes?|sketch|fan\s?fiction|fanfic|detective|roman|romans|película|filme|serie|série|fumetto|powieść)\b",
+            )?,
+            public_context: rx(concat!(
+                r"(?i)(?:^|[.!?]\s+)\s*(?:who\s+(?:was|were)|wer\s+(?:war|waren)|qui\s+(?:était|étaient)|quién\s+(?:fue|era)|quem\s+(?:foi|era)|chi\s+(?:era|erano|fu)|kim\s+(?:był|była|byli)|wie\s+(?:was|waren))\b",
+                r"|\bwhat\s+did\s+[^.?\n]{2,40}?\s+(?:say|write|think|argue|claim|mean|do)\b",
+                r"|\b(?:biograph\w*|biografí?a\w*|biografie\w*|bio\s+of|life\s+and\s+work|career\s+of|carrière|karriere|carrera|carreira|carriera|kariera|works\s+of|werke\s+von|œuvres?\s+de|obras\s+de|opere\s+di|famous\s+for|famos[oa]|célèbre|berühmt\w*|beroemd\w*|słynn\w+|nobel\s+prize|prix\s+nobel)",
+            ))?,
+            landmark: rx(
+                r"(?i)\b(?:1600\s+pennsylvania\s+ave(?:nue)?|10\s+downing\s+st(?:reet)?|221b\s+baker\s+st(?:reet)?|350\s+fifth\s+ave(?:nue)?|1\s+infinite\s+loop|1\s+apple\s+park\s+way|1600\s+amphitheatre\s+p(?:ar)?kwa?y|4059\s+mt\.?\s+lee\s+dr(?:ive)?|11\s+wall\s+st(?:reet)?|55\s+rue\s+du\s+faubourg[- ]saint[- ]honor[ée]|champ\s+de\s+mars,?\s+5\s+av(?:enue)?\s+anatole)",
+            )?,
+            medical_ml: rx(MEDICAL_ML)?,
+            statistic: rx(
+                r"(?i)\b(?:median|average|mean|typical|national|minimum|starting|durchschnitt\w*|mindest\w*|moyen\w*|minimum|medio|media|promedio|mínimo|média|médio|minimo|gemiddeld\w*|modaal|minimum\w*|średni\w*|minimaln\w*|range)\b",
             )?,
             first_person: rx(r"(?i)\b(?:my|i|i'm|i've|me|our|we|us)\b")?,
             nouns: Phrases::new(NOUNS.iter().map(|n| n.phrase), &lex),
@@ -827,12 +858,37 @@ impl Sensitivity {
                 continue;
             }
             let fiction = fiction_kind && (fiction_text || self.fiction.is_match(sentence));
-            if fiction || (problem_kind && word_problem) {
+            let public = match r.kind.as_ref() {
+                "person_name" => self.public_context.is_match(sentence),
+                "postal_address" => text
+                    .get(r.start..r.end)
+                    .is_some_and(|a| self.landmark.is_match(a)),
+                _ => false,
+            };
+            let statistic = problem_kind && self.statistic.is_match(sentence);
+            if fiction || public || (problem_kind && (word_problem || statistic)) {
                 r.confidence = r.confidence.min(0.45);
             }
         }
         let new = &mut out[base..];
-        if new.iter().any(|r| r.category != Category::Confidential) && self.medical.is_match(view) {
+        // The other-language words are looked for only within 400 bytes of a finding: a
+        // clinical letter is short, and a long text then pays for small windows only.
+        let medical_ml_near = |new: &[Raw]| {
+            new.iter().any(|r| {
+                let mut ws = r.start.saturating_sub(400).min(text.len());
+                let mut we = r.end.saturating_add(400).min(text.len());
+                while !text.is_char_boundary(ws) {
+                    ws -= 1;
+                }
+                while !text.is_char_boundary(we) {
+                    we += 1;
+                }
+                self.medical_ml.is_match(&text[ws..we])
+            })
+        };
+        if new.iter().any(|r| r.category != Category::Confidential)
+            && (self.medical.is_match(view) || medical_ml_near(new))
+        {
             let has_identifier = new.iter().any(|r| {
                 matches!(r.category, Category::Pii | Category::Phi)
                     && r.kind != "location"
@@ -1003,6 +1059,7 @@ impl Sensitivity {
             Validator::None => true,
             Validator::Card => {
                 validate::card_number(v)
+                    && !validate::public_test_card(v)
                     && !self.sentence_is_test(text, s)
                     && !inside_token(text, s, e)
                     && !device_number(text, s)
@@ -1321,7 +1378,7 @@ impl Sensitivity {
                 if personal
                     && !question
                     && !self.test_markers.is_match(sentence)
-                    && !self.negation.is_match(sentence)
+                    && !self.negation.is_match(&text[ss..toks[i].start])
                     && sentence.len() < 240
                 {
                     out.push(raw(
@@ -1526,6 +1583,7 @@ impl Sensitivity {
                     | "partners"
                     | "associates"
             ) || firm_name(&text[toks[end_tok].end..])
+                || text[..toks[start].start].trim_end().ends_with('&')
             {
                 i = end_tok + 1;
                 continue;
@@ -1669,6 +1727,7 @@ fn firm_name(after: &str) -> bool {
     let cap = |w: Option<&str>| w.is_some_and(|w| w.starts_with(char::is_uppercase));
     let amp = |w: Option<&str>| matches!(w, Some("and" | "&"));
     (after.starts_with(',') && cap(a) && amp(b) && cap(c))
+        || (a == Some("&") && cap(b))
         || (amp(a) && matches!(b, Some("Sons" | "Co" | "Co." | "Partners" | "Associates")))
 }
 
@@ -2000,6 +2059,21 @@ fn is_placeholder_loose(v: &str) -> bool {
 fn prose_value_ok(v: &str) -> bool {
     let t = v.trim_matches(|c: char| c == '"' || c == '\'');
     if is_placeholder_loose(t) || t.len() < 4 {
+        return false;
+    }
+    // Templates and variable references (`${DB_PASSWORD}`, `{{ secret }}`, `<token>`,
+    // `$API_KEY`), and a type annotation in code (`password: str)`).
+    let core = t.trim_end_matches([')', ',', ';', '.', ':', '}', ']']);
+    if t.starts_with("${")
+        || t.starts_with("{{")
+        || t.starts_with("%(")
+        || (t.starts_with('<') && t.ends_with('>'))
+        || (t.starts_with('$')
+            && t[1..]
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()))
+        || (!core.is_empty() && core.chars().all(|c| c.is_ascii_lowercase()))
+    {
         return false;
     }
     t.chars().any(|c| c.is_ascii_digit())

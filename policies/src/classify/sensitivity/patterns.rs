@@ -393,6 +393,16 @@ pub static SPECS: &[Spec] = &[
         0.65,
         true,
     ).on(&["income", "salary", "pay", "wage", "earning", "worth", "take"]),
+    // Policy, claim and contract numbers by their names in the other languages.
+    spec(
+        "financial_reference",
+        Financial,
+        r"(?i:\b(?:schadennummer|schaden-?nr\.?|versicherungsnummer|versicherungsschein(?:nummer)?|policennummer|vertragsnummer|num[ée]ro\s+de\s+(?:sinistre|police|contrat|dossier\s+sinistre)|n°\s+de\s+(?:sinistre|police|contrat)|n[úu]mero\s+de\s+(?:p[óo]liza|siniestro|ap[óo]lice|sinistro|contrato)|ap[óo]lice\s+n\.?º?|numero\s+(?:di\s+)?(?:polizza|sinistro|contratto)|polisnummer|schadenummer|schadeclaim|claimnummer|numer\s+(?:polisy|szkody|umowy))\b\s*(?:n\.?º?|nr\.?|:|#)?\s*)([A-Z]{0,5}[- ]?\d[A-Z0-9 -]{3,20}[A-Z0-9])",
+        1,
+        V::NotPlaceholder,
+        0.8,
+        true,
+    ).on(&["schaden", "versicherung", "police", "vertrag", "sinistre", "contrat", "liza", "siniestro", "lice", "sinistro", "polizza", "contratto", "polis", "schade", "claimnummer", "polisy", "szkody", "umowy"]),
     spec(
         "financial_reference",
         Financial,
@@ -442,7 +452,7 @@ pub static SPECS: &[Spec] = &[
     spec(
         "email_obfuscated",
         Pii,
-        r"(?i)\b([a-z0-9._-]+\s*(?:\[at\]|\(at\)| at )\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)| dot )\s*(?:com|org|net|io|edu|gov|co|de|uk|fr))\b",
+        r"(?i)\b([a-z0-9._-]+\s*(?:\[at\]|\(at\)| at )\s*[a-z0-9-]+\s*(?:\[dot\]|\(dot\)| dot )\s*(?:com|org|net|io|edu|gov|co|de|uk|fr|me|nl|pl|it|es|pt|jp|eu|ch|at|be|info|biz|us|ca|au))\b",
         1,
         V::None,
         0.8,
@@ -584,12 +594,12 @@ pub static SPECS: &[Spec] = &[
     spec(
         "security_answer",
         Secret,
-        r"(?i)\b(?:security|secret)\s+(?:question|answer)s?\b[^.\n]{0,60}?\b(?:i\s+(?:used|chose|picked|put|set|gave|entered|wrote|went\s+with)|is|was|answer(?:ed)?\s+(?:is|was|with))\b[^.\n]{0,50}?\b(?:pet|dog|cat|street|school|teacher|car|city|town|friend|nickname|maiden|mother|mom|father|dad|grandma|grandmother|name|birthplace|hospital|food|team|book|movie)\b",
+        r"(?i)\b(?:security|secret|recovery|challenge|verification)\s+(?:question|answer)s?\b[^.\n]{0,60}?\b(?:i\s+(?:used|chose|picked|put|set|gave|entered|wrote|went\s+with)|is|was|answer(?:ed)?\s+(?:is|was|with))\b[^.\n]{0,50}?\b(?:pet|dog|cat|street|school|teacher|car|city|town|village|friend|nickname|maiden|mother|mom|father|dad|grandma|grandmother|grandfather|grandpa|name|birthplace|hospital|food|team|book|movie|band|song)\b",
         0,
         V::None,
         0.6,
         true,
-    ).on(&["security", "secret"]),
+    ).on(&["security", "secret", "recovery", "challenge", "verification"]),
     spec(
         "ip_address",
         Pii,
@@ -782,6 +792,102 @@ pub static SPECS: &[Spec] = &[
     ).on(&["/"]),
     spec("date_of_birth", Pii, "", 1, V::None, 0.9, false).on(&["dob", "d.o.b", "birth", "born"]),
     spec("clinical_date", Phi, "", 1, V::None, 0.6, false).digits(3),
+    // Dates of birth in de / fr / es / pt / it / nl / pl / ja letters ("geb. 14.03.1979",
+    // "née le 5 mai 1971", "nato a Bari il 3 marzo 1988", "ur. 04.05.1983", "1975年4月2日生").
+    spec(
+        "date_of_birth",
+        Pii,
+        r"(?i:\b(?:geb\.|geboren(?:\s+(?:am|op))?|geburtsdatum|geboortedatum|n[ée]e?\s+le|date\s+de\s+naissance|nacid[oa]\s+(?:el|en\s+\p{L}+\s+el)|fecha\s+de\s+nacimiento|f\.\s*nac\.|nascid[oa]\s+(?:a|em)|data\s+de\s+nascimento|nat[oa]\s+(?:il|a\s+\p{L}+\s+il)|data\s+di\s+nascita|ur\.|urodzon[ya](?:\s+dnia)?|data\s+urodzenia)[:\s]*)(\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}\.?\s+\p{L}{3,12}\.?\s+\d{4})|(\d{4}年\d{1,2}月\d{1,2}日)生",
+        0,
+        V::None,
+        0.9,
+        false,
+    ).on(&["geb", "geboren", "geburt", "geboorte", "née", "ne le", "né le", "naissance", "nacid", "nacimiento", "nac.", "nascid", "nascimento", "nato", "nata", "nascita", "ur.", "urodz", "生"]),
+    // Patient / record numbers by their local names.
+    spec(
+        "medical_record_number",
+        Phi,
+        r"(?i:\b(?:historia\s+cl[ií]nica|nhc|n\.?º?\s+de\s+utente|n[úu]mero\s+de\s+utente|utente\s+n\.?º?|processo\s+cl[ií]nico|cartella\s+clinica|patientennummer|fallnummer|num[ée]ro\s+de\s+dossier|dossier\s+m[ée]dical|ipp|pati[ëe]ntnummer|numer\s+(?:historii\s+choroby|pacjenta))\b\s*(?:n\.?º?|nr\.?|no\.?|:|#)?\s*)([A-Z]{0,3}-?\d[\d -]{4,14}\d)",
+        1,
+        V::None,
+        0.9,
+        false,
+    ).on(&["historia", "nhc", "utente", "processo", "cartella", "patientennummer", "fallnummer", "dossier", "ipp", "ntnummer", "numer"]),
+    // Incomes with a first-person verb, in every probe language ("Cobro unos 32.000 euros",
+    // "Zarabiam 7500 zł", "ich verdiene 3.900 Euro", "I earn just shy of seventy grand").
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:ich\s+verdiene|verdiene\s+ich|wir\s+verdienen|je\s+gagne|nous\s+gagnons|gano|cobro|ganho|recebo|guadagno|percepisco|ik\s+verdien|verdien\s+ik|wij\s+verdienen|zarabiam|zarabiamy|i\s+(?:earn|make|take\s+home)|i'm\s+on|we\s+(?:earn|make))\b[^.\n\d]{0,30}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy|thousand\b|grand\b|万円|円))",
+        1,
+        V::None,
+        0.75,
+        true,
+    ).on(&["verdien", "gagne", "gagnons", "gano", "cobro", "ganho", "recebo", "guadagno", "percepisco", "zarabiam", "earn", "make", "take home", "i'm on"]),
+    // "Household income is $74,500 a year" (not a median or an average).
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:household|combined|family|annual|yearly|gross|net|take-home)\s+(?:income|salary|earnings|pay)\s+(?:is|was|of|:|=|totals?|comes\s+to)\s+(?:about\s+|around\s+|roughly\s+)?)(\$\s?\d[\d,.]*\s?[kKmM]?|€\s?\d[\d,.]*|£\s?\d[\d,.]*|\d[\d,.]*\s?(?:€|euros?|eur|zł))",
+        1,
+        V::None,
+        0.7,
+        true,
+    ).on(&["household", "combined", "family", "annual", "yearly", "gross", "net ", "take-home"]),
+    spec(
+        "income_described",
+        Financial,
+        r"(?i)\b(?:i|we)\s+(?:earn|make|take\s+home|bring\s+in)\b[^.\n\d]{0,30}?\b((?:one|two|three|four|five|six|seven|eight|nine|ten|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|a\s+hundred)(?:[\s-](?:one|two|three|four|five|six|seven|eight|nine|hundred|and))*\s+(?:thousand|grand|k)\b)",
+        1,
+        V::None,
+        0.65,
+        true,
+    ).on(&["earn", "make", "take home", "bring in"]),
+    // Income nouns with an amount within a short clause, in the other languages, with or
+    // without a possessive ("Mijn bruto jaarsalaris is € 54.000", "O meu ordenado é de
+    // 1.450 euros", "Il mio reddito annuo è di circa 38 mila euro").
+    spec(
+        "income",
+        Financial,
+        r"(?i:\b(?:mein\w*|sein\w*|ihr\w*|mon|ma|mes|son|sa|ses|mi|mis|su|sus|meu|minha|seu|sua|mio|mia|suo|mijn|zijn|haar|mój|moja|moje|jego|jej|my|his|her)\b[^.\n\d]{0,20}?\b(?:gehalt|bruttogehalt|nettogehalt|jahresgehalt|einkommen|nettoeinkommen|salaire|revenu\s+(?:fiscal|annuel|net|mensuel)|salario|sueldo|salário|ordenado|rendimento\s+anual|stipendio|reddito|retribuzione|ral|salaris|jaarsalaris|inkomen|loon|brutoloon|nettoloon|pensja|wynagrodzenie|zarobki|dochód)\b(?:\s+(?:mensuel|annuel|net|brut|bruto|netto|lordo|annuo|anual|mensal|mensile|brutto|miesięczn\w*|roczn\w*))?[^.\n\d]{0,40}?)((?:R\$|€|\$|£|zł|CHF)\s?\d[\d.,\s]{0,12}\d|\d[\d.,\s]{0,12}\d?\s?(?:€|euros?\b|eur\b|zł|złotych|pln\b|reais\b|chf\b|k\b|mil\b|mila\b|mille\b|tys\.?|tysięcy))",
+        1,
+        V::None,
+        0.75,
+        true,
+    ).on(&["gehalt", "einkommen", "salaire", "revenu", "salario", "sueldo", "salário", "ordenado", "rendimento", "stipendio", "reddito", "retribuzione", "ral", "salaris", "inkomen", "loon", "pensja", "wynagrodzenie", "zarobki", "dochód"]),
+    // Passwords written in prose in the other languages ("Mein WLAN-Passwort ist ...",
+    // "Mon mot de passe est ...", "Hasło do panelu to ...", "Le code Wi-Fi ... est ...").
+    spec(
+        "password_assignment",
+        Secret,
+        r#"(?i:\b(?:passwort|kennwort|mot\s+de\s+passe|mdp|code\s+wi-?fi|cl[ée]\s+wi-?fi|contraseña|clave|senha|palavra-passe|wachtwoord|hasło|hasła|has[łl]o|パスワード)\b(?:[^.\n:=]{0,30}?)\s*(?:ist|lautet|est|es|é|è|is|to|brzmi|=|:|は)\s*)("[^"\n]*"|'[^'\n]*'|[^\s,;。]+)"#,
+        1,
+        V::ProseValue,
+        0.8,
+        true,
+    ).on(&["passwort", "kennwort", "mot de passe", "mdp", "wi-fi", "wifi", "contraseña", "clave", "senha", "palavra-passe", "wachtwoord", "hasło", "hasła", "haslo", "パスワード"]),
+    // A WiFi network name (SSID) given as a value ("our home wifi network is called
+    // VodafoneRiera_5G"); the value must look like a name someone chose, not a word.
+    spec(
+        "wifi_name",
+        Pii,
+        r#"(?i:\b(?:wi-?fi|wlan|ssid|wireless)\b[^.\n]{0,30}?\b(?:is\s+(?:called|named)|called|named|heißt|s'appelle|se\s+llama|chama-se|si\s+chiama|heet|nazywa\s+się|name\s+is|ssid\s*(?:is|:|=))\s*["']?)([A-Za-z0-9][A-Za-z0-9_.-]{3,31})"#,
+        1,
+        V::KeywordValue,
+        0.7,
+        true,
+    ).on(&["wifi", "wi-fi", "wlan", "ssid", "wireless"]),
+    // Where the writer lives, described rather than written ("I live in the flat above the
+    // bakery on Elm Road").
+    spec(
+        "address_described",
+        Pii,
+        r"(?i:\b(?:i|we)\s+live\s+(?:in|on|at|near|above|below|next\s+to|opposite|behind)\b)[^.\n]{0,60}?\b\p{Lu}\w+\s+(?i:road|street|avenue|lane|drive|way|court|place|square|close|crescent|terrace|gardens|grove)\b",
+        0,
+        V::None,
+        0.6,
+        true,
+    ).on(&["live "]),
     // ---------------- phi: identifiers ----------------
     spec(
         "medical_record_number",
