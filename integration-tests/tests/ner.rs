@@ -6,10 +6,12 @@ use switchyard_it::client::{http_client, post_json, Dialect};
 use switchyard_it::harness::{gateway_yaml, start_gateway, StackOptions};
 use switchyard_it::mock::MockUpstream;
 
-/// A full name and a street address in a format the rules do not know ("Rise"), and
-/// nothing else sensitive: only the model can see it.
+/// A full name the rules' name lists do not hold (Samoan) and a street address in a format
+/// the rules do not know ("Rise"), and nothing else sensitive: only the model can see it.
+/// (The rules learned European names in the second wave of #15, so the name here must come
+/// from further afield; `switchyard classify --ner off` shows what the rules alone find.)
 const NAME_AND_ADDRESS: &str =
-    "Draft a note to Tomasz Kowalczyk at 14 Kestrel Rise about the delayed refund.";
+    "Draft a note to Tavita Faleolo at 14 Kestrel Rise about the delayed refund.";
 
 async fn start(ner_yaml: &str) -> (MockUpstream, switchyard::server::RunningServer) {
     let mock = MockUpstream::start().await;
