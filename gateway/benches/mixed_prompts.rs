@@ -10,7 +10,7 @@ pub const MIXED: &[&str] = &[
     "Summarize the plot of the novel in which Elizabeth Bennet meets Fitzwilliam Darcy.",
     "Please ship the replacement to Maria Gonzalez, 42 Elm Street, Springfield.",
     "Draft a polite reply to Tomasz Kowalczyk about the delayed refund.",
-    "My card is 4111 1111 1111 1111, can you check the charge?",
+    "My card is 4539 5780 1234 5671, can you check the charge?",
     "Translate 'good morning' into Spanish, French and German.",
     "SELECT name, COUNT(*) FROM orders GROUP BY name HAVING COUNT(*) > 5;",
     "Compare the marketing strategies of Procter & Gamble and Unilever.",

@@ -138,7 +138,7 @@ fn policy_explain_prints_the_decision_without_calling_models() {
 #[test]
 fn classify_reads_jsonl_and_writes_one_result_per_line() {
     let input = concat!(
-        r#"{"id":"a","prompt":"My card number is 4242 4242 4242 4242"}"#,
+        r#"{"id":"a","prompt":"My card number is 4539 5780 1234 5671"}"#,
         "\n",
         r#"{"id":"b","messages":[{"role":"user","content":"Write a haiku about autumn"}]}"#,
         "\n"

@@ -284,12 +284,12 @@ sso:
         let area = c.find(Locator::Id("request")).await?;
         area.clear().await?;
         area.send_keys(
-            r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Charge card 4111 1111 1111 1111 for order 7"}]}"#,
+            r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Charge card 4539 5780 1234 5671 for order 7"}]}"#,
         )
         .await?;
         c.find(Locator::Id("explain")).await?.click().await?;
         let mark = c.wait().for_element(Locator::Css("#texts mark")).await?;
-        assert_eq!(mark.text().await?, "4111 1111 1111 1111");
+        assert_eq!(mark.text().await?, "4539 5780 1234 5671");
         let title = mark.attr("title").await?.unwrap_or_default();
         assert!(title.ends_with("(rule)"), "{title}");
         let decision = c.find(Locator::Id("decision")).await?.text().await?;

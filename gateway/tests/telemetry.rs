@@ -280,7 +280,7 @@ fn request_spans_join_the_client_trace_and_carry_genai_attributes() {
         "traceparent",
         http::HeaderValue::from_str(&format!("00-{client_trace}-00f067aa0ba902b7-01")).expect("hv"),
     );
-    let prompt = "my card is 4111 1111 1111 1111";
+    let prompt = "my card is 4539 5780 1234 5671";
     let mut upstream = http::HeaderMap::new();
     tracing::subscriber::with_default(subscriber, || {
         let req = RequestSpan::start(&headers, "openai", "gpt-4o", true);
@@ -359,7 +359,7 @@ fn request_spans_join_the_client_trace_and_carry_genai_attributes() {
     assert!(spans.iter().any(|s| s.name == "switchyard.classify"));
 
     let all = format!("{spans:?}");
-    assert!(!all.contains("4111"), "prompt text leaked into spans");
+    assert!(!all.contains("4539"), "prompt text leaked into spans");
 }
 
 #[test]

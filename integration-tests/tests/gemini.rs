@@ -154,7 +154,7 @@ async fn a_card_number_in_a_part_never_reaches_an_external_backend() {
         &stack,
         "gpt-4o-mini",
         "generateContent",
-        &json!({"contents": [{"role": "user", "parts": [{"text": "Charge card 4111 1111 1111 1111"}]}]}),
+        &json!({"contents": [{"role": "user", "parts": [{"text": "Charge card 4539 5780 1234 5671"}]}]}),
     )
     .await;
     assert_ne!(r.status.as_u16(), 200, "{}", r.text);

@@ -379,7 +379,7 @@ async fn explain_shows_every_rule_and_calls_no_model() {
         &body(
             Dialect::OpenAi,
             "gpt-4o-mini",
-            "My card is 4111 1111 1111 1111",
+            "My card is 4539 5780 1234 5671",
             false,
         ),
     )
@@ -399,7 +399,7 @@ async fn explain_shows_every_rule_and_calls_no_model() {
         json!(["financial"])
     );
     assert!(
-        !resp.text.contains("4111 1111"),
+        !resp.text.contains("4539 5780"),
         "explain never echoes sensitive values"
     );
     assert!(env.mock.requests().is_empty());

@@ -264,7 +264,7 @@ async fn a_card_number_in_an_input_item_never_reaches_an_external_backend() {
         &stack,
         "t",
         &json!({"model": "gpt-4o-mini", "input": [
-            {"role": "user", "content": [{"type": "input_text", "text": "Charge my card 4111 1111 1111 1111 please"}]}
+            {"role": "user", "content": [{"type": "input_text", "text": "Charge my card 4539 5780 1234 5671 please"}]}
         ]}),
     )
     .await;
@@ -281,7 +281,7 @@ async fn a_card_number_in_an_input_item_never_reaches_an_external_backend() {
     );
     for req in stack.requests() {
         assert!(
-            !String::from_utf8_lossy(&req.raw_body).contains("4111"),
+            !String::from_utf8_lossy(&req.raw_body).contains("4539"),
             "card sent to {}",
             req.path
         );

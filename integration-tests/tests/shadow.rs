@@ -325,7 +325,7 @@ async fn privacy_critical_content_is_never_shadowed_outside() {
     .await;
     let secrets = [
         "My social security number is 078-05-1120, can you check my tax form?",
-        "Card 4111 1111 1111 1111 exp 12/29, why was it declined?",
+        "Card 4539 5780 1234 5671 exp 12/29, why was it declined?",
         "Patient John Smith, DOB 1980-02-03, diagnosed with type 2 diabetes: adjust metformin?",
     ];
     for (i, text) in secrets.iter().enumerate() {
@@ -371,7 +371,7 @@ async fn privacy_critical_content_is_never_shadowed_outside() {
             continue;
         }
         let raw = String::from_utf8_lossy(&r.raw_body);
-        for needle in ["078-05-1120", "4111", "metformin"] {
+        for needle in ["078-05-1120", "4539", "metformin"] {
             assert!(!raw.contains(needle), "privacy-critical text left: {raw}");
         }
     }
