@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod attempts;
+pub mod bedrock;
 pub mod endpoints;
 pub mod health;
 mod http;
@@ -113,5 +114,19 @@ pub fn build(
             client,
             max_sse_event_bytes,
         )),
+        ProviderKind::Bedrock => {
+            let access = cfg
+                .bedrock
+                .clone()
+                .unwrap_or_default()
+                .resolve(&|name| std::env::var(name).ok())
+                .map_err(|m| anyhow::anyhow!("provider {:?}: kind bedrock {m}", cfg.name))?;
+            Arc::new(bedrock::BedrockProvider::new(
+                cfg,
+                access,
+                client,
+                max_sse_event_bytes,
+            ))
+        }
     })
 }
