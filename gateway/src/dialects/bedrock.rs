@@ -1240,4 +1240,59 @@ mod tests {
             "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x"
         );
     }
+
+    /// The fuzz seeds are written by an independent encoder (Python's zlib CRC32, see
+    /// docs/fuzzing.md): they decode to the events they were written with.
+    #[test]
+    fn fuzz_seeds_written_elsewhere_decode() {
+        let text = include_bytes!("../../../fuzz/corpus/bedrock_stream/text");
+        let events = decode_stream_body(&text[1..], 1 << 20).expect("text seed");
+        assert!(matches!(&events[2], StreamEvent::TextDelta { text, .. } if text == " world"));
+        let tool = include_bytes!("../../../fuzz/corpus/bedrock_stream/tool_use");
+        let events = decode_stream_body(&tool[1..], 1 << 20).expect("tool seed");
+        assert!(
+            matches!(&events[1], StreamEvent::ToolCallStart { name, .. } if name == "get_weather")
+        );
+        let exc = include_bytes!("../../../fuzz/corpus/bedrock_stream/exception");
+        assert!(matches!(
+            decode_stream_body(&exc[1..], 1 << 20),
+            Err(StreamFailure::Exception { status: 429, .. })
+        ));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes in arbitrary chunks: no panic, and the frames do not depend on
+        /// the chunking (the fuzz target's invariant, run on every `cargo test`).
+        #[test]
+        fn frame_reader_is_total_and_chunking_free(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            cut in 1usize..17,
+            seed in 0usize..2,
+        ) {
+            let tool = include_bytes!("../../../fuzz/corpus/bedrock_stream/tool_use");
+            let mut input = if seed == 1 { tool[1..].to_vec() } else { Vec::new() };
+            input.extend(&body);
+            let whole = FrameReader::new(4096).push(&input);
+            let mut reader = FrameReader::new(4096);
+            let mut chunked = Ok(Vec::new());
+            for c in input.chunks(cut) {
+                match reader.push(c) {
+                    Ok(f) => {
+                        if let Ok(all) = &mut chunked {
+                            all.extend(f);
+                        }
+                    }
+                    Err(e) => {
+                        chunked = Err(e);
+                        break;
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(whole.is_ok(), chunked.is_ok());
+            if let (Ok(a), Ok(b)) = (whole, chunked) {
+                proptest::prop_assert_eq!(a, b);
+            }
+            let _ = decode_stream_body(&input, 4096);
+        }
+    }
 }
