@@ -497,3 +497,106 @@ async fn a_bedrock_provider_without_region_or_credentials_does_not_start() {
     .expect("no key");
     assert!(format!("{err:#}").contains("access_key_id"), "{err:#}");
 }
+
+#[tokio::test]
+async fn responses_and_gemini_clients_are_served_by_bedrock_too() {
+    let (mock, gw) = stack(None, 0).await;
+    let client = http_client();
+    let r = switchyard_it::client::into_json(
+        client
+            .post(format!("http://{}/v1/responses", gw.addr))
+            .bearer_auth(switchyard_it::client::CLIENT_KEY)
+            .json(&json!({"model": "claude-sonnet-4-5", "instructions": "Be brief.", "input": "hello responses", "store": false}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("Echo: hello responses"), "{}", r.text);
+
+    let r = switchyard_it::client::into_json(
+        client
+            .post(format!(
+                "http://{}/v1beta/models/claude-sonnet-4-5:generateContent",
+                gw.addr
+            ))
+            .header("x-goog-api-key", switchyard_it::client::CLIENT_KEY)
+            .json(&json!({"contents": [{"role": "user", "parts": [{"text": "hello gemini"}]}]}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["candidates"][0]["content"]["parts"][0]["text"],
+        "Echo: hello gemini"
+    );
+    assert_eq!(r.json["candidates"][0]["finishReason"], "STOP");
+
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.verified));
+    assert_eq!(calls[0].body["system"], json!([{"text": "Be brief."}]));
+    gw.shutdown().await;
+}
+
+/// The official OpenAI and Anthropic Python SDKs (`.venv` of scripts/setup-python.sh)
+/// against Bedrock: integration-tests/python_bedrock/test_bedrock_sdk.py.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdks_are_served_by_bedrock() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf();
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-python.sh first",
+        python.display()
+    );
+    let (mock, gw) = stack(None, 0).await;
+    let child = tokio::process::Command::new(&python)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "integration-tests/python_bedrock",
+        ])
+        .current_dir(&root)
+        .env("SWITCHYARD_BASE_URL", format!("http://{}", gw.addr))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cannot start .venv/bin/python");
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("pytest took more than 120 s")
+        .expect("pytest failed to run");
+    assert!(
+        out.status.success(),
+        "pytest failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = mock.calls();
+    assert!(calls.len() >= 6, "{}", calls.len());
+    assert!(
+        calls.iter().all(|c| c.verified),
+        "every SDK call was signed correctly"
+    );
+    assert!(calls.iter().all(|c| c
+        .headers
+        .iter()
+        .all(|(_, v)| !v.contains("sk-client-python"))));
+    gw.shutdown().await;
+}
