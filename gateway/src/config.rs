@@ -869,6 +869,60 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bedrock_credentials_come_from_the_file_or_the_standard_aws_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let aws = env(&[
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+            ("AWS_SESSION_TOKEN", "env-token"),
+        ]);
+        let a = BedrockConfig::default()
+            .resolve(&aws)
+            .expect("from the environment");
+        assert_eq!(
+            (a.region.as_str(), a.access_key_id.as_str()),
+            ("eu-west-1", "AKIAENV")
+        );
+        assert_eq!(a.secret_access_key.expose(), "env-secret");
+        assert_eq!(
+            a.session_token.as_ref().map(Secret::expose),
+            Some("env-token")
+        );
+        // A key pair from the file never borrows the environment's session token.
+        let file = BedrockConfig {
+            region: Some("us-west-2".into()),
+            access_key_id: Some("AKIAFILE".into()),
+            secret_access_key: Some(Secret::new("file-secret")),
+            ..BedrockConfig::default()
+        };
+        let a = file.resolve(&aws).expect("from the file");
+        assert_eq!(
+            (a.region.as_str(), a.access_key_id.as_str()),
+            ("us-west-2", "AKIAFILE")
+        );
+        assert!(a.session_token.is_none());
+        let none = env(&[]);
+        let e = BedrockConfig::default()
+            .resolve(&none)
+            .expect_err("nothing set");
+        assert!(e.contains("AWS_REGION"), "{e}");
+        let e = BedrockConfig {
+            region: Some("us-east-1".into()),
+            ..BedrockConfig::default()
+        }
+        .resolve(&none)
+        .expect_err("no key");
+        assert!(e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+    }
+
+    #[test]
     fn each_config_file_has_its_own_default_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
