@@ -600,3 +600,55 @@ async fn official_python_sdks_are_served_by_bedrock() {
         .all(|(_, v)| !v.contains("sk-client-python"))));
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn temporary_credentials_sign_their_session_token() {
+    let cfg = BedrockMockConfig {
+        session_token: Some("FwoGZXIvYXdzEXAMPLE//token+with/odd=chars".into()),
+        ..BedrockMockConfig::default()
+    };
+    let mock = BedrockMock::start(cfg.clone()).await.expect("mock");
+    let with_token = |token: &str| {
+        yaml(&mock, &cfg.secret_access_key, 0).replace(
+            "      model_ids:",
+            &format!("      session_token: \"{token}\"\n      model_ids:"),
+        )
+    };
+    let gw = start_gateway(&with_token(
+        cfg.session_token.as_deref().unwrap_or_default(),
+    ))
+    .await
+    .expect("gateway");
+    let client = http_client();
+    let r = post_json(
+        &client,
+        &url(&gw, Dialect::OpenAi),
+        Dialect::OpenAi,
+        &request(Dialect::OpenAi, "claude-sonnet-4-5", "hello"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let call = &mock.calls()[0];
+    assert!(call.verified, "{:?}", call.refusal);
+    let auth = call.header("authorization").unwrap_or_default();
+    assert!(
+        auth.contains("x-amz-security-token"),
+        "the token is signed: {auth}"
+    );
+    gw.shutdown().await;
+
+    // A stale token is refused like Bedrock refuses it.
+    let gw = start_gateway(&with_token("an-expired-token"))
+        .await
+        .expect("gateway");
+    let r = post_json(
+        &client,
+        &url(&gw, Dialect::OpenAi),
+        Dialect::OpenAi,
+        &request(Dialect::OpenAi, "claude-sonnet-4-5", "hello"),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(r.text.contains("UnrecognizedClientException"), "{}", r.text);
+    gw.shutdown().await;
+}
