@@ -506,6 +506,22 @@ impl ProviderConfig {
             .trim_end_matches('/')
     }
 
+    /// The base URL as start-up lines and `check-config` show it: for Bedrock without an
+    /// override, the regional endpoint (the region from the file, else `$AWS_REGION`).
+    pub fn shown_base_url(&self) -> String {
+        match (self.kind, &self.base_url) {
+            (ProviderKind::Bedrock, None) => {
+                let region = self
+                    .bedrock
+                    .as_ref()
+                    .and_then(|b| b.region.clone())
+                    .unwrap_or_else(|| "$AWS_REGION".into());
+                format!("https://bedrock-runtime.{region}.amazonaws.com")
+            }
+            _ => self.base_url().to_string(),
+        }
+    }
+
     /// The model names this provider serves: `models:`, or for Azure without it, the
     /// deployments' model names.
     pub fn served_models(&self) -> Vec<String> {
