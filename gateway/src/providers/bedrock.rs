@@ -342,3 +342,82 @@ impl StreamState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::{ChatRequest, Dialect, Message, Role};
+    use crate::config::{Config, Secret};
+
+    fn provider() -> BedrockProvider {
+        let cfg = Config::from_yaml_str(
+            "providers:\n  - name: br\n    kind: bedrock\n    base_url: \"http://127.0.0.1:9\"\n    bedrock: { region: us-east-1, access_key_id: AKID, secret_access_key: s, model_ids: { m: \"anthropic.x-v1:0\" } }\n",
+        )
+        .expect("config");
+        let p = &cfg.providers[0];
+        let access = BedrockAccess {
+            region: "us-east-1".into(),
+            access_key_id: "AKID".into(),
+            secret_access_key: Secret::new("s"),
+            session_token: None,
+        };
+        BedrockProvider::new(p, access, reqwest::Client::new(), 1 << 20)
+    }
+
+    #[test]
+    fn requests_are_signed_for_bedrock_in_the_region() {
+        let p = provider();
+        let req = ChatRequest::new("m", vec![Message::text(Role::User, "hi")], Dialect::OpenAi);
+        let headers = crate::providers::ForwardHeaders::default();
+        let call = Call {
+            request: &req,
+            upstream_model: "m",
+            headers: &headers,
+        };
+        let built = p
+            .post(0, &call, true)
+            .expect("post")
+            .build()
+            .expect("request");
+        assert_eq!(
+            built.url().as_str(),
+            "http://127.0.0.1:9/model/anthropic.x-v1%3A0/converse-stream"
+        );
+        let auth = built.headers()["authorization"].to_str().expect("ascii");
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKID/"),
+            "{auth}"
+        );
+        assert!(auth.contains("/us-east-1/bedrock/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("SignedHeaders=accept;content-type;host;x-amz-date"),
+            "{auth}"
+        );
+        assert!(built.headers()["authorization"].is_sensitive());
+    }
+
+    /// `cargo test -p switchyard --lib signing_cost -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn signing_cost() {
+        let p = provider();
+        let req = ChatRequest::new(
+            "m",
+            vec![Message::text(Role::User, "hello ".repeat(200))],
+            Dialect::OpenAi,
+        );
+        let headers = crate::providers::ForwardHeaders::default();
+        let n = 5000;
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let call = Call {
+                request: &req,
+                upstream_model: "m",
+                headers: &headers,
+            };
+            let _ = std::hint::black_box(p.post(0, &call, false).expect("post"));
+        }
+        let per = start.elapsed() / n;
+        println!("translate + encode + SigV4-sign one ~1.2 KB Converse request: {per:?}");
+    }
+}
