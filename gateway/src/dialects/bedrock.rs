@@ -521,9 +521,12 @@ pub fn parse_error(
             ),
             retry_after: None,
         },
-        408 => GatewayError::Timeout {
+        // ModelTimeoutException: the model took too long; a gateway timeout to the client.
+        408 => GatewayError::Upstream {
             provider: provider.to_owned(),
-            after_ms: 0,
+            status: 504,
+            message: upstream_error_message(status, body),
+            retry_after,
         },
         424 => GatewayError::BadGateway {
             provider: provider.to_owned(),
