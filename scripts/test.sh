@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/ensure-services.sh
 bash scripts/setup-python.sh
+# botocore, whose SigV4 signer the Bedrock mock upstream checks every signature with.
+bash scripts/setup-botocore.sh
 bash scripts/setup-browser.sh
 # The OpenID Provider the console sign-in tests run against (oidc-provider on Node).
 bash scripts/setup-oidc.sh

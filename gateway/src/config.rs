@@ -236,6 +236,98 @@ pub enum ProviderKind {
     /// Azure OpenAI: deployments under a resource endpoint, `api-version`, `api-key` or an
     /// Entra ID bearer token (`azure:`).
     AzureOpenai,
+    /// AWS Bedrock Runtime: Converse / ConverseStream, SigV4-signed (`bedrock:`).
+    Bedrock,
+}
+
+/// `bedrock:` of a `bedrock` provider. What is not set here comes from the standard AWS
+/// environment variables, read once at start-up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    /// The AWS region (`us-east-1`); default `AWS_REGION`, then `AWS_DEFAULT_REGION`.
+    /// The endpoint is `https://bedrock-runtime.REGION.amazonaws.com` unless `base_url`
+    /// overrides it (a VPC endpoint, a proxy, a test double).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Default `AWS_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Default `AWS_SECRET_ACCESS_KEY`. Prefer the environment over the file.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Default `AWS_SESSION_TOKEN` (temporary credentials only).
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// Model name → Bedrock model id or inference profile id / ARN
+    /// (`claude-sonnet-4-5: us.anthropic.claude-sonnet-4-5-20250929-v1:0`). A model without
+    /// an entry is called by its own name. With no `models:` list the provider serves
+    /// exactly these model names.
+    #[serde(default)]
+    pub model_ids: std::collections::BTreeMap<String, String>,
+}
+
+/// A Bedrock provider's region and credentials, resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct BedrockAccess {
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+impl BedrockConfig {
+    /// Region and credentials from this section, else from `var` (the environment).
+    pub fn resolve(&self, var: &impl Fn(&str) -> Option<String>) -> Result<BedrockAccess, String> {
+        let env = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
+        };
+        // A value in the file wins; one set there but empty is a mistake, not a fallback.
+        fn pick(
+            file: Option<&str>,
+            field: &str,
+            fallback: Option<String>,
+            hint: &str,
+        ) -> Result<String, String> {
+            match file {
+                Some(v) if v.trim().is_empty() => Err(format!("has an empty bedrock.{field}")),
+                Some(v) => Ok(v.to_owned()),
+                None => fallback.ok_or_else(|| hint.to_owned()),
+            }
+        }
+        let region = pick(
+            self.region.as_deref(),
+            "region",
+            env(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+            "needs a region: set bedrock.region or AWS_REGION",
+        )?;
+        let access_key_id = pick(
+            self.access_key_id.as_deref(),
+            "access_key_id",
+            env(&["AWS_ACCESS_KEY_ID"]),
+            "needs credentials: bedrock.access_key_id or AWS_ACCESS_KEY_ID is not set",
+        )?;
+        let secret_access_key = Secret(pick(
+            self.secret_access_key.as_ref().map(Secret::expose),
+            "secret_access_key",
+            env(&["AWS_SECRET_ACCESS_KEY"]),
+            "needs credentials: bedrock.secret_access_key or AWS_SECRET_ACCESS_KEY is not set",
+        )?);
+        // A session token belongs to the environment's key pair only.
+        let session_token = match (&self.session_token, &self.access_key_id) {
+            (Some(t), _) => Some(t.clone()),
+            (None, None) => env(&["AWS_SESSION_TOKEN"]).map(Secret),
+            (None, Some(_)) => None,
+        };
+        Ok(BedrockAccess {
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+        })
+    }
 }
 
 /// `azure:` of an `azure_openai` provider.
@@ -330,6 +422,9 @@ pub struct ProviderConfig {
     /// Azure OpenAI settings (`kind: azure_openai` only).
     #[serde(default)]
     pub azure: Option<AzureConfig>,
+    /// AWS Bedrock settings (`kind: bedrock` only).
+    #[serde(default)]
+    pub bedrock: Option<BedrockConfig>,
 }
 
 fn default_max_retries() -> u32 {
@@ -399,6 +494,8 @@ impl ProviderConfig {
             ProviderKind::Anthropic => "https://api.anthropic.com",
             // Validation requires a base URL (the resource endpoint) for Azure.
             ProviderKind::AzureOpenai => "",
+            // The regional endpoint, formed from the region at start-up.
+            ProviderKind::Bedrock => "",
         }
     }
 
@@ -409,11 +506,28 @@ impl ProviderConfig {
             .trim_end_matches('/')
     }
 
+    /// The base URL as start-up lines and `check-config` show it: for Bedrock without an
+    /// override, the regional endpoint (the region from the file, else `$AWS_REGION`).
+    pub fn shown_base_url(&self) -> String {
+        match (self.kind, &self.base_url) {
+            (ProviderKind::Bedrock, None) => {
+                let region = self
+                    .bedrock
+                    .as_ref()
+                    .and_then(|b| b.region.clone())
+                    .unwrap_or_else(|| "$AWS_REGION".into());
+                format!("https://bedrock-runtime.{region}.amazonaws.com")
+            }
+            _ => self.base_url().to_string(),
+        }
+    }
+
     /// The model names this provider serves: `models:`, or for Azure without it, the
     /// deployments' model names.
     pub fn served_models(&self) -> Vec<String> {
-        match (&self.azure, self.models.is_empty()) {
-            (Some(azure), true) => azure.deployments.keys().cloned().collect(),
+        match (&self.azure, &self.bedrock, self.models.is_empty()) {
+            (Some(azure), _, true) => azure.deployments.keys().cloned().collect(),
+            (_, Some(bedrock), true) => bedrock.model_ids.keys().cloned().collect(),
             _ => self.models.clone(),
         }
     }
@@ -595,6 +709,7 @@ pub fn env_providers(var: &impl Fn(&str) -> Option<String>) -> Vec<ProviderConfi
                 retry_max_ms: default_retry_max_ms(),
                 max_retry_after_ms: default_max_retry_after_ms(),
                 azure: None,
+                bedrock: None,
             })
         })
         .collect()
@@ -680,6 +795,19 @@ impl Config {
                     p.name
                 )));
             }
+            let bedrock = p.kind == ProviderKind::Bedrock;
+            if !bedrock && p.bedrock.is_some() {
+                return Err(invalid(format!(
+                    "provider {:?}: `bedrock:` applies to kind bedrock only",
+                    p.name
+                )));
+            }
+            if bedrock && (p.api_key.is_some() || p.api_key_env.is_some()) {
+                return Err(invalid(format!(
+                    "provider {:?}: kind bedrock signs with AWS credentials (bedrock.access_key_id / AWS_ACCESS_KEY_ID…), not api_key",
+                    p.name
+                )));
+            }
             if p.timeout_ms == 0 || p.connect_timeout_ms == 0 {
                 return Err(invalid(format!(
                     "provider {:?}: timeouts must be greater than 0",
@@ -755,6 +883,60 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bedrock_credentials_come_from_the_file_or_the_standard_aws_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let aws = env(&[
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIAENV"),
+            ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+            ("AWS_SESSION_TOKEN", "env-token"),
+        ]);
+        let a = BedrockConfig::default()
+            .resolve(&aws)
+            .expect("from the environment");
+        assert_eq!(
+            (a.region.as_str(), a.access_key_id.as_str()),
+            ("eu-west-1", "AKIAENV")
+        );
+        assert_eq!(a.secret_access_key.expose(), "env-secret");
+        assert_eq!(
+            a.session_token.as_ref().map(Secret::expose),
+            Some("env-token")
+        );
+        // A key pair from the file never borrows the environment's session token.
+        let file = BedrockConfig {
+            region: Some("us-west-2".into()),
+            access_key_id: Some("AKIAFILE".into()),
+            secret_access_key: Some(Secret::new("file-secret")),
+            ..BedrockConfig::default()
+        };
+        let a = file.resolve(&aws).expect("from the file");
+        assert_eq!(
+            (a.region.as_str(), a.access_key_id.as_str()),
+            ("us-west-2", "AKIAFILE")
+        );
+        assert!(a.session_token.is_none());
+        let none = env(&[]);
+        let e = BedrockConfig::default()
+            .resolve(&none)
+            .expect_err("nothing set");
+        assert!(e.contains("AWS_REGION"), "{e}");
+        let e = BedrockConfig {
+            region: Some("us-east-1".into()),
+            ..BedrockConfig::default()
+        }
+        .resolve(&none)
+        .expect_err("no key");
+        assert!(e.contains("AWS_ACCESS_KEY_ID"), "{e}");
+    }
 
     #[test]
     fn each_config_file_has_its_own_default_ledger() {

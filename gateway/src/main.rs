@@ -546,7 +546,7 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
             "  {} ({:?}) {} models={:?}",
             p.name,
             p.kind,
-            p.base_url(),
+            p.shown_base_url(),
             p.served_models()
         );
         if !p.endpoints.is_empty() {

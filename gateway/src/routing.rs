@@ -98,7 +98,7 @@ impl ModelMap {
         }
         for p in &config.providers {
             entries.push((
-                crate::providers::build(p, config.max_sse_event_bytes)?,
+                crate::providers::build_offline(p, config.max_sse_event_bytes)?,
                 p.served_models(),
             ));
         }

@@ -30,7 +30,7 @@ pub fn summary(config: &Config, state: &AppState, url: &str) -> Vec<String> {
             "provider {} ({:?}): {} for {}",
             p.name,
             p.kind,
-            p.base_url(),
+            p.shown_base_url(),
             p.served_models().join(", ")
         ));
     }

@@ -443,6 +443,15 @@ mod tests {
         assert_eq!(p("gpt-4.1-nano-2025-04-14"), Some(100_000));
         assert_eq!(p("claude-opus-4-5-20251101"), Some(5_000_000));
         assert_eq!(p("claude-opus-4-1-20250805"), Some(15_000_000));
+        // Bedrock model ids and cross-region inference profiles.
+        assert_eq!(
+            p("anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            Some(3_000_000)
+        );
+        assert_eq!(
+            p("us.anthropic.claude-haiku-4-5-20251001-v1:0"),
+            Some(1_000_000)
+        );
         let before_cut = parse_date("2025-05-01").expect("date");
         assert_eq!(
             c.lookup_on("o3", before_cut).map(|p| p.input_per_mtok),

@@ -3,6 +3,7 @@
 //! place that dispatches on the client's dialect.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod client;
 pub mod gemini;
 pub mod json;

@@ -63,7 +63,11 @@ pub(crate) type ErrorParser = fn(u16, &[u8], Option<String>, &str) -> GatewayErr
 /// The message of a failed connection; `health::UpstreamErrorKind` recognises it.
 pub(crate) const CONNECT_FAILED: &str = "cannot connect to upstream";
 
-fn transport_error(provider: &str, timeout: Duration, e: reqwest::Error) -> GatewayError {
+pub(crate) fn transport_error(
+    provider: &str,
+    timeout: Duration,
+    e: reqwest::Error,
+) -> GatewayError {
     if e.is_timeout() {
         return GatewayError::Timeout {
             provider: provider.to_string(),
@@ -162,7 +166,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-fn timed_out(provider: &str, timeout: Duration) -> GatewayError {
+pub(crate) fn timed_out(provider: &str, timeout: Duration) -> GatewayError {
     GatewayError::Timeout {
         provider: provider.to_string(),
         after_ms: timeout.as_millis() as u64,

@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod attempts;
+pub mod bedrock;
 pub mod endpoints;
 pub mod health;
 mod http;
@@ -99,6 +100,28 @@ pub fn build(
     cfg: &ProviderConfig,
     max_sse_event_bytes: usize,
 ) -> anyhow::Result<Arc<dyn Provider>> {
+    build_with_env(cfg, max_sse_event_bytes, &|name| std::env::var(name).ok())
+}
+
+/// A provider for the offline catalog (`policy check` and friends): never called, so a
+/// Bedrock provider whose credentials live only in the serving environment still builds.
+pub fn build_offline(
+    cfg: &ProviderConfig,
+    max_sse_event_bytes: usize,
+) -> anyhow::Result<Arc<dyn Provider>> {
+    build_with_env(cfg, max_sse_event_bytes, &|name| {
+        Some(std::env::var(name).unwrap_or_else(|_| match name {
+            "AWS_REGION" => "us-east-1".into(),
+            _ => "offline-placeholder".into(),
+        }))
+    })
+}
+
+fn build_with_env(
+    cfg: &ProviderConfig,
+    max_sse_event_bytes: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Arc<dyn Provider>> {
     let client = http::client(cfg)?;
     Ok(match cfg.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => {
@@ -113,5 +136,19 @@ pub fn build(
             client,
             max_sse_event_bytes,
         )),
+        ProviderKind::Bedrock => {
+            let access = cfg
+                .bedrock
+                .clone()
+                .unwrap_or_default()
+                .resolve(&env)
+                .map_err(|m| anyhow::anyhow!("kind bedrock {m}"))?;
+            Arc::new(bedrock::BedrockProvider::new(
+                cfg,
+                access,
+                client,
+                max_sse_event_bytes,
+            ))
+        }
     })
 }
