@@ -272,6 +272,10 @@ fn blocks<'a>(parts: &'a [ContentPart], out: &mut Vec<Block<'a>>) -> Result<(), 
                 }));
                 cache_control.is_some()
             }
+            // Converse has `reasoningContent` for this, but the gateway reads no reasoning
+            // back from Bedrock either (docs/bedrock.md): an Anthropic conversation
+            // continued here goes on without its earlier thinking, as on other backends.
+            ContentPart::Thinking { .. } | ContentPart::RedactedThinking { .. } => false,
         };
         if cached {
             out.push(Block::CachePoint(CachePoint::default_point()));
