@@ -70,6 +70,9 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(finishes <= 1, "{events:?}");
     if finishes == 1 {
-        assert!(matches!(events.last(), Some(StreamEvent::Finish { .. })), "{events:?}");
+        assert!(
+            matches!(events.last(), Some(StreamEvent::Finish { .. })),
+            "{events:?}"
+        );
     }
 });
