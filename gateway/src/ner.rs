@@ -644,6 +644,9 @@ impl Context {
             personal |= PERSONAL_CUES.contains(&lw);
             public |= PUBLIC_CUES.contains(&lw);
         }
+        // The rules' multilingual public-person check ("Kim był …", "Wer war …", a
+        // biography) besides the English cue words.
+        public = public || policies::classify::sensitivity::mentions_public_person(text);
         Context {
             personal,
             public,
@@ -720,6 +723,9 @@ pub fn interpret(text: &str, spans: &[NerSpan], ctx: &Context, s: &NerSettings) 
         used[i] = true;
         if ok
             && !placeholder_digits(v)
+            // A card number payment providers publish for testing, whatever the model
+            // calls it: the rules drop it too.
+            && !policies::classify::validate::public_test_card(v)
             && !inside_structured_token(text, sp)
             && sp.score >= s.threshold
         {

@@ -375,6 +375,22 @@ pub struct Sensitivity {
     strong: FastSet<&'static str>,
 }
 
+/// A sentence about a public or historical person ("who was ...", "a biography of ...",
+/// "what did ... say about"), in the nine probe languages.
+const PUBLIC_CONTEXT: &str = concat!(
+    r"(?i)(?:^|[.!?]\s+)\s*(?:who\s+(?:was|were)|wer\s+(?:war|waren)|qui\s+(?:était|étaient)|quién\s+(?:fue|era)|quem\s+(?:foi|era)|chi\s+(?:era|erano|fu)|kim\s+(?:był|była|byli)|wie\s+(?:was|waren))\b",
+    r"|\bwhat\s+did\s+[^.?\n]{2,40}?\s+(?:say|write|think|argue|claim|mean|do)\b",
+    r"|\b(?:biograph\w*|biografí?a\w*|biografie\w*|bio\s+of|life\s+and\s+work|career\s+of|carrière|karriere|carrera|carreira|carriera|kariera|works\s+of|werke\s+von|œuvres?\s+de|obras\s+de|opere\s+di|famous\s+for|famos[oa]|célèbre|berühmt\w*|beroemd\w*|słynn\w+|nobel\s+prize|prix\s+nobel)",
+);
+
+/// Whether `text` speaks about a public or historical person the way the rules' name check
+/// understands it; the gateway's NER precision rules ask the same question.
+pub fn mentions_public_person(text: &str) -> bool {
+    static PUBLIC: std::sync::LazyLock<Option<Regex>> =
+        std::sync::LazyLock::new(|| Regex::new(PUBLIC_CONTEXT).ok());
+    PUBLIC.as_ref().is_some_and(|r| r.is_match(text))
+}
+
 const FIRST_NAMES: &str = include_str!("../../../data/first_names.txt");
 const FAMOUS: &str = include_str!("../../../data/famous_surnames.txt");
 
@@ -631,11 +647,7 @@ impl Sensitivity {
             fiction: rx(
                 r"(?i)\b(?:novels?|story|stories|films?|movies?|characters?|fictional|fiction|series|episodes?|soap|sitcom|opera|poem|fairy\s+tale|anime|manga|comics?|video\s+game|protagonist|villain|heroine|screenplay|musical|franchise|blurb|plot|books?|chapters?|saga|painted|painting|portrait|sculpture|masterpiece|scenes?|sketch|fan\s?fiction|fanfic|detective|roman|romans|película|filme|serie|série|fumetto|powieść)\b",
             )?,
-            public_context: rx(concat!(
-                r"(?i)(?:^|[.!?]\s+)\s*(?:who\s+(?:was|were)|wer\s+(?:war|waren)|qui\s+(?:était|étaient)|quién\s+(?:fue|era)|quem\s+(?:foi|era)|chi\s+(?:era|erano|fu)|kim\s+(?:był|była|byli)|wie\s+(?:was|waren))\b",
-                r"|\bwhat\s+did\s+[^.?\n]{2,40}?\s+(?:say|write|think|argue|claim|mean|do)\b",
-                r"|\b(?:biograph\w*|biografí?a\w*|biografie\w*|bio\s+of|life\s+and\s+work|career\s+of|carrière|karriere|carrera|carreira|carriera|kariera|works\s+of|werke\s+von|œuvres?\s+de|obras\s+de|opere\s+di|famous\s+for|famos[oa]|célèbre|berühmt\w*|beroemd\w*|słynn\w+|nobel\s+prize|prix\s+nobel)",
-            ))?,
+            public_context: rx(PUBLIC_CONTEXT)?,
             landmark: rx(
                 r"(?i)\b(?:1600\s+pennsylvania\s+ave(?:nue)?|10\s+downing\s+st(?:reet)?|221b\s+baker\s+st(?:reet)?|350\s+fifth\s+ave(?:nue)?|1\s+infinite\s+loop|1\s+apple\s+park\s+way|1600\s+amphitheatre\s+p(?:ar)?kwa?y|4059\s+mt\.?\s+lee\s+dr(?:ive)?|11\s+wall\s+st(?:reet)?|55\s+rue\s+du\s+faubourg[- ]saint[- ]honor[ée]|champ\s+de\s+mars,?\s+5\s+av(?:enue)?\s+anatole)",
             )?,
