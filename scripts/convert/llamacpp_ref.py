@@ -23,9 +23,36 @@ import time
 import numpy as np
 
 
-def load(path, threads, n_ctx, logits_all=False):
+def plain_cpu_buffers():
+    """Keep every weight in llama.cpp's plain CPU buffer, not its "extra" buffer types
+    (AMX tiles, re-packed interleaved blocks). On CPUs with AMX (amx_int8: Sapphire Rapids
+    and later) ggml 0.3.36's AMX buffer segfaults on the tiny parity models' Q8_0 matrices;
+    the plain buffer runs the same quantized dot products with the ordinary CPU kernels, so
+    the logits stay llama.cpp's. The real models (SmolLM2 Q4_1) crash there too, so the
+    benchmark uses the plain buffer as well. llama-cpp-python does not expose the switch, so
+    the default parameters it starts from are patched. SWITCHYARD_LLAMACPP_EXTRA_BUFTS=1 turns it off."""
+    import os
+
+    import llama_cpp.llama_cpp as C
+
+    if os.environ.get("SWITCHYARD_LLAMACPP_EXTRA_BUFTS") == "1" or getattr(C, "_switchyard_plain", False):
+        return
+    default = C.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    C.llama_model_default_params = params
+    C._switchyard_plain = True
+
+
+def load(path, threads, n_ctx, logits_all=False, plain=True):
     from llama_cpp import Llama
 
+    if plain:
+        plain_cpu_buffers()
     return Llama(
         model_path=path,
         n_ctx=n_ctx,
