@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,8 +27,10 @@ use crate::audit::{Action, Actor, AuditEvent, AuditFilter, AuditLog, Order};
 use crate::auth::admin_tokens::{AdminTokenStore, NewToken, TokenInfo};
 use crate::auth::roles::RoleSet;
 use crate::auth::{AuthError, KeyInfo, KeyStore, NewKey};
+use crate::limits::LimitKind;
 use crate::policy_runtime::PolicyHandle;
 use crate::store::{Db, StoreError};
+use crate::team_limits::{LimitsPatch, TeamLimitError, TeamLimitService};
 
 pub struct AdminState {
     pub keys: KeyStore,
@@ -38,6 +40,8 @@ pub struct AdminState {
     /// The live policy (`None`: the policy routes are not mounted, as in tests of the
     /// key API alone).
     pub policy: Option<PolicyHandle>,
+    /// Team budgets and rate limits (`None`: the `/admin/teams` routes are not mounted).
+    pub team_limits: Option<TeamLimitService>,
 }
 
 impl AdminState {
@@ -51,6 +55,7 @@ impl AdminState {
             keys,
             ledger,
             policy,
+            team_limits: None,
         }
     }
 }
@@ -143,6 +148,38 @@ pub fn routes(table: RouteTable, state: Arc<AdminState>) -> RouteTable {
             "/admin/audit/verify",
             get(verify_audit).with_state(s()),
         );
+    if state.team_limits.is_some() {
+        // Finance reads budgets and their counters; only an admin changes them.
+        table = table
+            .route_roles(
+                Admin,
+                RoleSet::FINANCE,
+                Method::GET,
+                "/admin/teams",
+                get(list_teams).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::FINANCE,
+                Method::GET,
+                "/admin/teams/{team}/limits",
+                get(team_limits).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::ADMIN,
+                Method::PUT,
+                "/admin/teams/{team}/limits",
+                put(set_team_limits).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::ADMIN,
+                Method::DELETE,
+                "/admin/teams/{team}/limits/{kind}",
+                delete(clear_team_limit).with_state(s()),
+            );
+    }
     if state.policy.is_some() {
         table = table
             .route_roles(
@@ -348,6 +385,135 @@ async fn revoke_token(
 }
 
 /// Who the caller is and with which role (automation checks its token with this).
+fn team_limit_error(e: TeamLimitError) -> Response {
+    match e {
+        TeamLimitError::Invalid(m) => error(StatusCode::BAD_REQUEST, "invalid_request", m),
+        other => {
+            tracing::error!(error = %other, "team limits operation failed");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_error",
+                "the team limits are unavailable",
+            )
+        }
+    }
+}
+
+/// Only reached if the routes were mounted without the service (they are not).
+fn no_team_limits() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "team limits are not available",
+    )
+}
+
+/// Active keys per team.
+async fn key_counts(keys: &KeyStore) -> std::collections::HashMap<String, usize> {
+    let mut out = std::collections::HashMap::new();
+    match keys.list().await {
+        Ok(list) => {
+            for k in list.into_iter().filter(|k| k.revoked_at.is_none()) {
+                *out.entry(k.team).or_default() += 1;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count keys per team"),
+    }
+    out
+}
+
+async fn list_teams(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(service) = state.team_limits.as_ref() else {
+        return no_team_limits();
+    };
+    match service.reports(&state.keys).await {
+        Ok(teams) => Json(json!({ "teams": teams })).into_response(),
+        Err(e) => team_limit_error(e),
+    }
+}
+
+async fn team_limits(State(state): State<Arc<AdminState>>, Path(team): Path<String>) -> Response {
+    let Some(service) = state.team_limits.as_ref() else {
+        return no_team_limits();
+    };
+    let keys = key_counts(&state.keys)
+        .await
+        .get(&team)
+        .copied()
+        .unwrap_or(0);
+    match service.report(&team, keys).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => team_limit_error(e),
+    }
+}
+
+async fn set_team_limits(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    Path(team): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(service) = state.team_limits.as_ref() else {
+        return no_team_limits();
+    };
+    let patch: LimitsPatch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    };
+    changed_report(
+        service,
+        &state.keys,
+        &team,
+        service.apply(&team, &patch, &p).await,
+    )
+    .await
+}
+
+async fn clear_team_limit(
+    State(state): State<Arc<AdminState>>,
+    Extension(p): Extension<Principal>,
+    Path((team, kind)): Path<(String, String)>,
+) -> Response {
+    let Some(service) = state.team_limits.as_ref() else {
+        return no_team_limits();
+    };
+    let kind: LimitKind = match kind.parse() {
+        Ok(k) => k,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", format!("{e}")),
+    };
+    let mut patch = LimitsPatch::default();
+    match kind {
+        LimitKind::BudgetDay => patch.budget_day = Some(None),
+        LimitKind::BudgetMonth => patch.budget_month = Some(None),
+        LimitKind::Rate => patch.rate = Some(None),
+    }
+    changed_report(
+        service,
+        &state.keys,
+        &team,
+        service.apply(&team, &patch, &p).await,
+    )
+    .await
+}
+
+/// What changed and the team's report after it.
+async fn changed_report(
+    service: &TeamLimitService,
+    keys: &KeyStore,
+    team: &str,
+    applied: Result<Vec<crate::team_limits::LimitChange>, TeamLimitError>,
+) -> Response {
+    let changes = match applied {
+        Ok(c) => c,
+        Err(e) => return team_limit_error(e),
+    };
+    let n = key_counts(keys).await.get(team).copied().unwrap_or(0);
+    match service.report(team, n).await {
+        Ok(report) => Json(json!({"changed": changes, "team": report})).into_response(),
+        Err(e) => team_limit_error(e),
+    }
+}
+
 async fn whoami(Extension(p): Extension<Principal>) -> Response {
     Json(json!({"actor": p.actor.to_string(), "role": p.role})).into_response()
 }

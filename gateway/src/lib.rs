@@ -30,6 +30,7 @@ pub mod server;
 pub mod shadow;
 pub mod startup;
 pub mod store;
+pub mod team_limits;
 pub mod telemetry;
 pub mod tls;
 pub mod volume;

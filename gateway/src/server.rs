@@ -64,8 +64,8 @@ pub struct AppState {
     pub cache: Arc<ResponseCache>,
     /// The semantic cache tier is on (it also needs the embedding model).
     pub semantic_cache: bool,
-    /// Team budget rules, for the dashboard's budget usage column.
-    pub team_budgets: Vec<crate::limits::BudgetRule>,
+    /// Team budgets and rate limits set at run time (applied to `limiter`).
+    pub team_limits: crate::team_limits::TeamLimitService,
     pub metrics: Arc<Metrics>,
     /// Compares a sample of answers with another model, after the fact.
     pub shadow: Arc<ShadowRunner>,
@@ -195,6 +195,11 @@ impl AppState {
             metrics.clone(),
         ));
         let limiter = Arc::new(limiter);
+        let team_limits = crate::team_limits::TeamLimitService::new(db.clone(), limiter.clone());
+        team_limits
+            .start()
+            .await
+            .context("cannot read the team limits (team_limits table)")?;
         let cache = Arc::new(cache);
         let accounting = Arc::new(AccountServices {
             prices: prices.clone(),
@@ -240,14 +245,8 @@ impl AppState {
             limiter,
             cache,
             semantic_cache: config.cache.semantic.enabled,
-            team_budgets: config
-                .limits
-                .budgets
-                .iter()
-                .filter(|b| b.scope == crate::limits::Scope::Team)
-                .cloned()
-                .collect(),
-            background: std::sync::Mutex::new(Vec::new()),
+            background: std::sync::Mutex::new(vec![team_limits.spawn_refresh()]),
+            team_limits,
             metrics,
             shadow,
             accounting,
@@ -499,6 +498,7 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
                 ledger: ledger.clone(),
                 audit: crate::audit::AuditLog::new(ledger.db().clone()),
                 policy: Some(state.router.policy.clone()),
+                team_limits: Some(state.team_limits.clone()),
             }),
         );
         let mut dash = crate::dashboard::DashboardState::new(
@@ -514,14 +514,9 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
             let (catalog, models) = (catalog.clone(), models.clone());
             Box::pin(async move { catalog.entries(&models.models()).await })
         }));
-        // The hard limit of the first team budget that applies to a team.
-        let budgets = state.team_budgets.clone();
-        dash.budget_for = Arc::new(move |team| {
-            budgets
-                .iter()
-                .find(|b| crate::routing::glob_match(&b.subject, team))
-                .and_then(|b| b.hard_usd.map(|u| u.micros()))
-        });
+        // The hard limit of the first budget that applies to a team, its own included.
+        let limiter = state.limiter.clone();
+        dash.budget_for = Arc::new(move |team| limiter.team_hard_limit(team));
         table = crate::dashboard::routes(table, dash);
         table = crate::console::routes(
             table,
@@ -531,6 +526,7 @@ pub fn route_table(state: &Arc<AppState>) -> RouteTable {
                 audit: crate::audit::AuditLog::new(ledger.db().clone()),
                 policy: Some(state.router.policy.clone()),
                 explain: Some(crate::console::playground::explainer(state.clone())),
+                team_limits: Some(state.team_limits.clone()),
             }),
         );
     }

@@ -168,6 +168,7 @@ on_both!(
     retention_deletes_raw_rows_but_keeps_rollups,
     cli_helpers,
     shadow_pairs_round_trip_filter_and_expire,
+    team_limits_persist_seed_and_audit,
 );
 
 fn fast_cfg(flush_ms: u64, batch: usize) -> AccountingConfig {
@@ -1190,4 +1191,130 @@ async fn ledger_batches_are_not_kept_as_prepared_statements() {
     );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ledger").await, 820);
     ledger.shutdown().await.expect("shutdown");
+}
+
+// ---------------------------------------------------------------------------------------
+// Team limits
+
+async fn team_limits_persist_seed_and_audit(t: &TestDb) {
+    use switchyard::access::Principal;
+    use switchyard::audit::{Actor, AuditFilter, AuditLog, Order};
+    use switchyard::auth::roles::Role;
+    use switchyard::limits::{Limiter, LimitsConfig, Period, Subject};
+    use switchyard::team_limits::{LimitsPatch, TeamLimitService};
+
+    // web spent 500 micro-dollars today, before any limit existed.
+    let today = now_ms().div_euclid(DAY_MS);
+    let insert = "INSERT INTO spend_daily (day, team, key_id, model, route, cost_micros) VALUES ($1, 'web', 'k', 'm', 'r', 500)";
+    match &t.db {
+        Db::Sqlite(p) => sqlx::query(insert).bind(today).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(insert).bind(today).execute(p).await.map(|_| ()),
+    }
+    .expect("spend row");
+    let limiter = Arc::new(
+        Limiter::new(&LimitsConfig::default())
+            .await
+            .expect("limiter"),
+    );
+    let service = TeamLimitService::new(t.db.clone(), limiter.clone());
+    service.start().await.expect("start");
+    assert!(limiter.is_noop());
+    let admin = Principal {
+        actor: Actor::User("ana@example.com".into()),
+        role: Role::Admin,
+        source: None,
+    };
+    let patch: LimitsPatch = serde_json::from_str(
+        r#"{"budget_day": {"soft_usd": "0.0004", "hard_usd": "0.001"}, "rate": {"tpm": 1000}}"#,
+    )
+    .expect("patch");
+    let changed = service.apply("web", &patch, &admin).await.expect("applied");
+    assert_eq!(changed.len(), 2);
+    let web = Subject {
+        key_id: None,
+        team: Some("web"),
+    };
+    let now = u64::try_from(now_ms()).expect("now");
+    let usage = limiter.budget_usage(&web, now).await.expect("usage");
+    assert_eq!(
+        (
+            usage[0].budget.as_str(),
+            usage[0].period,
+            usage[0].spent_micros
+        ),
+        ("team-limit-day", Period::Day, 500),
+        "the new counter starts from the ledger's spend"
+    );
+    assert!(
+        limiter.admit(&web, 501, 0, now).await.is_err(),
+        "500 + 501 > 1000"
+    );
+    // The same values again: nothing written, nothing audited.
+    assert!(service
+        .apply("web", &patch, &admin)
+        .await
+        .expect("noop")
+        .is_empty());
+    // Another replica reads what this one wrote.
+    let other_limiter = Arc::new(
+        Limiter::new(&LimitsConfig::default())
+            .await
+            .expect("limiter"),
+    );
+    let other = TeamLimitService::new(t.reconnect().await, other_limiter.clone());
+    other.start().await.expect("start");
+    assert_eq!(
+        other_limiter.overrides().get("web"),
+        limiter.overrides().get("web")
+    );
+    assert_eq!(
+        other_limiter.budget_usage(&web, now).await.expect("usage")[0].spent_micros,
+        500,
+        "seeded at start-up too"
+    );
+    let clear: LimitsPatch =
+        serde_json::from_str(r#"{"budget_day": null, "rate": null}"#).expect("patch");
+    assert_eq!(
+        service
+            .apply("web", &clear, &admin)
+            .await
+            .expect("cleared")
+            .len(),
+        2
+    );
+    assert!(service.load().await.expect("load").is_empty());
+    assert!(limiter.is_noop());
+    let entries = AuditLog::new(t.db.clone())
+        .list(
+            &AuditFilter {
+                action: Some("limit".into()),
+                ..AuditFilter::default()
+            },
+            Order::OldestFirst,
+        )
+        .await
+        .expect("audit");
+    let targets: Vec<&str> = entries.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        [
+            "team:web/budget_day",
+            "team:web/rate",
+            "team:web/budget_day",
+            "team:web/rate"
+        ]
+    );
+    assert!(entries.iter().all(|e| e.actor == "user:ana@example.com"));
+    assert_eq!(entries[0].before, Some(serde_json::Value::Null));
+    assert_eq!(
+        entries[2].before,
+        Some(serde_json::json!({"soft_usd": "0.0004", "hard_usd": "0.001"}))
+    );
+    // Bad values change nothing.
+    let bad: LimitsPatch =
+        serde_json::from_str(r#"{"budget_month": {"soft_usd": 2, "hard_usd": 1}}"#)
+            .expect("parses; invalid");
+    assert!(service.apply("web", &bad, &admin).await.is_err());
+    assert!(service.apply("", &patch, &admin).await.is_err());
+    assert!(service.load().await.expect("load").is_empty());
 }

@@ -2,7 +2,8 @@
 //! Node.js, `scripts/setup-oidc.sh`) in a real headless Chromium
 //! (`scripts/setup-browser.sh`): sign in with the authorization code flow and PKCE, the
 //! group claim mapped to a role, an admin creates a key in the console and it works on
-//! the API, CSRF-less forms are refused, sign-out, a viewer gets the forbidden page, an
+//! the API, a team budget set on the Teams page refuses the key's next request and
+//! clearing it restores service, CSRF-less forms are refused, sign-out, a viewer gets the forbidden page, an
 //! idle session expires, an account without a mapped group is refused — and each sign-in,
 //! refusal, change and sign-out is in the audit trail. Screenshots go to
 //! `integration-tests/artifacts/console-*.png`. Missing Node, provider or browser fail the
@@ -19,6 +20,7 @@ use std::time::Duration;
 use fantoccini::{Client, Locator};
 use serde_json::Value;
 use switchyard_it::harness::{start_gateway, temp_db_url};
+use switchyard_it::mock::MockUpstream;
 
 const SECRET_VAR: &str = "SWITCHYARD_TEST_OIDC_SECRET_CONSOLE";
 const SECRET: &str = "console-oidc-client-secret-3e1";
@@ -122,6 +124,7 @@ async fn console_sign_in_through_a_real_provider() {
     let (_provider, issuer) = start_provider(&format!("{base}/console/callback"));
     std::env::set_var(SECRET_VAR, SECRET);
     std::env::set_var(ADMIN_VAR, ADMIN);
+    let mock = MockUpstream::start().await;
     let yaml = format!(
         r#"listen: "127.0.0.1:{port}"
 accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
@@ -133,8 +136,16 @@ sso:
   public_url: "{base}"
   roles: {{ platform: admin, appsec: security, finance: finance, staff: viewer }}
   idle_timeout_s: 8
+providers:
+  - name: mock
+    kind: openai
+    base_url: "{openai}"
+    api_key: sk-test
+    max_retries: 0
+    models: ["gpt-4o-mini"]
 "#,
         db = temp_db_url(),
+        openai = mock.openai_base_url(),
     );
     let gw = start_gateway(&yaml).await.expect("gateway with SSO");
     let http = reqwest::Client::builder()
@@ -218,7 +229,54 @@ sso:
                     .as_u16()
             }
         };
+        // On the Teams page she gives team web a monthly budget below what a request
+        // costs: the key's next request is refused; cleared, it is served again.
+        let chat = |key: String| {
+            let http = http.clone();
+            let url = format!("{base}/v1/chat/completions");
+            async move {
+                http.post(url)
+                    .bearer_auth(key)
+                    .json(&serde_json::json!({"model": "gpt-4o-mini", "max_tokens": 8,
+                        "messages": [{"role": "user", "content": "Say hi"}]}))
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(chat(key.clone()).await, 200);
+        let teams_url = format!("{base}/console/teams");
+        let set_month_hard = |value: &'static str| {
+            let teams_url = teams_url.clone();
+            async move {
+            c.goto(&teams_url).await?;
+            let row = c.find(Locator::Css("#teams tr[data-team='web']")).await?;
+            let hard = row.find(Locator::Css("input[name=month_hard]")).await?;
+            hard.clear().await?;
+            hard.send_keys(value).await?;
+            row.find(Locator::Css("button.save")).await?.click().await?;
+            c.wait().for_element(Locator::Id("limits-saved")).await?;
+            c.find(Locator::Css("#teams tr[data-team='web']"))
+                .await?
+                .text()
+                .await
+            }
+        };
+        let row = set_month_hard("0.000001").await?;
+        assert!(
+            row.contains("team-limit-month") && row.contains("hard $0.000001"),
+            "{row}"
+        );
+        screenshot(c, "teams").await;
+        assert_eq!(chat(key.clone()).await, 429, "the team budget is not enforced");
+        let row = set_month_hard("").await?;
+        assert!(!row.contains("team-limit-month"), "{row}");
+        assert_eq!(chat(key.clone()).await, 200, "the cleared budget still applies");
+
         // Rotated in the console: the old key is refused, the new one works.
+        c.goto(&format!("{base}/console/keys")).await?;
         c.find(Locator::Css("#keys tr[data-key] form[action$='/rotate'] button"))
             .await?
             .click()
@@ -321,7 +379,7 @@ sso:
             .text()
             .await?;
         assert_eq!(role, "viewer");
-        for page in ["/console/audit", "/console/keys"] {
+        for page in ["/console/audit", "/console/keys", "/console/teams"] {
             c.goto(&format!("{base}{page}")).await?;
             let text = c.find(Locator::Id("forbidden")).await?.text().await?;
             assert!(text.contains("viewer"), "{text}");
@@ -397,6 +455,8 @@ sso:
         vec![
             expect("session.signed_in", "user:alice@example.com"),
             expect("key.created", "user:alice@example.com"),
+            expect("limit.changed", "user:alice@example.com"),
+            expect("limit.changed", "user:alice@example.com"),
             expect("key.rotated", "user:alice@example.com"),
             expect("key.revoked", "user:alice@example.com"),
             expect("policy.reloaded", "user:alice@example.com"),

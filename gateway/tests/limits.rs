@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use switchyard::limits::{
-    Admission, Backend, BudgetRule, LimitRejection, Limiter, LimitsConfig, OnRedisError, Period,
-    RateRule, RedisBackend, Scope, Subject, Usd,
+    Admission, Backend, BudgetLimit, BudgetRule, LimitRejection, LimitSource, Limiter,
+    LimitsConfig, OnRedisError, Overrides, Period, RateLimit, RateRule, RedisBackend, Scope,
+    Subject, TeamLimits, Usd,
 };
 
 const REDIS_URL: &str = "redis://127.0.0.1:6379/";
@@ -405,6 +406,157 @@ async fn key_and_team_budgets_count_once_memory() {
 #[tokio::test]
 async fn key_and_team_budgets_count_once_redis() {
     key_and_team(Kind::Redis).await;
+}
+
+const OPS: Subject<'static> = Subject {
+    key_id: Some("key-ops"),
+    team: Some("ops"),
+};
+
+fn team_budget(hard: i64) -> Option<BudgetLimit> {
+    Some(BudgetLimit {
+        soft_usd: None,
+        hard_usd: usd_micros(hard),
+    })
+}
+
+async fn team_limits(kind: Kind) {
+    let (l, _g, _) = limiter(
+        kind,
+        vec![budget(
+            "per-team",
+            Scope::Team,
+            Period::Day,
+            None,
+            Some(1_000),
+        )],
+        vec![],
+    )
+    .await;
+    let a = l.admit(&KEY_A, 300, 0, NOON_MS).await.expect("admitted");
+    l.settle(a, 300, 0).await;
+    // eng's own daily budget of 400 replaces the configured 1 000 for eng only, on the
+    // same counter: the 300 already spent still counts.
+    let mut o = Overrides::new();
+    o.insert(
+        "eng".into(),
+        TeamLimits {
+            budget_day: team_budget(400),
+            ..TeamLimits::default()
+        },
+    );
+    l.set_overrides(o.clone());
+    let r = l
+        .admit(&KEY_A, 101, 0, NOON_MS)
+        .await
+        .expect_err("over the team's own limit");
+    assert!(
+        matches!(r, LimitRejection::BudgetExceeded { ref budget, .. } if budget == "per-team"),
+        "{r:?}"
+    );
+    let usage = l.budget_usage(&KEY_A, NOON_MS).await.expect("usage");
+    assert_eq!(usage.len(), 1, "{usage:?}");
+    assert_eq!(
+        (usage[0].source, usage[0].hard_micros, usage[0].spent_micros),
+        (LimitSource::Team, Some(400), 300)
+    );
+    l.admit(&KEY_A, 100, 0, NOON_MS)
+        .await
+        .expect("exactly fills 400");
+    // Another team keeps the configured limit.
+    l.admit(&OPS, 900, 0, NOON_MS).await.expect("ops has 1 000");
+
+    // A monthly budget and a rate limit where no rule of that kind is configured: rules
+    // of their own, named for what they are.
+    o.insert(
+        "ops".into(),
+        TeamLimits {
+            budget_month: team_budget(950),
+            rate: Some(RateLimit {
+                rpm: Some(2),
+                tpm: None,
+            }),
+            ..TeamLimits::default()
+        },
+    );
+    l.set_overrides(o.clone());
+    // The new monthly counter starts from what the ledger says ops spent this month.
+    l.seed_team_spend("ops", Period::Month, 900, NOON_MS)
+        .await
+        .expect("seeded");
+    l.seed_team_spend("ops", Period::Month, 10, NOON_MS)
+        .await
+        .expect("a lower seed leaves the counter alone");
+    assert_eq!(spent(&l, &OPS, "team-limit-month", NOON_MS).await, 900);
+    let r = l
+        .admit(&OPS, 51, 0, NOON_MS)
+        .await
+        .expect_err("monthly 900 + 51 > 950");
+    assert!(
+        matches!(r, LimitRejection::BudgetExceeded { ref budget, .. } if budget == "team-limit-month"),
+        "{r:?}"
+    );
+    // The rejected call above counted nowhere: two requests still fit this minute.
+    for _ in 0..2 {
+        l.admit(&OPS, 0, 0, NOON_MS).await.expect("within rpm 2");
+    }
+    let r = l
+        .admit(&OPS, 0, 0, NOON_MS)
+        .await
+        .expect_err("the third request of the minute");
+    assert!(
+        matches!(r, LimitRejection::RateLimited { ref limit, .. } if limit == "team-limit-rate"),
+        "{r:?}"
+    );
+    let rates = l.rate_usage(&OPS, NOON_MS).await.expect("rates");
+    assert_eq!(rates.len(), 1);
+    assert_eq!((rates[0].requests, rates[0].rpm), (2, Some(2)));
+
+    // Cleared: back to the configured rules, nothing of the team's own left.
+    l.set_overrides(Overrides::new());
+    assert!(!l.is_noop());
+    l.admit(&OPS, 0, 0, NOON_MS)
+        .await
+        .expect("no rate limit any more");
+    assert_eq!(
+        l.budget_usage(&OPS, NOON_MS)
+            .await
+            .expect("usage")
+            .iter()
+            .map(|u| u.budget.as_str())
+            .collect::<Vec<_>>(),
+        ["per-team"]
+    );
+}
+
+#[tokio::test]
+async fn team_limits_replace_and_add_rules_memory() {
+    team_limits(Kind::Memory).await;
+}
+
+#[tokio::test]
+async fn team_limits_replace_and_add_rules_redis() {
+    team_limits(Kind::Redis).await;
+}
+
+#[tokio::test]
+async fn team_limits_alone_turn_the_limiter_on() {
+    let (l, _g, _) = limiter(Kind::Memory, vec![], vec![]).await;
+    assert!(l.is_noop());
+    let mut o = Overrides::new();
+    o.insert(
+        "eng".into(),
+        TeamLimits {
+            budget_day: team_budget(10),
+            ..TeamLimits::default()
+        },
+    );
+    o.insert("empty".into(), TeamLimits::default());
+    l.set_overrides(o);
+    assert!(!l.is_noop());
+    assert_eq!(l.overrides().len(), 1, "a team without limits is dropped");
+    assert!(l.admit(&KEY_A, 11, 0, NOON_MS).await.is_err());
+    l.admit(&OPS, 11, 0, NOON_MS).await.expect("ops has none");
 }
 
 async fn all_or_nothing(kind: Kind) {

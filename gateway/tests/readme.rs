@@ -29,7 +29,8 @@ fn command_one_env(readme: &str) -> Vec<(String, String)> {
 }
 
 /// One README request: path, headers, body.
-type Example = (String, Vec<(String, String)>, String);
+/// Path, headers, body and method (`-X`, POST when absent) of a README curl command.
+type Example = (String, Vec<(String, String)>, String, reqwest::Method);
 
 /// Each `curl ... URL ... -d 'BODY'` of the README, joined over `\` continuations.
 fn curl_examples(readme: &str) -> Vec<Example> {
@@ -72,7 +73,13 @@ fn curl_examples(readme: &str) -> Vec<Example> {
             let body_at = c.find(" -d '").expect("body") + 5;
             let body = &c[body_at..];
             let body = body[..body.rfind('\'').expect("closed body")].to_string();
-            (url, headers, body)
+            let method = c
+                .split_once(" -X ")
+                .and_then(|(_, m)| m.split_whitespace().next())
+                .map_or(reqwest::Method::POST, |m| {
+                    m.parse().expect("a method after -X")
+                });
+            (url, headers, body, method)
         })
         .collect()
 }
@@ -125,7 +132,7 @@ async fn readme_command_one_serves_both_providers_and_every_example() {
     assert!(examples.len() >= 5, "README's curl examples: {examples:?}");
     let client = reqwest::Client::new();
     for example in &examples {
-        let (path, _, body) = example;
+        let (path, _, body, _) = example;
         let v: serde_json::Value = serde_json::from_str(body)
             .unwrap_or_else(|e| panic!("README body is not JSON ({e}): {body}"));
         let (status, served_by, answer) = send(&client, &addr, example, &[]).await;
@@ -182,6 +189,7 @@ async fn readme_command_one_serves_both_providers_and_every_example() {
         ]
         .concat(),
         chat.2.clone(),
+        chat.3.clone(),
     );
     let (status, _, answer) = send(&client, &addr, &keyed, &[]).await;
     assert_eq!(status, 200, "with the key: {answer}");
@@ -252,11 +260,11 @@ fn start(
 async fn send(
     client: &reqwest::Client,
     addr: &str,
-    (path, headers, body): &Example,
+    (path, headers, body, method): &Example,
     vars: &[(String, String)],
 ) -> (u16, Option<String>, String) {
     let mut rb = client
-        .post(format!("http://{addr}{path}"))
+        .request(method.clone(), format!("http://{addr}{path}"))
         .body(body.clone());
     for (k, h) in headers {
         let mut h = h.clone();

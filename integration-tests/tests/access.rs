@@ -55,6 +55,8 @@ fn body_for(path: &str) -> Value {
 fn concrete(path: &str) -> String {
     path.replace("{id}", "key_doesnotexist")
         .replace("{target}", "gpt-4o-mini:generateContent")
+        .replace("{team}", "access")
+        .replace("{kind}", "budget_day")
 }
 
 async fn call(
@@ -203,6 +205,10 @@ providers:
         (Access::Admin, "/admin/audit"),
         (Access::Admin, "/admin/audit/verify"),
         (Access::Admin, "/admin/whoami"),
+        (Access::Admin, "/admin/teams"),
+        (Access::Admin, "/admin/teams/{team}/limits"),
+        (Access::Admin, "/admin/teams/{team}/limits/{kind}"),
+        (Access::Dashboard, "/console/teams"),
         (Access::Dashboard, "/dashboard"),
         (Access::Metrics, "/metrics"),
     ] {
@@ -360,6 +366,8 @@ providers:
         ("/admin/audit", vec![Role::Admin, Role::Security]),
         ("/admin/spend", vec![Role::Admin, Role::Finance]),
         ("/admin/calibration", vec![Role::Admin, Role::Finance]),
+        ("/admin/teams", vec![Role::Admin, Role::Finance]),
+        ("/console/teams", vec![Role::Admin, Role::Finance]),
         ("/dashboard", Role::ALL.to_vec()),
         ("/console", Role::ALL.to_vec()),
         ("/console/keys", vec![Role::Admin]),
@@ -385,6 +393,9 @@ providers:
         (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
         (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
         (Method::POST, "/console/keys/key_doesnotexist/revoke"),
+        (Method::PUT, "/admin/teams/access/limits"),
+        (Method::DELETE, "/admin/teams/access/limits/budget_day"),
+        (Method::POST, "/console/teams"),
         (Method::POST, "/admin/policy/reload"),
     ] {
         for (role, token) in &role_tokens {
@@ -449,6 +460,9 @@ providers:
         (Method::POST, "/admin/keys/key_doesnotexist/rotate"),
         (Method::DELETE, "/admin/tokens/tok_doesnotexist"),
         (Method::POST, "/console/keys/key_doesnotexist/revoke"),
+        (Method::PUT, "/admin/teams/access/limits"),
+        (Method::DELETE, "/admin/teams/access/limits/budget_day"),
+        (Method::POST, "/console/teams"),
         (Method::POST, "/admin/policy/reload"),
     ] {
         for cred in [Cred::None, Cred::WrongAdmin, Cred::Key(&key), Cred::Metrics] {

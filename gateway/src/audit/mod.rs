@@ -91,10 +91,12 @@ pub enum Action {
     /// A person's role differs from their previous sign-in (their groups changed at the
     /// identity provider, or the mapping did).
     RoleChanged,
+    /// A team's budget or rate limit was set or cleared (`/admin/teams`, the console).
+    LimitChanged,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::KeyCreated,
         Action::KeyRotated,
         Action::KeyRevoked,
@@ -106,6 +108,7 @@ impl Action {
         Action::SignInFailed,
         Action::SignOut,
         Action::RoleChanged,
+        Action::LimitChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,6 +124,7 @@ impl Action {
             Action::SignInFailed => "session.sign_in_failed",
             Action::SignOut => "session.signed_out",
             Action::RoleChanged => "role.changed",
+            Action::LimitChanged => "limit.changed",
         }
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! Pages and the roles they admit: `/console` (every role: who you are and where to go),
 //! `/console/keys` (admin: list, create, rotate, revoke virtual keys),
+//! `/console/teams` (finance reads, admin edits: team budgets and rate limits with their
+//! live counters),
 //! `/console/audit` (security: the audit trail with filters and the chain check),
 //! `/console/traffic` (finance, security: the ledger filtered, and as CSV),
 //! `/console/policies` (security: the live policy, its reload history, reload, and the
@@ -15,6 +17,7 @@
 
 pub mod page;
 pub mod playground;
+pub mod teams;
 pub mod traffic;
 
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub struct ConsoleState {
     pub policy: Option<crate::policy_runtime::PolicyHandle>,
     /// The playground's engine (`None`: the playground is not offered).
     pub explain: Option<playground::Explainer>,
+    /// Team budgets and rate limits (`None`: the Teams page says they are unavailable).
+    pub team_limits: Option<crate::team_limits::TeamLimitService>,
 }
 
 /// Adds the console pages (`Access::Dashboard`, each with its roles).
@@ -81,6 +86,20 @@ pub fn routes(table: RouteTable, state: Arc<ConsoleState>) -> RouteTable {
             Method::POST,
             "/console/keys/{id}/rotate",
             post(rotate_key).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::FINANCE,
+            Method::GET,
+            "/console/teams",
+            get(teams::page_handler).with_state(s()),
+        )
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::ADMIN,
+            Method::POST,
+            "/console/teams",
+            post(teams::save_handler).with_state(s()),
         )
         .route_roles(
             Access::Dashboard,
@@ -408,6 +427,13 @@ async fn home(
             "/console/keys",
             "Keys",
             "create, rotate and revoke virtual keys",
+        ));
+    }
+    if RoleSet::FINANCE.contains(role) {
+        items.push((
+            "/console/teams",
+            "Teams",
+            "budgets and rate limits per team, with this period's spend",
         ));
     }
     if RoleSet::of(&[Role::Finance, Role::Security]).contains(role) {

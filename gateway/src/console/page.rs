@@ -32,6 +32,9 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
             if RoleSet::ADMIN.contains(role) {
                 links.push(("/console/keys", "Keys"));
             }
+            if RoleSet::FINANCE.contains(role) {
+                links.push(("/console/teams", "Teams"));
+            }
             if RoleSet::of(&[Role::Finance, Role::Security]).contains(role) {
                 links.push(("/console/traffic", "Traffic"));
             }

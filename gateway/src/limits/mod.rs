@@ -7,16 +7,22 @@
 
 mod config;
 mod glob;
+mod overrides;
 mod period;
 mod store;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use config::{
     format_usd, Backend, BudgetRule, LimitsConfig, OnRedisError, Period, RateRule, RedisBackend,
     Scope, Usd, MAX_MICROS,
 };
+pub use overrides::{
+    validate_team, BudgetLimit, LimitKind, LimitValue, Overrides, RateLimit, TeamLimits,
+    UnknownLimitKind,
+};
+pub use period::first_day as period_first_day;
 
 use crate::canonical::GatewayError;
 use store::{Adjust, CounterOp, MemoryStore, RedisStore, ReserveOutcome, Store};
@@ -115,6 +121,8 @@ impl<'a> Subject<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetUsage {
     pub budget: String,
+    /// Whether a team limit set at run time gives this budget its thresholds.
+    pub source: LimitSource,
     pub scope: Scope,
     pub subject: String,
     pub period: Period,
@@ -123,6 +131,51 @@ pub struct BudgetUsage {
     pub soft_micros: Option<i64>,
     pub hard_micros: Option<i64>,
     pub resets_at_unix_s: u64,
+}
+
+/// Where a limit's thresholds come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitSource {
+    /// The `limits:` section of the config.
+    Config,
+    /// A team limit (`/admin/teams/{team}/limits`, the console).
+    Team,
+}
+
+/// A rate limit's state for one subject in the current minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateUsage {
+    pub limit: String,
+    pub source: LimitSource,
+    pub scope: Scope,
+    pub subject: String,
+    pub rpm: Option<u32>,
+    pub tpm: Option<u32>,
+    pub requests: i64,
+    pub tokens: i64,
+    pub resets_at_unix_s: u64,
+}
+
+/// A budget rule as it applies to one subject: the configured rule, or its thresholds
+/// replaced by a team limit, or a team limit's own rule.
+#[derive(Debug, Clone, Copy)]
+struct BudgetView<'a> {
+    name: &'a str,
+    scope: Scope,
+    period: Period,
+    soft: Option<i64>,
+    hard: Option<i64>,
+    source: LimitSource,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RateView<'a> {
+    name: &'a str,
+    scope: Scope,
+    rpm: Option<u32>,
+    tpm: Option<u32>,
+    source: LimitSource,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -205,22 +258,35 @@ impl Drop for Admission {
     }
 }
 
-enum Meta {
-    Budget { rule: usize, window_end_ms: u64 },
-    Requests { rule: usize, window_end_ms: u64 },
-    Tokens { rule: usize, window_end_ms: u64 },
+enum Meta<'a> {
+    Budget {
+        rule: BudgetView<'a>,
+        window_end_ms: u64,
+    },
+    Requests {
+        rule: RateView<'a>,
+        window_end_ms: u64,
+    },
+    Tokens {
+        rule: RateView<'a>,
+        window_end_ms: u64,
+    },
 }
 
-struct Planned {
+struct Planned<'a> {
     op: CounterOp,
-    meta: Meta,
-    subject: String,
+    meta: Meta<'a>,
+    subject: &'a str,
 }
 
-/// Enforces the configured budgets and rate limits. Cheap to share behind an `Arc`.
+/// Enforces the configured budgets and rate limits, and the team limits set at run time.
+/// Cheap to share behind an `Arc`.
 pub struct Limiter {
     budgets: Vec<BudgetRule>,
     rates: Vec<RateRule>,
+    /// Team limits, replaced whole on every change and refresh (`set_overrides`); a
+    /// request reads one snapshot.
+    overrides: RwLock<Arc<Overrides>>,
     store: Arc<Store>,
     prefix: String,
     on_error: OnRedisError,
@@ -231,6 +297,7 @@ impl fmt::Debug for Limiter {
         f.debug_struct("Limiter")
             .field("budgets", &self.budgets.len())
             .field("rate_limits", &self.rates.len())
+            .field("team_limits", &self.overrides().len())
             .field("prefix", &self.prefix)
             .finish()
     }
@@ -256,15 +323,79 @@ impl Limiter {
         Ok(Limiter {
             budgets: cfg.budgets.clone(),
             rates: cfg.rate_limits.clone(),
+            overrides: RwLock::new(Arc::new(Overrides::new())),
             store: Arc::new(store),
             prefix,
             on_error,
         })
     }
 
-    /// No rules: the request path skips the limiter entirely.
+    /// No rules and no team limits: the request path skips the limiter entirely.
     pub fn is_noop(&self) -> bool {
-        self.budgets.is_empty() && self.rates.is_empty()
+        self.budgets.is_empty() && self.rates.is_empty() && self.overrides().is_empty()
+    }
+
+    /// The team limits in force.
+    pub fn overrides(&self) -> Arc<Overrides> {
+        match self.overrides.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the team limits (teams with no limit set are dropped). Requests admitted
+    /// from now on use them; reservations already made settle where they were made.
+    pub fn set_overrides(&self, mut overrides: Overrides) {
+        overrides.retain(|_, t| !t.is_empty());
+        let next = Arc::new(overrides);
+        match self.overrides.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    /// The hard limit of the first budget that applies to `team` (its own limits in
+    /// place), for the dashboard's budget column.
+    pub fn team_hard_limit(&self, team: &str) -> Option<i64> {
+        let ov = self.overrides();
+        let subject = Subject {
+            key_id: None,
+            team: Some(team),
+        };
+        self.budget_views(&subject, &ov)
+            .into_iter()
+            .find_map(|(b, _)| b.hard)
+    }
+
+    /// Raises `team`'s budget counters of `period` to at least `spent_micros` (what the
+    /// ledger says the team has spent this period). A team limit set where no configured
+    /// rule counted the team starts from the team's real spend, not from zero; a counter
+    /// already higher (reservations in flight) is left alone.
+    pub async fn seed_team_spend(
+        &self,
+        team: &str,
+        period: Period,
+        spent_micros: i64,
+        now_ms: u64,
+    ) -> Result<(), LimitsError> {
+        let ov = self.overrides();
+        let subject = Subject {
+            key_id: None,
+            team: Some(team),
+        };
+        let window = period::budget_window(period, now_ms);
+        let ttl = window.end_ms - now_ms + BUDGET_GRACE_MS;
+        for (rule, who) in self.budget_views(&subject, &ov) {
+            if rule.scope != Scope::Team || rule.period != period {
+                continue;
+            }
+            let key = self.budget_key(&rule, who, &window.label);
+            self.store
+                .raise_to(&key, spent_micros.clamp(0, MAX_MICROS), ttl, now_ms)
+                .await
+                .map_err(|e| LimitsError::Store(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Before dispatch: rate limits count this request and its estimated tokens; budgets
@@ -280,7 +411,8 @@ impl Limiter {
     ) -> Result<Admission, LimitRejection> {
         let estimate_micros = estimate_micros.clamp(0, MAX_MICROS);
         let estimate_tokens = estimate_tokens.min(MAX_MICROS as u64) as i64;
-        let plan = self.plan(subject, estimate_micros, estimate_tokens, now_ms);
+        let ov = self.overrides();
+        let plan = self.plan(subject, &ov, estimate_micros, estimate_tokens, now_ms);
         if plan.is_empty() {
             return Ok(Admission::unlimited());
         }
@@ -288,7 +420,7 @@ impl Limiter {
         match self.store.reserve(&ops, now_ms).await {
             Ok(ReserveOutcome::Admitted(values)) => Ok(self.admitted(&plan, &values)),
             Ok(ReserveOutcome::Rejected { index, current }) => match plan.get(index) {
-                Some(p) => Err(self.rejection(p, current, now_ms)),
+                Some(p) => Err(rejection(p, current, now_ms)),
                 None => Err(LimitRejection::Unavailable {
                     message: "limits store rejected an unknown counter".into(),
                 }),
@@ -345,31 +477,28 @@ impl Limiter {
         }
     }
 
-    /// The current period's state of every budget that applies to `subject`.
+    /// The current period's state of every budget that applies to `subject`, team limits
+    /// included.
     pub async fn budget_usage(
         &self,
         subject: &Subject<'_>,
         now_ms: u64,
     ) -> Result<Vec<BudgetUsage>, LimitsError> {
+        let ov = self.overrides();
         let mut keys = Vec::new();
         let mut rows = Vec::new();
-        for rule in &self.budgets {
-            let Some(who) = subject
-                .of(rule.scope)
-                .filter(|w| glob::matches(&rule.subject, w))
-            else {
-                continue;
-            };
+        for (rule, who) in self.budget_views(subject, &ov) {
             let window = period::budget_window(rule.period, now_ms);
-            keys.push(self.budget_key(rule, who, &window.label));
+            keys.push(self.budget_key(&rule, who, &window.label));
             rows.push(BudgetUsage {
-                budget: rule.name.clone(),
+                budget: rule.name.to_string(),
+                source: rule.source,
                 scope: rule.scope,
                 subject: who.to_string(),
                 period: rule.period,
                 spent_micros: 0,
-                soft_micros: rule.soft_usd.map(Usd::micros),
-                hard_micros: rule.hard_usd.map(Usd::micros),
+                soft_micros: rule.soft,
+                hard_micros: rule.hard,
                 resets_at_unix_s: window.end_ms / 1000,
             });
         }
@@ -384,22 +513,164 @@ impl Limiter {
         Ok(rows)
     }
 
-    fn budget_key(&self, rule: &BudgetRule, who: &str, label: &str) -> String {
+    /// The current minute's state of every rate limit that applies to `subject`.
+    pub async fn rate_usage(
+        &self,
+        subject: &Subject<'_>,
+        now_ms: u64,
+    ) -> Result<Vec<RateUsage>, LimitsError> {
+        let ov = self.overrides();
+        let minute = period::minute_window(now_ms);
+        let mut keys = Vec::new();
+        let mut rows = Vec::new();
+        for (rule, who) in self.rate_views(subject, &ov) {
+            keys.push(self.rate_key(&rule, who, "req", &minute.label));
+            keys.push(self.rate_key(&rule, who, "tok", &minute.label));
+            rows.push(RateUsage {
+                limit: rule.name.to_string(),
+                source: rule.source,
+                scope: rule.scope,
+                subject: who.to_string(),
+                rpm: rule.rpm,
+                tpm: rule.tpm,
+                requests: 0,
+                tokens: 0,
+                resets_at_unix_s: minute.end_ms / 1000,
+            });
+        }
+        let values = self
+            .store
+            .read(&keys, now_ms)
+            .await
+            .map_err(|e| LimitsError::Store(e.to_string()))?;
+        for (row, v) in rows.iter_mut().zip(values.chunks(2)) {
+            row.requests = v.first().copied().unwrap_or(0);
+            row.tokens = v.get(1).copied().unwrap_or(0);
+        }
+        Ok(rows)
+    }
+
+    /// Every budget that applies to `subject`, with who it counts: the configured rules
+    /// (a team-scope rule with the team's own thresholds where the team has a limit of
+    /// that period), then the team's limits that no configured rule carries.
+    fn budget_views<'a>(
+        &'a self,
+        subject: &Subject<'a>,
+        ov: &'a Overrides,
+    ) -> Vec<(BudgetView<'a>, &'a str)> {
+        let team_limits = subject.team.and_then(|t| ov.get(t));
+        let mut carried = [false; 2];
+        let mut out = Vec::new();
+        for rule in &self.budgets {
+            let Some(who) = subject
+                .of(rule.scope)
+                .filter(|w| glob::matches(&rule.subject, w))
+            else {
+                continue;
+            };
+            let mut view = BudgetView {
+                name: &rule.name,
+                scope: rule.scope,
+                period: rule.period,
+                soft: rule.soft_usd.map(Usd::micros),
+                hard: rule.hard_usd.map(Usd::micros),
+                source: LimitSource::Config,
+            };
+            if rule.scope == Scope::Team {
+                if let Some(b) = team_limits.and_then(|t| t.budget(rule.period)) {
+                    view.soft = b.soft_usd.map(Usd::micros);
+                    view.hard = b.hard_usd.map(Usd::micros);
+                    view.source = LimitSource::Team;
+                    carried[period_index(rule.period)] = true;
+                }
+            }
+            out.push((view, who));
+        }
+        if let (Some(team), Some(t)) = (subject.team, team_limits) {
+            for period in [Period::Day, Period::Month] {
+                if carried[period_index(period)] {
+                    continue;
+                }
+                if let Some(b) = t.budget(period) {
+                    out.push((
+                        BudgetView {
+                            name: LimitKind::of_period(period).rule_name(),
+                            scope: Scope::Team,
+                            period,
+                            soft: b.soft_usd.map(Usd::micros),
+                            hard: b.hard_usd.map(Usd::micros),
+                            source: LimitSource::Team,
+                        },
+                        team,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every rate limit that applies to `subject`, the team's own in place as for budgets.
+    fn rate_views<'a>(
+        &'a self,
+        subject: &Subject<'a>,
+        ov: &'a Overrides,
+    ) -> Vec<(RateView<'a>, &'a str)> {
+        let team_rate = subject.team.and_then(|t| ov.get(t)).and_then(|t| t.rate);
+        let mut carried = false;
+        let mut out = Vec::new();
+        for rule in &self.rates {
+            let Some(who) = subject
+                .of(rule.scope)
+                .filter(|w| glob::matches(&rule.subject, w))
+            else {
+                continue;
+            };
+            let mut view = RateView {
+                name: &rule.name,
+                scope: rule.scope,
+                rpm: rule.rpm,
+                tpm: rule.tpm,
+                source: LimitSource::Config,
+            };
+            if let (Scope::Team, Some(r)) = (rule.scope, team_rate) {
+                view.rpm = r.rpm;
+                view.tpm = r.tpm;
+                view.source = LimitSource::Team;
+                carried = true;
+            }
+            out.push((view, who));
+        }
+        if let (Some(team), Some(r), false) = (subject.team, team_rate, carried) {
+            out.push((
+                RateView {
+                    name: LimitKind::Rate.rule_name(),
+                    scope: Scope::Team,
+                    rpm: r.rpm,
+                    tpm: r.tpm,
+                    source: LimitSource::Team,
+                },
+                team,
+            ));
+        }
+        out
+    }
+
+    fn budget_key(&self, rule: &BudgetView<'_>, who: &str, label: &str) -> String {
         format!(
             "{}:b:{}:{}:{}:{}",
             self.prefix,
-            key_part(&rule.name),
+            key_part(rule.name),
             rule.scope.as_str(),
             key_part(who),
             label
         )
     }
 
-    fn rate_key(&self, rule: &RateRule, who: &str, what: &str, label: &str) -> String {
+    fn rate_key(&self, rule: &RateView<'_>, who: &str, what: &str, label: &str) -> String {
         format!(
             "{}:r:{}:{}:{}:{what}:{label}",
             self.prefix,
-            key_part(&rule.name),
+            key_part(rule.name),
             rule.scope.as_str(),
             key_part(who),
         )
@@ -407,88 +678,74 @@ impl Limiter {
 
     /// One counter per (rule, subject, window): a request touches each at most once, so
     /// a key budget and a team budget that both apply are each charged exactly once.
-    fn plan(
-        &self,
-        subject: &Subject<'_>,
+    fn plan<'a>(
+        &'a self,
+        subject: &Subject<'a>,
+        ov: &'a Overrides,
         estimate_micros: i64,
         estimate_tokens: i64,
         now_ms: u64,
-    ) -> Vec<Planned> {
+    ) -> Vec<Planned<'a>> {
         let mut plan = Vec::new();
         let minute = period::minute_window(now_ms);
         let rate_ttl = minute.end_ms - now_ms + RATE_GRACE_MS;
-        for (i, rule) in self.rates.iter().enumerate() {
-            let Some(who) = subject
-                .of(rule.scope)
-                .filter(|w| glob::matches(&rule.subject, w))
-            else {
-                continue;
-            };
+        for (rule, who) in self.rate_views(subject, ov) {
             if let Some(rpm) = rule.rpm {
                 plan.push(Planned {
                     op: CounterOp {
-                        key: self.rate_key(rule, who, "req", &minute.label),
+                        key: self.rate_key(&rule, who, "req", &minute.label),
                         amount: 1,
                         limit: Some(i64::from(rpm)),
                         ttl_ms: rate_ttl,
                     },
                     meta: Meta::Requests {
-                        rule: i,
+                        rule,
                         window_end_ms: minute.end_ms,
                     },
-                    subject: who.to_string(),
+                    subject: who,
                 });
             }
             if let Some(tpm) = rule.tpm {
                 plan.push(Planned {
                     op: CounterOp {
-                        key: self.rate_key(rule, who, "tok", &minute.label),
+                        key: self.rate_key(&rule, who, "tok", &minute.label),
                         amount: estimate_tokens,
                         limit: Some(i64::from(tpm)),
                         ttl_ms: rate_ttl,
                     },
                     meta: Meta::Tokens {
-                        rule: i,
+                        rule,
                         window_end_ms: minute.end_ms,
                     },
-                    subject: who.to_string(),
+                    subject: who,
                 });
             }
         }
-        for (i, rule) in self.budgets.iter().enumerate() {
-            let Some(who) = subject
-                .of(rule.scope)
-                .filter(|w| glob::matches(&rule.subject, w))
-            else {
-                continue;
-            };
+        for (rule, who) in self.budget_views(subject, ov) {
             let window = period::budget_window(rule.period, now_ms);
             plan.push(Planned {
                 op: CounterOp {
-                    key: self.budget_key(rule, who, &window.label),
+                    key: self.budget_key(&rule, who, &window.label),
                     amount: estimate_micros,
-                    limit: rule.hard_usd.map(Usd::micros),
+                    limit: rule.hard,
                     ttl_ms: window.end_ms - now_ms + BUDGET_GRACE_MS,
                 },
                 meta: Meta::Budget {
-                    rule: i,
+                    rule,
                     window_end_ms: window.end_ms,
                 },
-                subject: who.to_string(),
+                subject: who,
             });
         }
         plan
     }
 
-    fn admitted(&self, plan: &[Planned], values: &[i64]) -> Admission {
+    fn admitted(&self, plan: &[Planned<'_>], values: &[i64]) -> Admission {
         let mut warnings = Vec::new();
         let mut held = Vec::new();
         for (p, &value) in plan.iter().zip(values) {
             match p.meta {
                 Meta::Budget { rule, .. } => {
-                    let Some(rule) = self.budgets.get(rule) else {
-                        continue;
-                    };
                     held.push(Held {
                         key: p.op.key.clone(),
                         reserved: p.op.amount,
@@ -496,7 +753,7 @@ impl Limiter {
                     });
                     // Same boundary as the hard limit: reaching the threshold exactly is
                     // still within it; only going above warns.
-                    if let Some(soft) = rule.soft_usd.map(Usd::micros).filter(|s| value > *s) {
+                    if let Some(soft) = rule.soft.filter(|s| value > *s) {
                         tracing::warn!(
                             budget = %rule.name,
                             scope = rule.scope.as_str(),
@@ -506,8 +763,8 @@ impl Limiter {
                             "soft budget exceeded"
                         );
                         let hard = rule
-                            .hard_usd
-                            .map(|h| format!(" (hard limit {h})"))
+                            .hard
+                            .map(|h| format!(" (hard limit {})", format_usd(h)))
                             .unwrap_or_default();
                         warnings.push(printable(&format!(
                             "budget {}: {} {} has spent or reserved {} this {}, above the soft limit {}{hard}",
@@ -536,87 +793,84 @@ impl Limiter {
             }),
         }
     }
+}
 
-    fn rejection(&self, p: &Planned, current: i64, now_ms: u64) -> LimitRejection {
-        let retry_after = |end_ms: u64| end_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
-        match p.meta {
-            Meta::Budget {
-                rule,
-                window_end_ms,
-            } => {
-                let (name, scope, per, hard) = match self.budgets.get(rule) {
-                    Some(r) => (
-                        r.name.clone(),
-                        r.scope.as_str(),
-                        r.period.as_str(),
-                        r.hard_usd.map_or(0, Usd::micros),
-                    ),
-                    None => (String::new(), "", "", 0),
-                };
-                let resets_at_unix_s = window_end_ms / 1000;
-                LimitRejection::BudgetExceeded {
-                    message: printable(&format!(
-                        "budget {name} exceeded: {scope} {} has spent or reserved {} of its {} hard limit this {per}, and this request may cost up to {}; it resets at {}",
-                        p.subject,
-                        format_usd(current),
-                        format_usd(hard),
-                        format_usd(p.op.amount),
-                        period::rfc3339(resets_at_unix_s),
-                    )),
-                    budget: name,
-                    resets_at_unix_s,
-                }
-            }
-            Meta::Requests {
-                rule,
-                window_end_ms,
-            } => {
-                let (name, scope) = self.rate_names(rule);
-                let retry_after_s = retry_after(window_end_ms);
-                LimitRejection::RateLimited {
-                    message: printable(&format!(
-                        "rate limit {name} exceeded: {scope} {} may send {} requests per minute; retry in {retry_after_s} s",
-                        p.subject,
-                        p.op.limit.unwrap_or(0),
-                    )),
-                    limit: name,
-                    retry_after_s,
-                }
-            }
-            Meta::Tokens {
-                rule,
-                window_end_ms,
-            } => {
-                let (name, scope) = self.rate_names(rule);
-                let limit = p.op.limit.unwrap_or(0);
-                let retry_after_s = retry_after(window_end_ms);
-                let detail = if p.op.amount > limit {
-                    format!(
-                        "this request needs up to {} tokens, more than the whole limit",
-                        p.op.amount
-                    )
-                } else {
-                    format!(
-                        "{current} used this minute and this request needs up to {}; retry in {retry_after_s} s",
-                        p.op.amount
-                    )
-                };
-                LimitRejection::RateLimited {
-                    message: printable(&format!(
-                        "rate limit {name} exceeded: {scope} {} may use {limit} tokens per minute; {detail}",
-                        p.subject,
-                    )),
-                    limit: name,
-                    retry_after_s,
-                }
+fn period_index(p: Period) -> usize {
+    match p {
+        Period::Day => 0,
+        Period::Month => 1,
+    }
+}
+
+fn rejection(p: &Planned<'_>, current: i64, now_ms: u64) -> LimitRejection {
+    let retry_after = |end_ms: u64| end_ms.saturating_sub(now_ms).div_ceil(1000).max(1);
+    match p.meta {
+        Meta::Budget {
+            rule,
+            window_end_ms,
+        } => {
+            let resets_at_unix_s = window_end_ms / 1000;
+            LimitRejection::BudgetExceeded {
+                message: printable(&format!(
+                    "budget {} exceeded: {} {} has spent or reserved {} of its {} hard limit this {}, and this request may cost up to {}; it resets at {}",
+                    rule.name,
+                    rule.scope.as_str(),
+                    p.subject,
+                    format_usd(current),
+                    format_usd(rule.hard.unwrap_or(0)),
+                    rule.period.as_str(),
+                    format_usd(p.op.amount),
+                    period::rfc3339(resets_at_unix_s),
+                )),
+                budget: rule.name.to_string(),
+                resets_at_unix_s,
             }
         }
-    }
-
-    fn rate_names(&self, rule: usize) -> (String, &'static str) {
-        self.rates
-            .get(rule)
-            .map_or((String::new(), ""), |r| (r.name.clone(), r.scope.as_str()))
+        Meta::Requests {
+            rule,
+            window_end_ms,
+        } => {
+            let retry_after_s = retry_after(window_end_ms);
+            LimitRejection::RateLimited {
+                message: printable(&format!(
+                    "rate limit {} exceeded: {} {} may send {} requests per minute; retry in {retry_after_s} s",
+                    rule.name,
+                    rule.scope.as_str(),
+                    p.subject,
+                    p.op.limit.unwrap_or(0),
+                )),
+                limit: rule.name.to_string(),
+                retry_after_s,
+            }
+        }
+        Meta::Tokens {
+            rule,
+            window_end_ms,
+        } => {
+            let limit = p.op.limit.unwrap_or(0);
+            let retry_after_s = retry_after(window_end_ms);
+            let detail = if p.op.amount > limit {
+                format!(
+                    "this request needs up to {} tokens, more than the whole limit",
+                    p.op.amount
+                )
+            } else {
+                format!(
+                    "{current} used this minute and this request needs up to {}; retry in {retry_after_s} s",
+                    p.op.amount
+                )
+            };
+            LimitRejection::RateLimited {
+                message: printable(&format!(
+                    "rate limit {} exceeded: {} {} may use {limit} tokens per minute; {detail}",
+                    rule.name,
+                    rule.scope.as_str(),
+                    p.subject,
+                )),
+                limit: rule.name.to_string(),
+                retry_after_s,
+            }
+        }
     }
 }
 

@@ -33,6 +33,18 @@ pub fn budget_window(period: Period, now_ms: u64) -> Window {
     }
 }
 
+/// The unix day number on which the budget period containing `now_ms` starts.
+pub fn first_day(period: Period, now_ms: u64) -> i64 {
+    let day = (now_ms / DAY_MS) as i64;
+    match period {
+        Period::Day => day,
+        Period::Month => {
+            let (y, m, _) = civil_from_days(day);
+            days_from_civil(y, m, 1)
+        }
+    }
+}
+
 pub fn minute_window(now_ms: u64) -> Window {
     let minute = now_ms / MINUTE_MS;
     Window {

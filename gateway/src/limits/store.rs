@@ -78,6 +78,24 @@ impl Store {
         }
     }
 
+    /// Raises a counter to at least `value` (creating it with `ttl_ms` if it is missing);
+    /// a counter already above `value` is left alone.
+    pub async fn raise_to(
+        &self,
+        key: &str,
+        value: i64,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.raise_to(key, value, ttl_ms, now_ms);
+                Ok(())
+            }
+            Store::Redis(r) => r.raise_to(key, value, ttl_ms).await,
+        }
+    }
+
     pub async fn read(&self, keys: &[String], now_ms: u64) -> Result<Vec<i64>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.read(keys, now_ms)),
@@ -165,6 +183,20 @@ impl MemoryStore {
         }
     }
 
+    fn raise_to(&self, key: &str, value: i64, ttl_ms: u64, now_ms: u64) {
+        let mut st = self.lock();
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        match st.slots.get_mut(key) {
+            Some(slot) if slot.expires_ms > now_ms => {
+                slot.value = slot.value.max(value);
+                slot.expires_ms = slot.expires_ms.max(expires_ms);
+            }
+            _ => {
+                st.slots.insert(key.to_string(), Slot { value, expires_ms });
+            }
+        }
+    }
+
     fn read(&self, keys: &[String], now_ms: u64) -> Vec<i64> {
         let st = self.lock();
         keys.iter()
@@ -217,12 +249,22 @@ end
 return 1
 "#;
 
+/// KEYS[1]: the counter. ARGV: value, ttl_ms. Raises the counter to at least the value.
+const RAISE_LUA: &str = r#"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > c then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1
+"#;
+
 pub struct RedisStore {
     conn: ConnectionManager,
     timeout: Duration,
     timeout_ms: u64,
     reserve: Script,
     adjust: Script,
+    raise: Script,
 }
 
 impl RedisStore {
@@ -251,6 +293,7 @@ impl RedisStore {
             timeout_ms: cfg.timeout_ms,
             reserve: Script::new(RESERVE_LUA),
             adjust: Script::new(ADJUST_LUA),
+            raise: Script::new(RAISE_LUA),
         })
     }
 
@@ -293,6 +336,14 @@ impl RedisStore {
         for a in adjusts {
             inv.key(&a.key).arg(a.delta);
         }
+        let mut conn = self.conn.clone();
+        let _: i64 = self.bounded(inv.invoke_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    async fn raise_to(&self, key: &str, value: i64, ttl_ms: u64) -> Result<(), StoreError> {
+        let mut inv = self.raise.prepare_invoke();
+        inv.key(key).arg(value).arg(ttl_ms.max(1));
         let mut conn = self.conn.clone();
         let _: i64 = self.bounded(inv.invoke_async(&mut conn)).await?;
         Ok(())

@@ -178,6 +178,25 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 5,
+        name: "team limits",
+        statements: &[
+            // One row per (team, kind) set at run time (limits/overrides.rs); a cleared
+            // limit is a deleted row. Amounts are integer micro-dollars, like the ledger.
+            "CREATE TABLE IF NOT EXISTS team_limits (
+            team TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            soft_micros BIGINT,
+            hard_micros BIGINT,
+            rpm BIGINT,
+            tpm BIGINT,
+            updated_ms BIGINT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (team, kind)
+        )",
+        ],
+    },
 ];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {
