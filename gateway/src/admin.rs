@@ -408,20 +408,6 @@ fn no_team_limits() -> Response {
     )
 }
 
-/// Active keys per team.
-async fn key_counts(keys: &KeyStore) -> std::collections::HashMap<String, usize> {
-    let mut out = std::collections::HashMap::new();
-    match keys.list().await {
-        Ok(list) => {
-            for k in list.into_iter().filter(|k| k.revoked_at.is_none()) {
-                *out.entry(k.team).or_default() += 1;
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot count keys per team"),
-    }
-    out
-}
-
 async fn list_teams(State(state): State<Arc<AdminState>>) -> Response {
     let Some(service) = state.team_limits.as_ref() else {
         return no_team_limits();
@@ -436,12 +422,7 @@ async fn team_limits(State(state): State<Arc<AdminState>>, Path(team): Path<Stri
     let Some(service) = state.team_limits.as_ref() else {
         return no_team_limits();
     };
-    let keys = key_counts(&state.keys)
-        .await
-        .get(&team)
-        .copied()
-        .unwrap_or(0);
-    match service.report(&team, keys).await {
+    match service.report(&team, &state.keys).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => team_limit_error(e),
     }
@@ -507,8 +488,7 @@ async fn changed_report(
         Ok(c) => c,
         Err(e) => return team_limit_error(e),
     };
-    let n = key_counts(keys).await.get(team).copied().unwrap_or(0);
-    match service.report(team, n).await {
+    match service.report(team, keys).await {
         Ok(report) => Json(json!({"changed": changes, "team": report})).into_response(),
         Err(e) => team_limit_error(e),
     }

@@ -32,6 +32,8 @@ pub enum TeamLimitError {
     Store(#[from] StoreError),
     #[error("limits store: {0}")]
     Counters(String),
+    #[error("key store: {0}")]
+    Keys(#[from] crate::auth::AuthError),
 }
 
 impl From<sqlx::Error> for TeamLimitError {
@@ -288,7 +290,16 @@ impl TeamLimitService {
     }
 
     /// A team's limits with its live counters.
-    pub async fn report(&self, team: &str, keys: usize) -> Result<TeamReport, TeamLimitError> {
+    pub async fn report(
+        &self,
+        team: &str,
+        keys: &crate::auth::KeyStore,
+    ) -> Result<TeamReport, TeamLimitError> {
+        let n = active_keys(keys).await?.get(team).copied().unwrap_or(0);
+        self.report_with(team, n).await
+    }
+
+    async fn report_with(&self, team: &str, keys: usize) -> Result<TeamReport, TeamLimitError> {
         validate_team(team).map_err(TeamLimitError::Invalid)?;
         let subject = Subject {
             key_id: None,
@@ -324,23 +335,13 @@ impl TeamLimitService {
         &self,
         keys: &crate::auth::KeyStore,
     ) -> Result<Vec<TeamReport>, TeamLimitError> {
-        let mut teams: BTreeMap<String, usize> = BTreeMap::new();
-        let list = keys
-            .list()
-            .await
-            .map_err(|e| TeamLimitError::Invalid(e.to_string()))?;
-        for k in list {
-            let n = teams.entry(k.team).or_default();
-            if k.revoked_at.is_none() {
-                *n += 1;
-            }
-        }
+        let mut teams = active_keys(keys).await?;
         for team in self.limiter.overrides().keys() {
             teams.entry(team.clone()).or_default();
         }
         let mut out = Vec::with_capacity(teams.len());
         for (team, n) in teams {
-            out.push(self.report(&team, n).await?);
+            out.push(self.report_with(&team, n).await?);
         }
         Ok(out)
     }
@@ -379,6 +380,20 @@ type StoredLimit = (
     Option<i64>,
     Option<i64>,
 );
+
+/// Active (unrevoked) keys per team; a team whose keys are all revoked counts 0.
+async fn active_keys(
+    keys: &crate::auth::KeyStore,
+) -> Result<BTreeMap<String, usize>, TeamLimitError> {
+    let mut teams: BTreeMap<String, usize> = BTreeMap::new();
+    for k in keys.list().await? {
+        let n = teams.entry(k.team).or_default();
+        if k.revoked_at.is_none() {
+            *n += 1;
+        }
+    }
+    Ok(teams)
+}
 
 async fn load(db: &Db) -> Result<Overrides, TeamLimitError> {
     let sql = "SELECT team, kind, soft_micros, hard_micros, rpm, tpm FROM team_limits";
