@@ -1,6 +1,6 @@
-//! The admin HTTP API (`/admin/keys`, `/admin/tokens`, `/admin/policy/*`, `/admin/spend`,
-//! `/admin/calibration`, `/admin/audit`) and the CLI helpers behind `switchyard keys`,
-//! `tokens`, `audit` and `report`.
+//! The admin HTTP API (`/admin/keys`, `/admin/tokens`, `/admin/policy/*` (status, reload,
+//! rules, test), `/admin/spend`, `/admin/calibration`, `/admin/audit`) and the CLI helpers
+//! behind `switchyard keys`, `tokens`, `audit` and `report`.
 //!
 //! Every admin route is declared `Access::Admin` (`access.rs`) with the roles it admits:
 //! it requires `Authorization: Bearer` with the admin token (compared in constant time)
@@ -195,6 +195,20 @@ pub fn routes(table: RouteTable, state: Arc<AdminState>) -> RouteTable {
                 Method::POST,
                 "/admin/policy/reload",
                 post(policy_reload).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::SECURITY,
+                Method::GET,
+                "/admin/policy/rules",
+                get(policy_rules).with_state(s()),
+            )
+            .route_roles(
+                Admin,
+                RoleSet::SECURITY,
+                Method::POST,
+                "/admin/policy/test",
+                post(policy_test).with_state(s()),
             );
     }
     table
@@ -502,6 +516,30 @@ async fn policy_status(State(state): State<Arc<AdminState>>) -> Response {
     match &state.policy {
         Some(policy) => Json(json!(policy.status())).into_response(),
         None => error(StatusCode::NOT_FOUND, "not_found", "no policy is loaded"),
+    }
+}
+
+/// The live policy in words (what the console's rules view shows).
+async fn policy_rules(State(state): State<Arc<AdminState>>) -> Response {
+    match &state.policy {
+        Some(policy) => Json(json!(policy.current().policy.describe())).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found", "no policy is loaded"),
+    }
+}
+
+/// Runs the live policy's test cases: 200 with the report (`ok` false when a case
+/// failed), 422 when a test file does not parse.
+async fn policy_test(State(state): State<Arc<AdminState>>) -> Response {
+    let Some(policy) = &state.policy else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no policy is loaded");
+    };
+    match policy.run_tests() {
+        Ok(report) => {
+            let mut body = json!(report);
+            body["ok"] = json!(report.ok());
+            Json(body).into_response()
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", &e),
     }
 }
 

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use policies::policy::{
-    check, compile_str, format_errors, CompiledPolicy, TargetCatalog, BUILTIN_POLICY_YAML,
+    compile, format_errors, load_dir, parse_tests, run_tests, CompiledPolicy, PolicyDir,
+    PolicySource, TargetCatalog, TestReport, BUILTIN_POLICY_TESTS_YAML, BUILTIN_POLICY_YAML,
 };
 use policies::Classifier;
 use serde::Serialize;
@@ -23,6 +24,21 @@ pub struct ActivePolicy {
     pub source: String,
     /// Increases by one with every successful load.
     pub version: u64,
+    /// The policy and test files it was compiled from, as read: what the console diffs
+    /// at a reload and runs the test cases of.
+    pub files: PolicyDir,
+}
+
+/// What the last reload that changed a file changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyChange {
+    pub from_version: u64,
+    pub to_version: u64,
+    pub at_unix_s: u64,
+    /// A unified diff of every policy and test file (`--- before/…`, `+++ after/…`).
+    pub diff: String,
+    pub lines_added: usize,
+    pub lines_removed: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -37,6 +53,9 @@ pub struct PolicyStatus {
     /// The last rejected load, with file:line:column messages; cleared by a good load.
     pub last_error: Option<String>,
     pub last_error_at_unix_s: Option<u64>,
+    /// The last reload that changed a policy or test file (a reload of unchanged files
+    /// keeps the one before).
+    pub last_change: Option<PolicyChange>,
 }
 
 struct Inner {
@@ -99,15 +118,72 @@ pub fn compile_policy(
     dir: Option<&Path>,
     catalog: &dyn TargetCatalog,
 ) -> Result<(CompiledPolicy, Classifier), String> {
-    let policy = match dir {
-        Some(dir) => check(dir, catalog).map_err(|errs| format_errors(&errs))?,
-        None => compile_str("<builtin policy>", BUILTIN_POLICY_YAML, catalog)
-            .map_err(|errs| format_errors(&errs))?,
-    };
+    compile_files(&read_files(dir)?, catalog)
+}
+
+/// The files of `dir`, or the built-in policy with its test cases.
+fn read_files(dir: Option<&Path>) -> Result<PolicyDir, String> {
+    match dir {
+        Some(dir) => load_dir(dir).map_err(|errs| format_errors(&errs)),
+        None => Ok(PolicyDir {
+            policies: vec![PolicySource::new("<builtin policy>", BUILTIN_POLICY_YAML)],
+            tests: vec![PolicySource::new(
+                "<builtin policy tests>",
+                BUILTIN_POLICY_TESTS_YAML,
+            )],
+        }),
+    }
+}
+
+fn compile_files(
+    files: &PolicyDir,
+    catalog: &dyn TargetCatalog,
+) -> Result<(CompiledPolicy, Classifier), String> {
+    let policy = compile(&files.policies, catalog).map_err(|errs| format_errors(&errs))?;
     let classifier = policy
         .classifier()
         .map_err(|e| format!("classifier rules: {e}"))?;
     Ok((policy, classifier))
+}
+
+/// A unified diff of two file sets, file by file (added and removed files diff against
+/// nothing); `None` when no file changed.
+fn diff_files(before: &PolicyDir, after: &PolicyDir) -> Option<(String, usize, usize)> {
+    use similar::{ChangeTag, TextDiff};
+    let texts = |d: &PolicyDir| -> std::collections::BTreeMap<String, String> {
+        d.policies
+            .iter()
+            .chain(&d.tests)
+            .map(|f| (f.name.clone(), f.text.clone()))
+            .collect()
+    };
+    let (old, new) = (texts(before), texts(after));
+    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let (mut out, mut added, mut removed) = (String::new(), 0, 0);
+    for name in names {
+        let a = old.get(name).map(String::as_str).unwrap_or("");
+        let b = new.get(name).map(String::as_str).unwrap_or("");
+        if a == b {
+            continue;
+        }
+        let diff = TextDiff::from_lines(a, b);
+        for change in diff.iter_all_changes() {
+            match change.tag() {
+                ChangeTag::Insert => added += 1,
+                ChangeTag::Delete => removed += 1,
+                ChangeTag::Equal => {}
+            }
+        }
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("before/{name}"), &format!("after/{name}"))
+                .missing_newline_hint(false)
+                .to_string(),
+        );
+    }
+    (!out.is_empty()).then_some((out, added, removed))
 }
 
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
@@ -140,7 +216,8 @@ impl PolicyHandle {
         catalog: Arc<dyn TargetCatalog + Send + Sync>,
     ) -> Result<PolicyHandle, String> {
         let fp = dir.as_deref().map(fingerprint).unwrap_or_default();
-        let (policy, classifier) = compile_policy(dir.as_deref(), catalog.as_ref())?;
+        let files = read_files(dir.as_deref())?;
+        let (policy, classifier) = compile_files(&files, catalog.as_ref())?;
         let source = dir
             .as_ref()
             .map(|d| d.display().to_string())
@@ -158,6 +235,7 @@ impl PolicyHandle {
             classifier,
             source,
             version: 1,
+            files,
         };
         Ok(PolicyHandle {
             inner: Arc::new(Inner {
@@ -205,6 +283,20 @@ impl PolicyHandle {
             .unwrap_or_default()
     }
 
+    /// Runs the live policy's test cases (its `*.test.yaml` files, or the built-in
+    /// policy's) against it, as `switchyard policy test` does; a test file that does not
+    /// parse is the error, with file:line:column.
+    pub fn run_tests(&self) -> Result<TestReport, String> {
+        let active = self.current();
+        let cases = parse_tests(&active.files.tests).map_err(|errs| format_errors(&errs))?;
+        Ok(run_tests(
+            &active.policy,
+            &active.classifier,
+            &cases,
+            self.inner.catalog.as_ref(),
+        ))
+    }
+
     /// Re-reads the policy directory (file watcher, SIGHUP): [`reload_report`]
     /// (Self::reload_report), recorded in the audit trail as the gateway's own action.
     pub fn reload(&self) -> Result<u64, String> {
@@ -246,7 +338,9 @@ impl PolicyHandle {
 
     fn reload_dir(&self, dir: &Path) -> Result<u64, String> {
         let fp = fingerprint(dir);
-        let result = compile_policy(Some(dir), self.inner.catalog.as_ref());
+        let result = read_files(Some(dir)).and_then(|files| {
+            compile_files(&files, self.inner.catalog.as_ref()).map(|(p, c)| (p, c, files))
+        });
         let mut status = self
             .inner
             .status
@@ -256,8 +350,21 @@ impl PolicyHandle {
             *last = fp;
         }
         match result {
-            Ok((policy, classifier)) => {
-                let version = self.current().version + 1;
+            Ok((policy, classifier, files)) => {
+                let previous = self.current();
+                let version = previous.version + 1;
+                if let Some((diff, lines_added, lines_removed)) =
+                    diff_files(&previous.files, &files)
+                {
+                    status.last_change = Some(PolicyChange {
+                        from_version: previous.version,
+                        to_version: version,
+                        at_unix_s: now_unix(),
+                        diff,
+                        lines_added,
+                        lines_removed,
+                    });
+                }
                 status.version = version;
                 status.files = policy.files().to_vec();
                 status.rules = policy.rule_ids().len();
@@ -270,6 +377,7 @@ impl PolicyHandle {
                     classifier,
                     source: dir.display().to_string(),
                     version,
+                    files,
                 }));
                 tracing::info!(version, dir = %dir.display(), "policy reloaded");
                 drop(status);
@@ -309,5 +417,102 @@ impl PolicyHandle {
                 }
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policies::policy::StaticCatalog;
+
+    const POLICY: &str = "version: 1\ntargets:\n  local:\n    model: local/smollm2-135m-instruct\nrules:\n  - id: ops-local\n    when: { team: ops }\n    route: local\ndefault:\n  route: requested\n";
+    const TESTS: &str = "version: 1\ncases:\n  - name: ops stays local\n    request: { prompt: hello, model: gpt-4o, team: ops }\n    expect: { rule: ops-local, external: false }\n  - name: web goes where it asked\n    request: { prompt: hello, model: gpt-4o, team: web }\n    expect: { rule: default, model: gpt-4o }\n";
+
+    fn handle(dir: &Path) -> PolicyHandle {
+        PolicyHandle::load(Some(dir.to_path_buf()), Arc::new(StaticCatalog::builtin()))
+            .expect("policy loads")
+    }
+
+    #[test]
+    fn a_reload_that_changes_a_file_keeps_its_diff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("policy.yaml"), POLICY).expect("write");
+        let h = handle(dir.path());
+        assert_eq!(h.status().last_change, None);
+
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            POLICY.replace("team: ops", "team: [ops, batch]"),
+        )
+        .expect("write");
+        assert_eq!(h.reload(), Ok(2));
+        let change = h.status().last_change.expect("a change");
+        assert_eq!((change.from_version, change.to_version), (1, 2));
+        assert_eq!((change.lines_added, change.lines_removed), (1, 1));
+        assert!(
+            change.diff.contains("-    when: { team: ops }"),
+            "{}",
+            change.diff
+        );
+        assert!(
+            change.diff.contains("+    when: { team: [ops, batch] }"),
+            "{}",
+            change.diff
+        );
+        assert!(change.diff.contains("+++ after/"), "{}", change.diff);
+
+        // A reload of unchanged files keeps the diff of the last real change; a rejected
+        // one changes nothing.
+        assert_eq!(h.reload(), Ok(3));
+        assert_eq!(h.status().last_change, Some(change.clone()));
+        std::fs::write(dir.path().join("policy.yaml"), "version: 1\nrules: [").expect("write");
+        assert!(h.reload().is_err());
+        assert_eq!(h.status().last_change, Some(change));
+
+        // A new test file is a change too, diffed against nothing.
+        std::fs::write(dir.path().join("policy.yaml"), POLICY).expect("write");
+        std::fs::write(dir.path().join("policy.test.yaml"), TESTS).expect("write");
+        assert_eq!(h.reload(), Ok(4));
+        let change = h.status().last_change.expect("a change");
+        assert_eq!(change.from_version, 3);
+        assert_eq!(change.lines_removed, 1);
+        assert_eq!(change.lines_added, 1 + TESTS.lines().count());
+    }
+
+    #[test]
+    fn the_live_policys_test_cases_run_against_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("policy.yaml"), POLICY).expect("write");
+        std::fs::write(dir.path().join("policy.test.yaml"), TESTS).expect("write");
+        let h = handle(dir.path());
+        let report = h.run_tests().expect("tests parse");
+        assert_eq!((report.passed, report.failed), (2, 0), "{report}");
+
+        // After a reload that drops the rule, the same cases fail against the new policy.
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            POLICY.replace("team: ops", "team: nobody"),
+        )
+        .expect("write");
+        assert_eq!(h.reload(), Ok(2));
+        let report = h.run_tests().expect("tests parse");
+        assert_eq!((report.passed, report.failed), (1, 1), "{report}");
+        assert!(report.cases[0].failures[0].contains("expected `ops-local`"));
+
+        std::fs::write(
+            dir.path().join("policy.test.yaml"),
+            "version: 1\ncases: 7\n",
+        )
+        .expect("write");
+        assert_eq!(h.reload(), Ok(3));
+        let err = h.run_tests().expect_err("a broken test file");
+        assert!(err.contains("policy.test.yaml"), "{err}");
+    }
+
+    #[test]
+    fn the_builtin_policy_carries_its_own_test_cases() {
+        let h = PolicyHandle::load(None, Arc::new(StaticCatalog::builtin())).expect("builtin");
+        let report = h.run_tests().expect("builtin tests parse");
+        assert!(report.passed > 0 && report.ok(), "{report}");
     }
 }

@@ -199,6 +199,8 @@ providers:
         (Access::Client, "/v1/models/{target}"),
         (Access::Admin, "/admin/policy/status"),
         (Access::Admin, "/admin/policy/reload"),
+        (Access::Admin, "/admin/policy/rules"),
+        (Access::Admin, "/admin/policy/test"),
         (Access::Admin, "/admin/keys"),
         (Access::Admin, "/admin/spend"),
         (Access::Admin, "/admin/tokens"),
@@ -363,6 +365,8 @@ providers:
         ("/admin/tokens", vec![Role::Admin]),
         ("/admin/policy/status", vec![Role::Admin, Role::Security]),
         ("/admin/policy/reload", vec![Role::Admin, Role::Security]),
+        ("/admin/policy/rules", vec![Role::Admin, Role::Security]),
+        ("/admin/policy/test", vec![Role::Admin, Role::Security]),
         ("/admin/audit", vec![Role::Admin, Role::Security]),
         ("/admin/spend", vec![Role::Admin, Role::Finance]),
         ("/admin/calibration", vec![Role::Admin, Role::Finance]),
@@ -377,6 +381,7 @@ providers:
             vec![Role::Admin, Role::Finance, Role::Security],
         ),
         ("/console/policies", vec![Role::Admin, Role::Security]),
+        ("/console/policies/test", vec![Role::Admin, Role::Security]),
     ] {
         for role in Role::ALL {
             assert_eq!(

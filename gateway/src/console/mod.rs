@@ -10,13 +10,15 @@
 //! live counters),
 //! `/console/audit` (security: the audit trail with filters and the chain check),
 //! `/console/traffic` (finance, security: the ledger filtered, and as CSV),
-//! `/console/policies` (security: the live policy, its reload history, reload, and the
+//! `/console/policies` (security: the live policy as readable rules, its reload history
+//! and the diff of its last change, reload, its test cases run on demand, and the
 //! playground that explains a pasted request with the live engine).
 //! Without a session a console page shows the sign-in page; with a role the page does not
 //! admit, the forbidden page.
 
 pub mod page;
 pub mod playground;
+mod policies;
 pub mod teams;
 pub mod traffic;
 
@@ -127,260 +129,29 @@ pub fn routes(table: RouteTable, state: Arc<ConsoleState>) -> RouteTable {
             RoleSet::SECURITY,
             Method::GET,
             "/console/policies",
-            get(policies_page).with_state(s()),
+            get(policies::policies_page).with_state(s()),
         )
         .route_roles(
             Access::Dashboard,
             RoleSet::SECURITY,
             Method::POST,
             "/console/policies/reload",
-            post(reload_policy).with_state(s()),
+            post(policies::reload_policy).with_state(s()),
         )
         .route_roles(
             Access::Dashboard,
             RoleSet::SECURITY,
             Method::POST,
             "/console/policies/playground",
-            post(run_playground).with_state(s()),
+            post(policies::run_playground).with_state(s()),
         )
-}
-
-async fn policies_page(
-    State(state): State<Arc<ConsoleState>>,
-    Extension(p): Extension<Principal>,
-    Extension(s): Extension<ConsoleSession>,
-) -> Response {
-    policies_view(&state, &p, &s, StatusCode::OK, "", "").await
-}
-
-/// The policy's status, its reload history (from the audit trail), the reload button and
-/// the playground, with `result` (a playground run) and `notice` shown above.
-async fn policies_view(
-    state: &ConsoleState,
-    p: &Principal,
-    s: &ConsoleSession,
-    status: StatusCode,
-    notice: &str,
-    result: &str,
-) -> Response {
-    let csrf = csrf_field(s);
-    let status_html = match &state.policy {
-        Some(policy) => {
-            let st = policy.status();
-            let files: String = st
-                .files
-                .iter()
-                .map(|f| format!("<li><code>{}</code></li>", esc(f)))
-                .collect();
-            let error = st
-                .last_error
-                .as_deref()
-                .map(|e| {
-                    format!(
-                        "<p class=bad>Last reload rejected:</p><pre>{}</pre>",
-                        esc(e)
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                "<p id=policy-version>Source <code>{}</code>, version <b>{}</b>, {} rules; reloads: {} ok, {} rejected.</p><ul>{files}</ul>{error}                 <form method=post action=\"/console/policies/reload\">{csrf}<button id=reload>Reload from disk</button></form>",
-                esc(&st.source),
-                st.version,
-                st.rules,
-                st.reloads_ok,
-                st.reloads_failed,
-            )
-        }
-        None => "<p>No policy is loaded.</p>".into(),
-    };
-    let filter = crate::audit::AuditFilter {
-        action: Some("policy".into()),
-        limit: 20,
-        ..Default::default()
-    };
-    let history: String = match state.audit.list(&filter, Order::NewestFirst).await {
-        Ok(entries) => entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-                    format_rfc3339(e.ts_ms),
-                    esc(&e.actor),
-                    esc(&e.action),
-                    esc(&e.after.as_ref().map(|a| a.to_string()).unwrap_or_default()),
-                )
-            })
-            .collect(),
-        Err(e) => {
-            tracing::error!(error = %e, "console cannot read the audit trail");
-            String::new()
-        }
-    };
-    let playground = if state.explain.is_some() {
-        format!(
-            "<h2>Playground</h2><p>Paste a request as a client would send it. It is classified and routed by the live policy, never sent anywhere.</p>             <form method=post action=\"/console/policies/playground\">{csrf}<p><label>Dialect <select name=dialect><option value=openai>OpenAI</option><option value=anthropic>Anthropic</option></select></label> <label>Team <input name=team></label></p>             <textarea name=request id=request rows=8 cols=100 required>{}</textarea><p><button id=explain>Explain</button></p></form>",
-            esc(r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "..."}]}"#)
+        .route_roles(
+            Access::Dashboard,
+            RoleSet::SECURITY,
+            Method::POST,
+            "/console/policies/test",
+            post(policies::run_tests).with_state(s()),
         )
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "{notice}{status_html}{result}{playground}<h2>Reload history</h2><table id=reloads><tr><th>time</th><th>actor</th><th>action</th><th>after</th></tr>{history}</table>"
-    );
-    page::page(status, "Policies", &viewer(p, s), &body)
-}
-
-async fn reload_policy(
-    State(state): State<Arc<ConsoleState>>,
-    Extension(p): Extension<Principal>,
-    Extension(s): Extension<ConsoleSession>,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = csrf_refused(&s, &body) {
-        return refused;
-    }
-    let Some(policy) = &state.policy else {
-        return policies_view(&state, &p, &s, StatusCode::NOT_FOUND, "", "").await;
-    };
-    let report = policy.reload_report();
-    if let Err(e) = state
-        .audit
-        .record(report.audit_event(p.actor.clone()).source(p.source))
-        .await
-    {
-        tracing::error!(error = %e, "cannot write the audit trail");
-    }
-    let (status, notice) = match &report.result {
-        Ok(v) => (
-            StatusCode::OK,
-            format!("<p class=notice id=reloaded>Reloaded: version {v}.</p>"),
-        ),
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "<p class=notice><span class=bad>Rejected; version {} stays.</span></p><pre>{}</pre>",
-                report.previous_version,
-                esc(e)
-            ),
-        ),
-    };
-    policies_view(&state, &p, &s, status, &notice, "").await
-}
-
-async fn run_playground(
-    State(state): State<Arc<ConsoleState>>,
-    Extension(p): Extension<Principal>,
-    Extension(s): Extension<ConsoleSession>,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = csrf_refused(&s, &body) {
-        return refused;
-    }
-    let Some(explain) = &state.explain else {
-        return policies_view(&state, &p, &s, StatusCode::NOT_FOUND, "", "").await;
-    };
-    let field = |name| crate::dashboard::form_value(&body, name);
-    let dialect = match field("dialect").as_deref() {
-        Some("anthropic") => crate::canonical::Dialect::Anthropic,
-        _ => crate::canonical::Dialect::OpenAi,
-    };
-    let team = field("team").filter(|t| !t.trim().is_empty());
-    let request = field("request").unwrap_or_default();
-    match explain(dialect, request.as_bytes(), team) {
-        Ok(explained) => {
-            let result = render_explained(&explained);
-            policies_view(&state, &p, &s, StatusCode::OK, "", &result).await
-        }
-        Err(e) => {
-            let notice = format!(
-                "<p class=notice><span class=bad id=playground-error>The request does not parse: {}</span></p>",
-                esc(&e)
-            );
-            policies_view(&state, &p, &s, StatusCode::BAD_REQUEST, &notice, "").await
-        }
-    }
-}
-
-/// The playground's answer: texts with findings marked, the findings with their
-/// detector, the decision (rule, trace, chain) and what would serve it.
-fn render_explained(x: &playground::Explained) -> String {
-    let findings = x.explain["classification"]["findings"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let str_of = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let texts: String = x
-        .texts
-        .iter()
-        .enumerate()
-        .map(|(i, (role, text))| {
-            let spans: Vec<(usize, usize, String)> = findings
-                .iter()
-                .filter(|f| f["segment"].as_u64() == Some(i as u64))
-                .filter_map(|f| {
-                    Some((
-                        usize::try_from(f["start"].as_u64()?).ok()?,
-                        usize::try_from(f["end"].as_u64()?).ok()?,
-                        format!(
-                            "{}/{} ({})",
-                            str_of(&f["category"]),
-                            str_of(&f["type"]),
-                            str_of(&f["detector"])
-                        ),
-                    ))
-                })
-                .collect();
-            format!(
-                "<p><b>{}</b>: <span class=segment>{}</span></p>",
-                esc(role),
-                playground::highlight(text, &spans)
-            )
-        })
-        .collect();
-    let rows: String = findings
-        .iter()
-        .map(|f| {
-            format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}..{}</td></tr>",
-                esc(&str_of(&f["category"])),
-                esc(&str_of(&f["type"])),
-                esc(&str_of(&f["detector"])),
-                esc(&str_of(&f["confidence"])),
-                f["start"],
-                f["end"],
-            )
-        })
-        .collect();
-    let outcome = &x.explain["outcome"];
-    let served = match outcome["served_by"].as_array() {
-        Some(chain) => chain
-            .iter()
-            .map(|r| {
-                format!(
-                    "{} ({}, {})",
-                    str_of(&r["model"]),
-                    str_of(&r["provider"]),
-                    if r["external"].as_bool() == Some(true) {
-                        "external"
-                    } else {
-                        "local"
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" → "),
-        None => format!("refused: {}", str_of(&outcome["error"])),
-    };
-    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    format!(
-        "<h2>Result</h2><div id=texts>{texts}</div><table id=findings><tr><th>category</th><th>type</th><th>detector</th><th>confidence</th><th>span</th></tr>{rows}</table>         <p>Served by: <b id=served-by>{}</b></p><p>Redaction would send: <code id=redactions>{}</code></p><h3>Decision</h3><pre id=decision>{}</pre>",
-        esc(&served),
-        esc(&outcome["redactions"].to_string()),
-        esc(&pretty(&x.explain["decision"])),
-    )
 }
 
 fn viewer<'a>(p: &'a Principal, s: &'a ConsoleSession) -> Viewer<'a> {

@@ -15,7 +15,8 @@ main{padding:1.2rem;max-width:72rem}table{border-collapse:collapse;background:#f
 th,td{border-bottom:1px solid #e3e6ea;padding:.35rem .5rem;text-align:left;font-size:13px;vertical-align:top}\
 code{font-size:12px}.button,button{background:#2457d6;color:#fff;border:0;padding:.45rem .9rem;border-radius:4px;text-decoration:none;cursor:pointer}\
 .notice{background:#fff4d6;border:1px solid #e8c96b;padding:.6rem .8rem;margin:.8rem 0}\
-.bad{color:#b3261e;font-weight:600}.ok{color:#1e7b34;font-weight:600}form.inline{display:inline}mark{background:#ffe08a;padding:0 2px}pre{background:#fff;border:1px solid #e3e6ea;padding:.6rem;overflow:auto}";
+.bad{color:#b3261e;font-weight:600}.ok{color:#1e7b34;font-weight:600}form.inline{display:inline}mark{background:#ffe08a;padding:0 2px}pre{background:#fff;border:1px solid #e3e6ea;padding:.6rem;overflow:auto}\
+#policy-diff .add{color:#1e7b34}#policy-diff .del{color:#b3261e}#policy-diff .file{font-weight:600}";
 
 /// What the header shows about the signed-in user.
 pub struct Viewer<'a> {

@@ -180,7 +180,7 @@ impl CompiledPolicy {
     /// nothing is left). `policy check` prints these; they are not errors.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for rule in self.rules.iter().chain(std::iter::once(&self.default)) {
+        for rule in self.all_rules() {
             let action = &rule.action;
             let Some(route) = &action.route else { continue };
             if action.redact.is_empty() || route.chain.iter().any(|t| !t.external) {
@@ -211,6 +211,15 @@ impl CompiledPolicy {
             ));
         }
         out
+    }
+
+    /// The rules in evaluation order, `default` last.
+    pub(crate) fn all_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().chain(std::iter::once(&self.default))
+    }
+
+    pub(crate) fn privacy(&self) -> Privacy {
+        self.privacy
     }
 
     pub fn rule_ids(&self) -> Vec<&str> {

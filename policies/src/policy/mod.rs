@@ -9,6 +9,7 @@
 mod ast;
 mod catalog;
 mod compile;
+mod describe;
 mod engine;
 mod error;
 mod redact;
@@ -17,6 +18,7 @@ mod testing;
 
 pub use catalog::{StaticCatalog, TargetCatalog, TargetInfo};
 pub use compile::{check, compile, compile_str, load_dir, CompiledPolicy, PolicyDir, PolicySource};
+pub use describe::{CondLine, PolicyText, RuleText};
 pub use engine::{
     CondTrace, Decision, Facts, RemovedTarget, ResolvedTarget, RuleTrace, ShadowPlan,
     PRIVACY_BLOCK_MESSAGE, REQUESTED_TARGET,
@@ -32,6 +34,9 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("../../examples/default/polic
 /// The policy a gateway runs without a policy directory (`policies/examples/builtin`):
 /// the requested model, except that privacy-critical requests stay local.
 pub const BUILTIN_POLICY_YAML: &str = include_str!("../../examples/builtin/policy.yaml");
+
+/// The built-in policy's test cases.
+pub const BUILTIN_POLICY_TESTS_YAML: &str = include_str!("../../examples/builtin/policy.test.yaml");
 
 /// The default policy's test cases.
 pub const DEFAULT_POLICY_TESTS_YAML: &str = include_str!("../../examples/default/policy.test.yaml");
