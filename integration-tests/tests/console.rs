@@ -117,6 +117,27 @@ providers:
         .all(|l| l.contains(",web,") && l.contains("gpt-4o-mini")));
     let refused = csv("status=401").await;
     assert_eq!(refused.lines().count(), 1 + 1, "{refused}");
+    // What served each record: the refused one had no route; the others came from the
+    // frontier mock or, for a repeat, the response cache.
+    assert!(
+        all.starts_with("id,time,team,key_id,route,served,"),
+        "{all}"
+    );
+    let none = csv("served=none").await;
+    assert_eq!(none.lines().count(), 1 + 1, "{none}");
+    assert!(
+        none.lines().nth(1).is_some_and(|l| l.contains(",401,")),
+        "{none}"
+    );
+    let frontier = csv("served=frontier").await.lines().count() - 1;
+    let cached = csv("served=cache").await.lines().count() - 1;
+    assert!(frontier >= 2, "{all}");
+    assert_eq!(frontier + cached, 3, "{all}");
+    assert_eq!(
+        csv("served=local").await.lines().count(),
+        1,
+        "no local record"
+    );
 
     // The page: the same records, with the filter kept in the CSV link.
     let page = client
@@ -130,13 +151,15 @@ providers:
     assert_eq!(html.matches("<tr data-status=200>").count(), 1, "{html}");
     assert!(html.contains("/console/traffic.csv?team=batch"));
     assert!(!html.contains(PROMPT));
-    let bad = client
-        .get(format!("{base}/console/traffic?status=ok"))
-        .bearer_auth(&finance)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(bad.status(), 400);
+    for query in ["status=ok", "served=mars"] {
+        let bad = client
+            .get(format!("{base}/console/traffic?{query}"))
+            .bearer_auth(&finance)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(bad.status(), 400, "{query}");
+    }
 
     // The key list shows when each key was last used, from the same ledger.
     let html = client
@@ -270,6 +293,38 @@ providers:
     ] {
         assert!(html.contains(expected), "{expected:?} missing from {html}");
     }
+
+    // A request the rule refuses is in the ledger as served by nothing but the block.
+    let key: Value = client
+        .post(format!("{base}/admin/keys"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"team": "ops"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let resp = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(key["key"].as_str().expect("key"))
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 403);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let blocked = client
+        .get(format!("{base}/console/traffic.csv?served=blocked"))
+        .bearer_auth(&security)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(blocked.lines().count(), 1 + 1, "{blocked}");
+    assert!(blocked.contains(",ops-blocked,blocked,"), "{blocked}");
 
     // Its test cases, run on demand against the live policy.
     let (status, html) = post("/console/policies/test", security.clone()).await;

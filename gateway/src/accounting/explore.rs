@@ -1,11 +1,12 @@
 //! The traffic explorer's query: ledger records filtered by time, team, key, model,
-//! route (policy rule) and status, newest first. The ledger holds no prompt or answer
+//! route (policy rule), what served them (local, frontier, cache, blocked) and status, newest first. The ledger holds no prompt or answer
 //! text, so neither can a page or an export built on this.
 
 use serde::Serialize;
 use sqlx::Row;
 
 use crate::store::{with_pool, Db, StoreError};
+use crate::telemetry::metrics::RouteKind;
 
 /// Which records to show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +17,7 @@ pub struct TrafficFilter {
     pub key: Option<String>,
     pub model: Option<String>,
     pub route: Option<String>,
+    pub served: Option<RouteKind>,
     pub status: Option<i64>,
     pub limit: u32,
 }
@@ -28,6 +30,8 @@ pub struct TrafficRow {
     pub team: String,
     pub key_id: String,
     pub route: String,
+    /// `local`, `frontier`, `cache`, `blocked`, `none`; '' for rows older than the column.
+    pub served: String,
     pub provider: String,
     pub model: String,
     pub requested_model: String,
@@ -46,7 +50,7 @@ pub struct TrafficRow {
     pub redactions: i64,
 }
 
-const COLUMNS: &str = "id, ts_ms, team, key_id, route, provider, model, requested_model, dialect, stream, \
+const COLUMNS: &str = "id, ts_ms, team, key_id, route, served, provider, model, requested_model, dialect, stream, \
     input_tokens, output_tokens, cost_micros, counterfactual_micros, latency_ms, ttft_ms, cache_hit, \
     status, error_kind, sensitivity, redactions";
 
@@ -65,6 +69,7 @@ where
         team: row.try_get("team")?,
         key_id: row.try_get("key_id")?,
         route: row.try_get("route")?,
+        served: row.try_get("served")?,
         provider: row.try_get("provider")?,
         model: row.try_get("model")?,
         requested_model: row.try_get("requested_model")?,
@@ -100,12 +105,13 @@ pub async fn traffic(db: &Db, f: &TrafficFilter) -> Result<Vec<TrafficRow>, Stor
     }
     let mut texts: Vec<&str> = Vec::new();
     for (value, column) in [
-        (&f.team, "team"),
-        (&f.key, "key_id"),
-        (&f.model, "model"),
-        (&f.route, "route"),
+        (f.team.as_deref(), "team"),
+        (f.key.as_deref(), "key_id"),
+        (f.model.as_deref(), "model"),
+        (f.route.as_deref(), "route"),
+        (f.served.map(RouteKind::as_str), "served"),
     ] {
-        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
             texts.push(v);
             sql.push_str(&format!(" AND {column} = ${}", ints.len() + texts.len()));
         }
@@ -144,7 +150,7 @@ pub async fn last_used(db: &Db) -> Result<std::collections::HashMap<String, i64>
 pub fn to_csv(rows: &[TrafficRow]) -> String {
     use super::{csv_field, money::format_usd};
     let mut out = String::from(
-        "id,time,team,key_id,route,provider,model,requested_model,dialect,stream,input_tokens,output_tokens,cost_usd,counterfactual_usd,latency_ms,ttft_ms,cache_hit,status,error_kind,sensitivity,redactions\n",
+        "id,time,team,key_id,route,served,provider,model,requested_model,dialect,stream,input_tokens,output_tokens,cost_usd,counterfactual_usd,latency_ms,ttft_ms,cache_hit,status,error_kind,sensitivity,redactions\n",
     );
     for r in rows {
         let cells = [
@@ -153,6 +159,7 @@ pub fn to_csv(rows: &[TrafficRow]) -> String {
             r.team.clone(),
             r.key_id.clone(),
             r.route.clone(),
+            r.served.clone(),
             r.provider.clone(),
             r.model.clone(),
             r.requested_model.clone(),

@@ -20,6 +20,7 @@ use super::AccountingConfig;
 use crate::canonical::{Dialect, ErrorKind};
 use crate::store::time::{day_of, now_ms, DAY_MS};
 use crate::store::{with_pool, Db, StoreError};
+use crate::telemetry::metrics::RouteKind;
 
 /// What one request did. Never holds prompt or response text: only counts, names and
 /// outcomes. Build it with `LedgerRecord::default()` (fresh id, current time) and fill in.
@@ -33,6 +34,9 @@ pub struct LedgerRecord {
     pub team: Option<String>,
     /// The policy rule (route) that decided where the request went.
     pub route: String,
+    /// What served it: the local model, a frontier provider, the cache, a policy block,
+    /// or nothing (it failed before a route was chosen).
+    pub served: RouteKind,
     pub provider: String,
     /// The model that answered.
     pub model: String,
@@ -69,6 +73,7 @@ impl Default for LedgerRecord {
             key_id: None,
             team: None,
             route: String::new(),
+            served: RouteKind::None,
             provider: String::new(),
             model: String::new(),
             requested_model: String::new(),
@@ -397,7 +402,7 @@ async fn write_batch(db: &Db, recs: &[LedgerRecord]) -> Result<(), sqlx::Error> 
                 "INSERT INTO ledger (id, ts_ms, day, key_id, team, route, provider, model, \
                  requested_model, dialect, stream, input_tokens, output_tokens, cached_tokens, \
                  tokens_estimated, cost_micros, counterfactual_micros, price_known, latency_ms, \
-                 ttft_ms, cache_hit, status, error_kind, sensitivity, redactions) ",
+                 ttft_ms, cache_hit, status, error_kind, sensitivity, redactions, served) ",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(r.id.clone())
@@ -424,7 +429,8 @@ async fn write_batch(db: &Db, recs: &[LedgerRecord]) -> Result<(), sqlx::Error> 
                     .push_bind(i64::from(r.status))
                     .push_bind(r.error_kind.map(ErrorKind::as_str))
                     .push_bind(clean_list(&r.sensitivity))
-                    .push_bind(i64::from(r.redactions));
+                    .push_bind(i64::from(r.redactions))
+                    .push_bind(r.served.as_str());
             });
             // A record replayed with the same id (a retried batch) is inserted once, and
             // only rows actually inserted feed the rollup, keeping the two equal.

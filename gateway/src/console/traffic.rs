@@ -1,5 +1,5 @@
-//! The traffic explorer: ledger records filtered by time, team, key, model, route and
-//! status, as a table and as CSV. Never prompt text: the ledger has none.
+//! The traffic explorer: ledger records filtered by time, team, key, model, rule (the
+//! ledger's route), what served them and status, as a table and as CSV. Never prompt text: the ledger has none.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::accounting::explore::{to_csv, traffic, TrafficFilter};
 use crate::accounting::money::format_usd;
 use crate::dashboard::render::esc;
 use crate::store::time::{format_rfc3339, parse_time};
+use crate::telemetry::metrics::RouteKind;
 
 /// Rows the page shows; the CSV export takes up to 10 000.
 const PAGE_ROWS: u32 = 200;
@@ -25,6 +26,7 @@ pub struct TrafficQuery {
     key: Option<String>,
     model: Option<String>,
     route: Option<String>,
+    served: Option<String>,
     status: Option<String>,
 }
 
@@ -44,6 +46,12 @@ impl TrafficQuery {
             ),
             None => None,
         };
+        let served = match self.served.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(RouteKind::parse(s).ok_or_else(|| {
+                format!("served {s:?} is not one of local, frontier, cache, blocked, none")
+            })?),
+            None => None,
+        };
         let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
         Ok(TrafficFilter {
             from_ms: time(&self.from)?,
@@ -52,6 +60,7 @@ impl TrafficQuery {
             key: text(&self.key),
             model: text(&self.model),
             route: text(&self.route),
+            served,
             status,
             limit,
         })
@@ -66,6 +75,7 @@ impl TrafficQuery {
             ("key", &self.key),
             ("model", &self.model),
             ("route", &self.route),
+            ("served", &self.served),
             ("status", &self.status),
         ];
         pairs
@@ -113,12 +123,13 @@ pub async fn page_handler(
         .iter()
         .map(|r| {
             format!(
-                "<tr data-status={}><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-status={}><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.status,
                 format_rfc3339(r.ts_ms),
                 esc(&r.team),
                 esc(&r.key_id),
                 esc(&r.route),
+                esc(&r.served),
                 esc(&r.provider),
                 esc(&r.model),
                 r.status,
@@ -138,6 +149,18 @@ pub async fn page_handler(
             esc(v.as_deref().unwrap_or(""))
         )
     };
+    let options: String = std::iter::once("")
+        .chain(RouteKind::ALL.iter().map(|k| k.as_str()))
+        .map(|k| {
+            let selected = if q.served.as_deref().unwrap_or("") == k {
+                " selected"
+            } else {
+                ""
+            };
+            let label = if k.is_empty() { "any" } else { k };
+            format!("<option value=\"{k}\"{selected}>{label}</option>")
+        })
+        .collect();
     let form: String = [
         input("from", &q.from),
         input("to", &q.to),
@@ -145,13 +168,14 @@ pub async fn page_handler(
         input("key", &q.key),
         input("model", &q.model),
         input("route", &q.route),
+        format!("<label>served <select name=served>{options}</select></label> "),
         input("status", &q.status),
     ]
     .concat();
     let body = format!(
         "<form method=get action=\"/console/traffic\">{form}<button>Filter</button></form>\
          <p><a id=csv href=\"/console/traffic.csv?{}\">Export CSV</a> (up to 10 000 records; the page shows the newest {PAGE_ROWS})</p>\
-         <table id=traffic><tr><th>time</th><th>team</th><th>key</th><th>route</th><th>provider</th><th>model</th><th>status</th><th>error</th><th>latency ms</th><th>tokens in / out</th><th>cost</th><th>sensitivity</th><th>cache</th></tr>{cells}</table>",
+         <table id=traffic><tr><th>time</th><th>team</th><th>key</th><th>route (rule)</th><th>served</th><th>provider</th><th>model</th><th>status</th><th>error</th><th>latency ms</th><th>tokens in / out</th><th>cost</th><th>sensitivity</th><th>cache</th></tr>{cells}</table>",
         esc(&q.query_string())
     );
     page::page(StatusCode::OK, "Traffic", &viewer(&p, &s), &body)
@@ -201,20 +225,27 @@ mod tests {
             team: Some("web & co".into()),
             status: Some("401".into()),
             from: Some("2026-12-01".into()),
+            served: Some("local".into()),
             ..Default::default()
         };
         let f = q.filter(10).expect("filter");
         assert_eq!(f.status, Some(401));
+        assert_eq!(f.served, Some(RouteKind::Local));
         assert_eq!(f.team.as_deref(), Some("web & co"));
         assert!(f.from_ms.is_some());
         assert_eq!(
             q.query_string(),
-            "from=2026-12-01&team=web%20%26%20co&status=401"
+            "from=2026-12-01&team=web%20%26%20co&served=local&status=401"
         );
         let bad = TrafficQuery {
             status: Some("ok".into()),
             ..Default::default()
         };
         assert!(bad.filter(10).is_err());
+        let bad = TrafficQuery {
+            served: Some("mars".into()),
+            ..Default::default()
+        };
+        assert!(bad.filter(10).unwrap_err().contains("local, frontier"));
     }
 }

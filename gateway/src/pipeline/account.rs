@@ -61,7 +61,6 @@ pub struct Tracker {
     cache_fill: Option<(CacheKey, Duration)>,
     semantic_fill: Option<SemanticFill>,
     est_prompt_tokens: u32,
-    route_kind: RouteKind,
     shadow: Option<ShadowJob>,
     /// The complete answer (redacted form), kept only when a shadow job waits for it.
     shadow_primary: Option<ChatResponse>,
@@ -83,7 +82,6 @@ impl Tracker {
             cache_fill: None,
             semantic_fill: None,
             est_prompt_tokens: 0,
-            route_kind: RouteKind::None,
             shadow: None,
             shadow_primary: None,
             finished: false,
@@ -192,7 +190,7 @@ impl Tracker {
     fn note_route(&mut self, route: &Route) {
         self.rec.provider = route.provider.name().to_string();
         self.rec.model = route.model.clone();
-        self.route_kind = if route.provider.is_external() {
+        self.rec.served = if route.provider.is_external() {
             RouteKind::Frontier
         } else {
             RouteKind::Local
@@ -211,7 +209,7 @@ impl Tracker {
     /// Served from the response cache: no provider cost, all of it saved.
     pub fn cache_hit(mut self, route: &Route, response: &ChatResponse) {
         self.note_route(route);
-        self.route_kind = RouteKind::Cache;
+        self.rec.served = RouteKind::Cache;
         self.rec.cache_hit = true;
         self.account(&response.usage, false, None);
         self.rec.cost_micros = 0;
@@ -225,7 +223,7 @@ impl Tracker {
     pub fn refused(&mut self, rule: String, error: &GatewayError) {
         self.rec.route = rule;
         if !matches!(error, GatewayError::NotFound(_)) {
-            self.route_kind = RouteKind::Blocked;
+            self.rec.served = RouteKind::Blocked;
         }
     }
 
@@ -234,7 +232,7 @@ impl Tracker {
     /// the dashboard counts blocks per rule apart from errors.
     pub fn fail(self, err: &GatewayError) {
         let status = err.status();
-        let kind = if self.route_kind == RouteKind::Blocked {
+        let kind = if self.rec.served == RouteKind::Blocked {
             ErrorKind::PolicyBlocked
         } else {
             err.kind()
@@ -249,7 +247,7 @@ impl Tracker {
             Some((busy_ms, gpu)) => {
                 prices.apply_local(&mut self.rec, usage, estimated, busy_ms, gpu)
             }
-            None if self.route_kind == RouteKind::Local => {
+            None if self.rec.served == RouteKind::Local => {
                 // The local model reported no busy time (a cancelled stream): charge the
                 // wall time, an upper bound of its share of the batch.
                 let busy = self.started.elapsed().as_secs_f64() * 1000.0;
@@ -293,7 +291,7 @@ impl Tracker {
         };
         self.services.metrics.observe_request(&RequestObservation {
             dialect: self.dialect,
-            route: self.route_kind,
+            route: self.rec.served,
             provider: &self.rec.provider,
             model: if self.rec.model.is_empty() {
                 &self.rec.requested_model
@@ -321,7 +319,7 @@ impl Tracker {
                 key_id: self.rec.key_id.clone().unwrap_or_default(),
                 side: crate::shadow::primary_side(
                     &self.rec,
-                    self.route_kind == RouteKind::Frontier,
+                    self.rec.served == RouteKind::Frontier,
                 ),
                 response,
             };

@@ -197,6 +197,15 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 6,
+        name: "ledger: what served each request",
+        statements: &[
+            // local, frontier, cache, blocked or none (telemetry::metrics::RouteKind), so
+            // the traffic explorer filters by it; rows written before this are ''.
+            "ALTER TABLE ledger ADD COLUMN served TEXT NOT NULL DEFAULT ''",
+        ],
+    },
 ];
 
 pub(super) async fn run(db: &Db) -> Result<(), StoreError> {

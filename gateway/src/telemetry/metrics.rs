@@ -40,6 +40,19 @@ pub enum RouteKind {
 }
 
 impl RouteKind {
+    pub const ALL: [RouteKind; 5] = [
+        RouteKind::Local,
+        RouteKind::Frontier,
+        RouteKind::Cache,
+        RouteKind::Blocked,
+        RouteKind::None,
+    ];
+
+    /// The kind [`as_str`](Self::as_str) names (the ledger's `served` column, filters).
+    pub fn parse(s: &str) -> Option<RouteKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RouteKind::Local => "local",
