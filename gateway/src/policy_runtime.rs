@@ -150,19 +150,19 @@ fn compile_files(
 /// nothing); `None` when no file changed.
 fn diff_files(before: &PolicyDir, after: &PolicyDir) -> Option<(String, usize, usize)> {
     use similar::{ChangeTag, TextDiff};
-    let texts = |d: &PolicyDir| -> std::collections::BTreeMap<String, String> {
+    fn texts(d: &PolicyDir) -> std::collections::BTreeMap<&str, &str> {
         d.policies
             .iter()
             .chain(&d.tests)
-            .map(|f| (f.name.clone(), f.text.clone()))
+            .map(|f| (f.name.as_str(), f.text.as_str()))
             .collect()
-    };
+    }
     let (old, new) = (texts(before), texts(after));
-    let names: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let names: std::collections::BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
     let (mut out, mut added, mut removed) = (String::new(), 0, 0);
     for name in names {
-        let a = old.get(name).map(String::as_str).unwrap_or("");
-        let b = new.get(name).map(String::as_str).unwrap_or("");
+        let a = old.get(name).copied().unwrap_or("");
+        let b = new.get(name).copied().unwrap_or("");
         if a == b {
             continue;
         }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::compile::CompiledPolicy;
-use super::engine::{cat_name, Action, CatSet, Cond, ResolvedTarget, Route, Rule};
+use super::engine::{cat_name, Action, CatSet, Cond, ResolvedTarget, Route, Rule, REQUESTED_MODEL};
 
 /// One line of a condition tree: `depth` 0 is the rule's top condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +94,7 @@ fn chain_text(chain: &[ResolvedTarget]) -> String {
     chain
         .iter()
         .map(|t| {
-            if t.model == ResolvedTarget::requested_placeholder().model {
+            if t.model == REQUESTED_MODEL {
                 "the requested model".to_string()
             } else {
                 format!(

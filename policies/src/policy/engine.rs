@@ -358,7 +358,7 @@ pub struct ResolvedTarget {
 /// Name of the built-in target that routes to the model the client asked for.
 pub const REQUESTED_TARGET: &str = "requested";
 /// Placeholder model of the `requested` target in a compiled chain.
-const REQUESTED_MODEL: &str = "$requested";
+pub(crate) const REQUESTED_MODEL: &str = "$requested";
 
 impl ResolvedTarget {
     pub(crate) fn requested_placeholder() -> Self {
