@@ -3,7 +3,8 @@
 //! (`scripts/setup-browser.sh`): sign in with the authorization code flow and PKCE, the
 //! group claim mapped to a role, an admin creates a key in the console and it works on
 //! the API, a team budget set on the Teams page refuses the key's next request and
-//! clearing it restores service, CSRF-less forms are refused, sign-out, a viewer gets the forbidden page, an
+//! clearing it restores service, the Policies page runs the policy's test cases and shows
+//! the diff of a reloaded edit, CSRF-less forms are refused, sign-out, a viewer gets the forbidden page, an
 //! idle session expires, an account without a mapped group is refused — and each sign-in,
 //! refusal, change and sign-out is in the audit trail. Screenshots go to
 //! `integration-tests/artifacts/console-*.png`. Missing Node, provider or browser fail the
@@ -125,10 +126,24 @@ async fn console_sign_in_through_a_real_provider() {
     std::env::set_var(SECRET_VAR, SECRET);
     std::env::set_var(ADMIN_VAR, ADMIN);
     let mock = MockUpstream::start().await;
+    // The built-in policy and its test cases, as files, so the Policies page can run the
+    // cases and show the diff of an edit reloaded from the console.
+    let policy_dir = tempfile::tempdir().expect("tempdir");
+    let policy_file = policy_dir.path().join("policy.yaml");
+    std::fs::write(&policy_file, policies::policy::BUILTIN_POLICY_YAML).expect("write policy");
+    std::fs::write(
+        policy_dir.path().join("policy.test.yaml"),
+        policies::policy::BUILTIN_POLICY_TESTS_YAML,
+    )
+    .expect("write tests");
+    let cases = policies::policy::BUILTIN_POLICY_TESTS_YAML
+        .matches("- name:")
+        .count();
     let yaml = format!(
         r#"listen: "127.0.0.1:{port}"
 accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
 auth: {{ admin_token_env: {ADMIN_VAR} }}
+policy_dir: "{dir}"
 sso:
   issuer: "{issuer}"
   client_id: {CLIENT_ID}
@@ -145,6 +160,7 @@ providers:
     models: ["gpt-4o-mini"]
 "#,
         db = temp_db_url(),
+        dir = policy_dir.path().display(),
         openai = mock.openai_base_url(),
     );
     let gw = start_gateway(&yaml).await.expect("gateway with SSO");
@@ -354,9 +370,61 @@ providers:
         // The built-in policy keeps privacy-critical content on a local target.
         assert!(decision.contains("\"rule\": \"privacy-local\""), "{decision}");
         screenshot(c, "playground").await;
-        // Reloading the policy from the console is audited as her.
+
+        // The rules read as words, in evaluation order, the default last.
+        let rules = c.find(Locator::Id("rules")).await?.text().await?;
+        let first = rules.find("privacy-local").expect("the privacy rule is listed");
+        let default = rules.rfind("default").expect("the default is listed");
+        assert!(first < default, "{rules}");
+        assert!(
+            !rules.contains('{') && !rules.contains('}'),
+            "the rules are not words: {rules}"
+        );
+
+        // The policy's own test cases run against the live policy.
+        c.find(Locator::Id("run-tests")).await?.click().await?;
+        let summary = c
+            .wait()
+            .for_element(Locator::Id("tests-summary"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(summary, format!("{cases} passed, 0 failed"));
+        let rows = c.find_all(Locator::Css("#test-results tr")).await?;
+        assert_eq!(rows.len(), cases + 1, "one row per case, and the header");
+        screenshot(c, "policy-tests").await;
+
+        // She edits the policy on disk and reloads it from the console: the reload is
+        // audited as her, and the page shows what changed, the new line marked added.
+        let edited = policies::policy::BUILTIN_POLICY_YAML.replace(
+            "description: privacy-critical content never leaves the organization",
+            "description: privacy-critical content never leaves the organization (reviewed)",
+        );
+        assert_ne!(edited, policies::policy::BUILTIN_POLICY_YAML);
+        std::fs::write(&policy_file, &edited).expect("edit policy");
         c.find(Locator::Id("reload")).await?.click().await?;
         c.wait().for_element(Locator::Id("reloaded")).await?;
+        let change = c.find(Locator::Id("change-summary")).await?.text().await?;
+        assert!(
+            change.ends_with("1 line(s) added, 1 removed."),
+            "{change}"
+        );
+        let added = c
+            .find(Locator::Css("#policy-diff span.add"))
+            .await?
+            .text()
+            .await?;
+        assert!(added.starts_with('+') && added.ends_with("(reviewed)"), "{added}");
+        let removed = c
+            .find(Locator::Css("#policy-diff span.del"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            removed.starts_with('-') && removed.ends_with("the organization"),
+            "{removed}"
+        );
+        screenshot(c, "policy-change").await;
 
         // Sign-out ends the session.
         c.find(Locator::Id("signout")).await?.click().await?;
