@@ -476,7 +476,7 @@ pub const PRIVACY_BLOCK_MESSAGE: &str =
     "privacy-critical content cannot leave the organization and no local target is available";
 
 /// Per-request values derived once from the facts and the classification.
-pub(crate) struct Ctx<'a> {
+pub(crate) struct EvalCtx<'a> {
     facts: &'a Facts,
     findings: &'a [Finding],
     difficulty: f32,
@@ -493,7 +493,7 @@ pub(crate) fn hour_and_weekday(unix_s: i64) -> (u8, u8) {
     ((secs / 3600) as u8, (days + 3).rem_euclid(7) as u8)
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> EvalCtx<'a> {
     pub(crate) fn new(facts: &'a Facts, cls: &'a Classification, privacy: Privacy) -> Self {
         let mut critical = CatSet::default();
         for f in &cls.findings {
@@ -501,7 +501,7 @@ impl<'a> Ctx<'a> {
                 critical.insert(f.category);
             }
         }
-        Ctx {
+        EvalCtx {
             facts,
             findings: &cls.findings,
             difficulty: cls.difficulty,
@@ -532,7 +532,7 @@ impl Cond {
     }
 
     /// Evaluates the condition; with a trace sink, records why (and evaluates every branch).
-    pub(crate) fn eval(&self, ctx: &Ctx, trace: Option<&mut Vec<CondTrace>>) -> bool {
+    pub(crate) fn eval(&self, ctx: &EvalCtx, trace: Option<&mut Vec<CondTrace>>) -> bool {
         let f = ctx.facts;
         match trace {
             None => match self {
@@ -570,7 +570,7 @@ impl Cond {
         }
     }
 
-    fn leaf(&self, ctx: &Ctx, f: &Facts) -> bool {
+    fn leaf(&self, ctx: &EvalCtx, f: &Facts) -> bool {
         match self {
             Cond::True => true,
             Cond::All(_) | Cond::Any(_) | Cond::Not(_) => false,
@@ -627,7 +627,7 @@ impl Cond {
     }
 
     /// What the request had, for the trace. Never prints finding text.
-    fn actual(&self, ctx: &Ctx) -> String {
+    fn actual(&self, ctx: &EvalCtx) -> String {
         let f = ctx.facts;
         match self {
             Cond::True | Cond::All(_) | Cond::Any(_) | Cond::Not(_) => String::new(),
@@ -670,7 +670,11 @@ impl Cond {
 }
 
 /// Applies an action's constraints and the fail-closed privacy guarantee.
-pub(crate) fn build_decision(rule: &Rule, ctx: &Ctx, trace: Option<Vec<RuleTrace>>) -> Decision {
+pub(crate) fn build_decision(
+    rule: &Rule,
+    ctx: &EvalCtx,
+    trace: Option<Vec<RuleTrace>>,
+) -> Decision {
     let a = &rule.action;
     let mut d = Decision {
         rule: rule.id.clone(),
@@ -774,7 +778,7 @@ pub(crate) fn build_decision(rule: &Rule, ctx: &Ctx, trace: Option<Vec<RuleTrace
 fn plan_shadow(
     rule: &Rule,
     s: &ShadowAction,
-    ctx: &Ctx,
+    ctx: &EvalCtx,
     d: &Decision,
 ) -> Result<ShadowPlan, String> {
     let a = &rule.action;

@@ -2,7 +2,9 @@
 
 use super::ast::{ExpectDef, RequestDef, TestCaseDef, TimeValue};
 use super::catalog::TargetCatalog;
-use super::compile::{check_version, join_key, sorted, CompiledPolicy, Ctx2, Loc, PolicySource};
+use super::compile::{
+    check_version, join_key, sorted, CompileCtx, CompiledPolicy, Loc, PolicySource,
+};
 use super::engine::{cat_name, Decision, Facts, ALL_CATEGORIES};
 use super::error::{did_you_mean, ErrorCode, PolicyError};
 use super::redact::redact;
@@ -128,7 +130,7 @@ pub(crate) fn parse_utc(s: &str) -> Option<i64> {
 
 /// Parses `*.test.yaml` files. Reports every error found.
 pub fn parse_tests(sources: &[PolicySource]) -> Result<Vec<TestCase>, Vec<PolicyError>> {
-    let mut cx = Ctx2 {
+    let mut cx = CompileCtx {
         names: Vec::new(),
         spans: Vec::new(),
         errors: Vec::new(),
@@ -204,7 +206,7 @@ pub fn parse_tests(sources: &[PolicySource]) -> Result<Vec<TestCase>, Vec<Policy
     }
 }
 
-fn lower_case(cx: &mut Ctx2, def: TestCaseDef, loc: &Loc) -> Option<TestCase> {
+fn lower_case(cx: &mut CompileCtx, def: TestCaseDef, loc: &Loc) -> Option<TestCase> {
     let req_loc = Loc {
         file: loc.file,
         path: join_key(&loc.path, "request"),
