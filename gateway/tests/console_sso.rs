@@ -1,8 +1,8 @@
 //! Console single sign-on through a real OpenID Provider (panva's `oidc-provider` on
 //! Node.js, `scripts/setup-oidc.sh`) in a real headless Chromium
 //! (`scripts/setup-browser.sh`): sign in with the authorization code flow and PKCE, the
-//! group claim mapped to a role, an admin creates a key in the console and it works on
-//! the API, a team budget set on the Teams page refuses the key's next request and
+//! group claim mapped to a role, an admin creates a key in the console and the official
+//! OpenAI SDK is served with it (and gets 401 once it is revoked), a team budget set on the Teams page refuses the key's next request and
 //! clearing it restores service, the Policies page runs the policy's test cases and shows
 //! the diff of a reloaded edit, CSRF-less forms are refused, sign-out, a viewer gets the forbidden page, an
 //! idle session expires, an account without a mapped group is refused — and each sign-in,
@@ -14,7 +14,7 @@
 mod browser;
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -111,7 +111,63 @@ async fn sign_in(c: &Client, base: &str, login: &str) -> Result<(), fantoccini::
     Ok(())
 }
 
+/// The official OpenAI Python SDK (the `.venv` of `scripts/setup-python.sh`) calling the
+/// gateway with `key`: `ok:<answer>`, or the SDK's error class and status.
+async fn openai_sdk(base: &str, key: &str) -> String {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup-python.sh",
+        python.display()
+    );
+    const SCRIPT: &str = r#"
+import sys, openai
+client = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key=sys.argv[2], max_retries=0)
+try:
+    r = client.chat.completions.create(
+        model="gpt-4o-mini", max_tokens=8, messages=[{"role": "user", "content": "Say hi"}])
+    print("ok:" + r.choices[0].message.content)
+except openai.APIStatusError as e:
+    print(f"{type(e).__name__}:{e.status_code}")
+"#;
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", SCRIPT, base, key])
+        .output()
+        .await
+        .expect("run the OpenAI SDK");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Saves the page as `console-NAME.png`, after checking that everything it loaded came
+/// from the gateway itself (no CDN, works offline) and loaded without an error status.
 async fn screenshot(c: &Client, name: &str) {
+    let loaded = c
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => [e.name, e.responseStatus || 0]);",
+            vec![],
+        )
+        .await
+        .expect("resource timings");
+    let origin = c
+        .current_url()
+        .await
+        .expect("url")
+        .origin()
+        .ascii_serialization();
+    for entry in loaded.as_array().into_iter().flatten() {
+        let url = entry[0].as_str().unwrap_or_default();
+        let status = entry[1].as_u64().unwrap_or_default();
+        assert!(
+            url.starts_with(&origin),
+            "{name} loads {url} from elsewhere"
+        );
+        assert!(status < 400, "{name}: {url} answered {status}");
+    }
     let png = c.screenshot().await.expect("screenshot");
     let dir = browser::artifacts_dir();
     std::fs::create_dir_all(&dir).expect("artifacts dir");
@@ -232,6 +288,11 @@ providers:
             .await
             .expect("send");
         assert_eq!(resp.status(), 200, "the new key works");
+        assert_eq!(
+            openai_sdk(&base, &key).await,
+            "ok:Echo: Say hi",
+            "the OpenAI SDK is served with the console's key"
+        );
         let models = |key: String| {
             let http = http.clone();
             let url = format!("{base}/v1/models");
@@ -313,6 +374,11 @@ providers:
             .await?;
         c.wait().for_element(Locator::Id("revoked")).await?;
         assert_eq!(models(rotated.clone()).await, 401, "the revoked key still works");
+        assert_eq!(
+            openai_sdk(&base, &rotated).await,
+            "AuthenticationError:401",
+            "the SDK sees the revocation"
+        );
 
         // A form without the session's CSRF token is refused, even with the cookie.
         let cookie_header = format!("switchyard_session={}", session.value());
