@@ -1,4 +1,4 @@
-//! Non-streaming upstream response bodies, read with both dialects' parsers, and upstream
+//! Non-streaming upstream response bodies, read with the OpenAI, Anthropic and Gemini parsers, and upstream
 //! error bodies.
 //!
 //! Invariants: nothing panics, and parse → render → parse is a fixpoint after one pass in
@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchyard::canonical::ChatResponse;
-use switchyard::dialects::{anthropic, openai};
+use switchyard::dialects::{anthropic, gemini, openai};
 
 type Parse = fn(&[u8]) -> Result<ChatResponse, String>;
 type Render = fn(&ChatResponse) -> serde_json::Value;
@@ -36,6 +36,12 @@ fn check(data: &[u8], parse: Parse, render: Render) {
 fuzz_target!(|data: &[u8]| {
     check(data, openai::parse_response, openai::render_response);
     check(data, anthropic::parse_response, anthropic::render_response);
+    check(
+        data,
+        |b| gemini::parse_response(b, "gemini-2.0-flash"),
+        gemini::render_response,
+    );
+    let _ = gemini::parse_error(503, data, None, "fuzz");
     let _ = openai::parse_error(429, data, None, "fuzz");
     let _ = anthropic::parse_error(529, data, Some("1".into()), "fuzz");
 });

@@ -1,5 +1,5 @@
 //! Upstream event streams: arbitrary bytes, cut into arbitrary chunks, through the SSE
-//! parser and both dialects' stream decoders, then back out through both client encoders.
+//! parser and the three upstream dialects' stream decoders (OpenAI, Anthropic, Gemini), then back out through both client encoders.
 //!
 //! Invariants: nothing panics; every frame an encoder writes is JSON (or OpenAI's
 //! `[DONE]`), and an Anthropic frame's `event:` is its data's `type`; and re-decoding an
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use switchyard::canonical::StreamEvent;
 use switchyard::dialects::sse::SseParser;
-use switchyard::dialects::{anthropic, openai};
+use switchyard::dialects::{anthropic, gemini, openai};
 use switchyard_fuzz::{decode_all, sse_events, transcript, Decoder};
 
 const MAX_EVENT_BYTES: usize = 1 << 20;
@@ -84,4 +84,5 @@ fuzz_target!(|data: &[u8]| {
     };
     check::<openai::StreamDecoder>(&events, seed & 1 == 1);
     check::<anthropic::StreamDecoder>(&events, seed & 1 == 1);
+    check::<gemini::StreamDecoder>(&events, seed & 1 == 1);
 });

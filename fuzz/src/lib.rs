@@ -3,7 +3,7 @@
 
 use switchyard::canonical::StreamEvent;
 use switchyard::dialects::sse::{SseEvent, SseParser};
-use switchyard::dialects::{anthropic, openai};
+use switchyard::dialects::{anthropic, gemini, openai};
 
 /// `body` cut into chunks of 1 to 16 bytes, the sizes drawn from `seed`, so one input
 /// exercises splits inside `\r\n` pairs, UTF-8 sequences and field names.
@@ -61,6 +61,7 @@ macro_rules! decoder {
 }
 decoder!(openai::StreamDecoder);
 decoder!(anthropic::StreamDecoder);
+decoder!(gemini::StreamDecoder);
 
 /// Canonical events decoded from `events` until the decoder is done or fails, then its
 /// end-of-body check, as `providers::http::StreamState` does. Returns the events that

@@ -238,6 +238,9 @@ pub enum ProviderKind {
     AzureOpenai,
     /// AWS Bedrock Runtime: Converse / ConverseStream, SigV4-signed (`bedrock:`).
     Bedrock,
+    /// Google's Gemini API (`generateContent`, `x-goog-api-key`); `base_url` includes the
+    /// API version, as in the SDKs (`https://generativelanguage.googleapis.com/v1beta`).
+    Gemini,
 }
 
 /// `bedrock:` of a `bedrock` provider. What is not set here comes from the standard AWS
@@ -492,6 +495,7 @@ impl ProviderConfig {
         match self.kind {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => "https://api.openai.com/v1",
             ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
             // Validation requires a base URL (the resource endpoint) for Azure.
             ProviderKind::AzureOpenai => "",
             // The regional endpoint, formed from the region at start-up.

@@ -8,6 +8,7 @@
 //! | `POST /v1/messages`            | Anthropic | `x-api-key: <anthropic_key>` + `anthropic-version` |
 //! | `POST /v1/messages/count_tokens` | Anthropic | same; answers `{"input_tokens": N}`             |
 //! | `POST /openai/deployments/{d}/chat/completions?api-version=V` | Azure OpenAI | `api-key: <openai_key>` (or `Authorization: Bearer`); 404 without `api-version` |
+//! | `POST /v1beta/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`, `:countTokens`) | Gemini | `x-goog-api-key: <gemini_key>` (see `mock/gemini.rs`) |
 //! | `GET /v1/models`               | either    | Anthropic list if `x-api-key`/`anthropic-version` is sent, OpenAI list otherwise |
 //!
 //! Base URLs as the SDKs expect them: [`MockUpstream::openai_base_url`] is `http://ADDR/v1`
@@ -88,6 +89,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod gemini;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -105,6 +108,8 @@ pub struct MockConfig {
     pub openai_key: String,
     /// Accepted `x-api-key` on the Anthropic routes.
     pub anthropic_key: String,
+    /// Accepted `x-goog-api-key` on the Gemini routes.
+    pub gemini_key: String,
     /// Record requests (disable for load tests to keep memory flat).
     pub record: bool,
     /// A model-name trigger applied to every request, as if every model name contained
@@ -117,6 +122,7 @@ impl Default for MockConfig {
         MockConfig {
             openai_key: "sk-test".into(),
             anthropic_key: "sk-ant-test".into(),
+            gemini_key: "gemini-test-key".into(),
             record: true,
             always: None,
         }
@@ -284,6 +290,11 @@ impl MockUpstream {
         format!("http://{}", self.addr)
     }
 
+    /// Like the Gemini SDKs' base URL with its API version: `http://ADDR/v1beta`.
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
+    }
+
     /// The shared recorder itself.
     pub fn recorder(&self) -> Arc<Mutex<Vec<Recorded>>> {
         self.shared.requests.clone()
@@ -362,6 +373,7 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
+        .route("/v1beta/models/{target}", post(gemini::gemini_call))
         .route("/v1/models", get(models))
         .fallback(fallback)
         .with_state(shared)

@@ -58,6 +58,18 @@ impl SseDecoder for crate::dialects::anthropic::StreamDecoder {
     }
 }
 
+impl SseDecoder for crate::dialects::gemini::StreamDecoder {
+    fn decode(&mut self, ev: &SseEvent) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::gemini::StreamDecoder::decode(self, ev)
+    }
+    fn finish(&mut self) -> Result<Vec<StreamEvent>, String> {
+        crate::dialects::gemini::StreamDecoder::finish(self)
+    }
+    fn is_done(&self) -> bool {
+        crate::dialects::gemini::StreamDecoder::is_done(self)
+    }
+}
+
 pub(crate) type ErrorParser = fn(u16, &[u8], Option<String>, &str) -> GatewayError;
 
 /// The message of a failed connection; `health::UpstreamErrorKind` recognises it.

@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod attempts;
 pub mod bedrock;
 pub mod endpoints;
+pub mod gemini;
 pub mod health;
 mod http;
 pub mod local;
@@ -132,6 +133,11 @@ fn build_with_env(
             ))
         }
         ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
+            cfg,
+            client,
+            max_sse_event_bytes,
+        )),
+        ProviderKind::Gemini => Arc::new(gemini::GeminiProvider::new(
             cfg,
             client,
             max_sse_event_bytes,

@@ -1,28 +1,16 @@
-//! Google's Gemini API (`POST /v1beta/models/{model}:generateContent` and
-//! `:streamGenerateContent?alt=sse`) as a client dialect: requests become canonical chat
-//! requests, so every backend serves them; answers become `GenerateContentResponse`s,
-//! streamed as SSE chunks of the same shape. Pure: no I/O.
-//!
-//! Supported: `contents` with `text`, `inlineData` / `fileData` images, `functionCall`
-//! and `functionResponse` parts; `systemInstruction`; `tools[].functionDeclarations`
-//! (`parameters` in Gemini's OpenAPI subset, or `parametersJsonSchema`); `toolConfig`;
-//! `generationConfig` (temperature, topP, topK, maxOutputTokens, stopSequences, seed,
-//! `responseMimeType: application/json` with `responseSchema` / `responseJsonSchema`).
-//! Field names are accepted in camelCase (what the SDKs send) and snake_case (what the
-//! API also accepts). Built-in tools (Google Search, code execution), cached contents and
-//! more than one candidate are a clear 400.
+//! The client side: requests to canonical, answers and streams to Gemini's shapes.
 
 use serde_json::{json, Map, Value};
 
-use super::json::{
-    as_obj, at, body_object, invalid_type, invalid_value, missing, opt_array, parse_json_body,
-    req_str, Obj,
-};
-use super::sse::write_event;
 use crate::canonical::{
     ChatRequest, ChatResponse, ContentPart, Dialect, GatewayError, ImageSource, Message,
     ResponseFormat, Role, Sampling, StopReason, StreamEvent, Tool, ToolChoice, Usage,
 };
+use crate::dialects::json::{
+    as_obj, at, body_object, invalid_type, invalid_value, missing, opt_array, parse_json_body,
+    req_str, Obj,
+};
+use crate::dialects::sse::write_event;
 
 /// What the URL says: the model and whether to stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,7 +475,7 @@ fn usage_json(u: &Usage) -> Value {
 
 /// A function call part; arguments that are not a JSON object (a model's malformed
 /// output) are passed as `{"_raw": TEXT}` rather than dropped.
-fn call_part(id: &str, name: &str, arguments: &str) -> Value {
+pub(super) fn call_part(id: &str, name: &str, arguments: &str) -> Value {
     let args = match serde_json::from_str::<Value>(arguments) {
         Ok(v @ Value::Object(_)) => v,
         _ if arguments.trim().is_empty() => json!({}),
