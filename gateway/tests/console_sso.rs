@@ -144,7 +144,8 @@ except openai.APIStatusError as e:
 }
 
 /// Saves the page as `console-NAME.png`, after checking that everything it loaded came
-/// from the gateway itself (no CDN, works offline) and loaded without an error status.
+/// from the gateway itself (no CDN, works offline) and loaded without an error status, and
+/// that the browser console shows no error.
 async fn screenshot(c: &Client, name: &str) {
     let loaded = c
         .execute(
@@ -168,6 +169,11 @@ async fn screenshot(c: &Client, name: &str) {
         );
         assert!(status < 400, "{name}: {url} answered {status}");
     }
+    let errors = browser::console_errors(c, &origin).await;
+    assert!(
+        errors.is_empty(),
+        "{name}: the browser console shows {errors:?}"
+    );
     let png = c.screenshot().await.expect("screenshot");
     let dir = browser::artifacts_dir();
     std::fs::create_dir_all(&dir).expect("artifacts dir");

@@ -311,6 +311,9 @@ async fn dashboard_renders_ledger_numbers_in_headless_chromium() {
             serde_json::json!([]),
             "console/page errors: {errors}"
         );
+        // What the page's own collector cannot see: failed loads (a missing icon…).
+        let logged = browser::console_errors(&client, &base).await;
+        assert!(logged.is_empty(), "browser console: {logged:?}");
 
         let png = client.screenshot().await?;
         let dir = browser::artifacts_dir();

@@ -63,7 +63,7 @@ fn layout(title: &str, viewer: Option<&Viewer<'_>>, body: &str) -> String {
         None => "<span>Switchyard console</span>".into(),
     };
     format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>{} · Switchyard</title><style>{STYLE}</style></head><body><header><b>Switchyard</b>{nav}</header><main><h1>{}</h1>{body}</main></body></html>",
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width\"><title>{} · Switchyard</title><link rel=icon href=\"data:,\"><style>{STYLE}</style></head><body><header><b>Switchyard</b>{nav}</header><main><h1>{}</h1>{body}</main></body></html>",
         esc(title),
         esc(title)
     )

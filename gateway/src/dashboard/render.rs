@@ -65,6 +65,7 @@ fn head(title: &str, refresh_s: Option<u32>) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title>\
+         <link rel=\"icon\" href=\"data:,\">\
          <script>{ERROR_COLLECTOR}</script><style>{STYLE}</style></head><body>",
         esc(title)
     )

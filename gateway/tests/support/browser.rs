@@ -98,6 +98,11 @@ pub async fn start(width: u32, height: u32) -> Browser {
             ],
         }),
     );
+    // Console messages kept for `console_errors`.
+    caps.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({"browser": "ALL"}),
+    );
     let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
@@ -116,4 +121,45 @@ pub fn artifacts_dir() -> PathBuf {
         .join("..")
         .join("integration-tests")
         .join("artifacts")
+}
+
+/// chromedriver's log endpoint: the browser console's messages since the last read.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type": "browser"}"#.into()))
+    }
+}
+
+/// The errors the browser console showed since the last call on pages and resources of
+/// `origin` (not the identity provider's): script errors, failed loads — except 401 and
+/// 403 answers, which sign-in and forbidden pages have on purpose (Chrome logs a page's
+/// own status like a failed load).
+pub async fn console_errors(c: &Client, origin: &str) -> Vec<String> {
+    let log = c.issue_cmd(BrowserLog).await.expect("browser console log");
+    log.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.starts_with(origin))
+        .filter(|m| {
+            !(m.contains("Failed to load resource")
+                && (m.contains("status of 401") || m.contains("status of 403")))
+        })
+        .map(str::to_owned)
+        .collect()
 }
