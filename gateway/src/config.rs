@@ -241,6 +241,84 @@ pub enum ProviderKind {
     /// Google's Gemini API (`generateContent`, `x-goog-api-key`); `base_url` includes the
     /// API version, as in the SDKs (`https://generativelanguage.googleapis.com/v1beta`).
     Gemini,
+    /// Gemini on Google Cloud Vertex AI: the same wire format under a project and location,
+    /// authorized by a service account's OAuth token (`vertex:`).
+    Vertex,
+}
+
+/// `vertex:` of a `vertex` provider. What is not set here comes from the standard Google
+/// Cloud environment variables, read once at start-up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VertexConfig {
+    /// The Google Cloud project; default the service account's `project_id`, then
+    /// `GOOGLE_CLOUD_PROJECT`.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The region (`us-central1`, `europe-west4`) or `global`; default
+    /// `GOOGLE_CLOUD_LOCATION`, then `us-central1`. The endpoint is
+    /// `https://LOCATION-aiplatform.googleapis.com/v1` unless `base_url` overrides it.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// A service-account key file (JSON, as the console downloads it); default
+    /// `GOOGLE_APPLICATION_CREDENTIALS`.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// A Vertex provider's project, location and service account, resolved at start-up.
+#[derive(Debug, Clone)]
+pub struct VertexAccess {
+    pub project: String,
+    pub location: String,
+    pub account: crate::providers::google_auth::ServiceAccount,
+}
+
+impl VertexConfig {
+    /// Reads the service account (through `read`) and settles project and location.
+    pub fn resolve(
+        &self,
+        var: &dyn Fn(&str) -> Option<String>,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<VertexAccess, String> {
+        let var = |n: &str| var(n).filter(|v| !v.trim().is_empty());
+        let path = self
+            .credentials_file
+            .clone()
+            .or_else(|| var("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from))
+            .ok_or("needs a service account: vertex.credentials_file or GOOGLE_APPLICATION_CREDENTIALS")?;
+        let text = read(&path)
+            .map_err(|e| format!("cannot read the service account {}: {e}", path.display()))?;
+        let account = crate::providers::google_auth::ServiceAccount::from_json(&text)
+            .map_err(|e| format!("service account {}: {e}", path.display()))?;
+        let project = self
+            .project
+            .clone()
+            .or_else(|| account.project_id.clone())
+            .or_else(|| var("GOOGLE_CLOUD_PROJECT"))
+            .ok_or("needs a project: vertex.project, the service account's project_id or GOOGLE_CLOUD_PROJECT")?;
+        let location = self
+            .location
+            .clone()
+            .or_else(|| var("GOOGLE_CLOUD_LOCATION"))
+            .unwrap_or_else(|| "us-central1".into());
+        Ok(VertexAccess {
+            project,
+            location,
+            account,
+        })
+    }
+}
+
+impl VertexAccess {
+    /// The regional endpoint (`global` has none in its host name).
+    pub fn default_base_url(&self) -> String {
+        if self.location == "global" {
+            "https://aiplatform.googleapis.com/v1".into()
+        } else {
+            format!("https://{}-aiplatform.googleapis.com/v1", self.location)
+        }
+    }
 }
 
 /// `bedrock:` of a `bedrock` provider. What is not set here comes from the standard AWS
@@ -428,6 +506,9 @@ pub struct ProviderConfig {
     /// AWS Bedrock settings (`kind: bedrock` only).
     #[serde(default)]
     pub bedrock: Option<BedrockConfig>,
+    /// Vertex AI settings (`kind: vertex` only).
+    #[serde(default)]
+    pub vertex: Option<VertexConfig>,
 }
 
 fn default_max_retries() -> u32 {
@@ -496,6 +577,8 @@ impl ProviderConfig {
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => "https://api.openai.com/v1",
             ProviderKind::Anthropic => "https://api.anthropic.com",
             ProviderKind::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+            // The regional endpoint, formed from the location at start-up.
+            ProviderKind::Vertex => "",
             // Validation requires a base URL (the resource endpoint) for Azure.
             ProviderKind::AzureOpenai => "",
             // The regional endpoint, formed from the region at start-up.
@@ -521,6 +604,14 @@ impl ProviderConfig {
                     .and_then(|b| b.region.clone())
                     .unwrap_or_else(|| "$AWS_REGION".into());
                 format!("https://bedrock-runtime.{region}.amazonaws.com")
+            }
+            (ProviderKind::Vertex, None) => {
+                let location = self
+                    .vertex
+                    .as_ref()
+                    .and_then(|v| v.location.clone())
+                    .unwrap_or_else(|| "$GOOGLE_CLOUD_LOCATION".into());
+                format!("https://{location}-aiplatform.googleapis.com/v1")
             }
             _ => self.base_url().to_string(),
         }
@@ -714,6 +805,7 @@ pub fn env_providers(var: &impl Fn(&str) -> Option<String>) -> Vec<ProviderConfi
                 max_retry_after_ms: default_max_retry_after_ms(),
                 azure: None,
                 bedrock: None,
+                vertex: None,
             })
         })
         .collect()
@@ -809,6 +901,19 @@ impl Config {
             if bedrock && (p.api_key.is_some() || p.api_key_env.is_some()) {
                 return Err(invalid(format!(
                     "provider {:?}: kind bedrock signs with AWS credentials (bedrock.access_key_id / AWS_ACCESS_KEY_ID…), not api_key",
+                    p.name
+                )));
+            }
+            let vertex = p.kind == ProviderKind::Vertex;
+            if !vertex && p.vertex.is_some() {
+                return Err(invalid(format!(
+                    "provider {:?}: `vertex:` applies to kind vertex only",
+                    p.name
+                )));
+            }
+            if vertex && (p.api_key.is_some() || p.api_key_env.is_some()) {
+                return Err(invalid(format!(
+                    "provider {:?}: kind vertex authorizes with a service account (vertex.credentials_file / GOOGLE_APPLICATION_CREDENTIALS), not api_key",
                     p.name
                 )));
             }

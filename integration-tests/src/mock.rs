@@ -9,6 +9,8 @@
 //! | `POST /v1/messages/count_tokens` | Anthropic | same; answers `{"input_tokens": N}`             |
 //! | `POST /openai/deployments/{d}/chat/completions?api-version=V` | Azure OpenAI | `api-key: <openai_key>` (or `Authorization: Bearer`); 404 without `api-version` |
 //! | `POST /v1beta/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`, `:countTokens`) | Gemini | `x-goog-api-key: <gemini_key>` (see `mock/gemini.rs`) |
+//! | `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent` (and the others) | Vertex AI | `Authorization: Bearer <a token from POST /token>` |
+//! | `POST /token`                  | Google OAuth | the JWT bearer grant, signed with the test service account's key |
 //! | `GET /v1/models`               | either    | Anthropic list if `x-api-key`/`anthropic-version` is sent, OpenAI list otherwise |
 //!
 //! Base URLs as the SDKs expect them: [`MockUpstream::openai_base_url`] is `http://ADDR/v1`
@@ -89,7 +91,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod gemini;
+pub mod gemini;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -183,6 +185,8 @@ struct Shared {
     seq: AtomicU64,
     /// Requests a `mock-once-*` trigger already failed.
     failed_once: Mutex<std::collections::HashSet<String>>,
+    /// Access tokens the Google token endpoint issued (Vertex routes accept only these).
+    google_tokens: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -269,6 +273,7 @@ impl MockUpstream {
             changed: Notify::new(),
             seq: AtomicU64::new(0),
             failed_once: Mutex::new(std::collections::HashSet::new()),
+            google_tokens: Mutex::new(Vec::new()),
         });
         let app = router(shared.clone());
         let listener = listener.tap_io(|tcp| {
@@ -293,6 +298,26 @@ impl MockUpstream {
     /// Like the Gemini SDKs' base URL with its API version: `http://ADDR/v1beta`.
     pub fn gemini_base_url(&self) -> String {
         format!("http://{}/v1beta", self.addr)
+    }
+
+    /// Like `https://LOCATION-aiplatform.googleapis.com/v1`: `http://ADDR/v1`.
+    pub fn vertex_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// A service-account key file whose `token_uri` is this mock's token endpoint, signed
+    /// with the test key the endpoint verifies ([`gemini::TEST_SERVICE_ACCOUNT`]).
+    pub fn vertex_service_account_json(&self) -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": "switchyard-test",
+            "private_key_id": "test-key-1",
+            "private_key": gemini::TEST_PRIVATE_KEY,
+            "client_email": gemini::TEST_SERVICE_ACCOUNT,
+            "client_id": "100000000000000000001",
+            "token_uri": format!("http://{}/token", self.addr),
+        })
+        .to_string()
     }
 
     /// The shared recorder itself.
@@ -374,6 +399,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
         .route("/v1beta/models/{target}", post(gemini::gemini_call))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{target}",
+            post(gemini::vertex_call),
+        )
+        .route("/token", post(gemini::google_token))
         .route("/v1/models", get(models))
         .fallback(fallback)
         .with_state(shared)

@@ -304,3 +304,147 @@ async fn a_card_number_never_reaches_google() {
     assert!(mock.requests().is_empty(), "the card went to Google");
     gw.shutdown().await;
 }
+
+fn vertex_yaml(mock: &MockUpstream, credentials: &std::path::Path) -> String {
+    format!(
+        r#"listen: "127.0.0.1:0"
+circuit_breaker: {{ failure_threshold: 1000000 }}
+accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
+providers:
+  - name: vertex
+    kind: vertex
+    base_url: "{base}"
+    max_retries: 0
+    models: ["gemini-*"]
+    vertex:
+      project: proj-1
+      location: europe-west4
+      credentials_file: "{file}"
+"#,
+        db = temp_db_url(),
+        base = mock.vertex_base_url(),
+        file = credentials.display(),
+    )
+}
+
+#[tokio::test]
+async fn vertex_ai_is_served_with_a_service_account_token() {
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sa.json");
+    std::fs::write(&file, mock.vertex_service_account_json()).expect("write");
+    let gw = start_gateway(&vertex_yaml(&mock, &file))
+        .await
+        .expect("gateway");
+    let client = http_client();
+    for text in ["first call", "second call"] {
+        let r = post_json(
+            &client,
+            &url(&gw, Dialect::OpenAi),
+            Dialect::OpenAi,
+            &request(Dialect::OpenAi, "gemini-2.5-flash", text),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.json["choices"][0]["message"]["content"],
+            format!("Echo: {text}")
+        );
+    }
+    let mut body = request(Dialect::Anthropic, "gemini-2.5-flash", "a vertex stream");
+    body["stream"] = json!(true);
+    let r = post_sse(
+        &client,
+        &url(&gw, Dialect::Anthropic),
+        Dialect::Anthropic,
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.anthropic_text(), "Echo: a vertex stream");
+
+    let sent = mock.requests();
+    // One token exchange, then the cached token for every call.
+    let tokens = mock.requests_to("/token");
+    assert_eq!(
+        tokens.len(),
+        1,
+        "{:?}",
+        sent.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    let form = String::from_utf8_lossy(&tokens[0].raw_body).into_owned();
+    assert!(
+        form.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"),
+        "{form}"
+    );
+    let calls: Vec<_> = sent.iter().filter(|r| r.path != "/token").collect();
+    assert_eq!(calls.len(), 3);
+    let prefix =
+        "/v1/projects/proj-1/locations/europe-west4/publishers/google/models/gemini-2.5-flash";
+    assert_eq!(calls[0].path, format!("{prefix}:generateContent"));
+    assert_eq!(calls[2].path, format!("{prefix}:streamGenerateContent"));
+    let bearer = calls[0].header("authorization").expect("authorization");
+    assert!(bearer.starts_with("Bearer ya29.mock-"), "{bearer}");
+    assert!(calls
+        .iter()
+        .all(|c| c.header("authorization") == Some(bearer)));
+    assert!(calls.iter().all(|c| c.header("x-goog-api-key").is_none()));
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn vertex_credentials_are_checked_at_start_and_a_refused_token_is_a_bad_gateway() {
+    let mock = MockUpstream::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.json");
+    let err = start_gateway(&vertex_yaml(&mock, &missing))
+        .await
+        .err()
+        .expect("a missing key file stops start-up");
+    assert!(
+        format!("{err:#}").contains("cannot read the service account"),
+        "{err:#}"
+    );
+    let mut account: Value =
+        serde_json::from_str(&mock.vertex_service_account_json()).expect("json");
+    account["private_key"] =
+        json!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    let bad_key = dir.path().join("bad-key.json");
+    std::fs::write(&bad_key, account.to_string()).expect("write");
+    let err = start_gateway(&vertex_yaml(&mock, &bad_key))
+        .await
+        .err()
+        .expect("a key that does not parse stops start-up");
+    assert!(format!("{err:#}").contains("not an RSA PEM key"), "{err:#}");
+
+    // A service account Google does not know: its token request is refused, and the
+    // client gets a 502 naming it, never the upstream's 400 as its own fault.
+    let mut account: Value =
+        serde_json::from_str(&mock.vertex_service_account_json()).expect("json");
+    account["client_email"] = json!("stranger@elsewhere.iam.gserviceaccount.com");
+    let stranger = dir.path().join("stranger.json");
+    std::fs::write(&stranger, account.to_string()).expect("write");
+    let gw = start_gateway(&vertex_yaml(&mock, &stranger))
+        .await
+        .expect("gateway");
+    let r = post_json(
+        &http_client(),
+        &url(&gw, Dialect::OpenAi),
+        Dialect::OpenAi,
+        &request(Dialect::OpenAi, "gemini-2.5-flash", "hello"),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert!(
+        r.text
+            .contains("stranger@elsewhere.iam.gserviceaccount.com")
+            && r.text.contains("refused"),
+        "{}",
+        r.text
+    );
+    assert!(
+        mock.requests().iter().all(|s| s.path == "/token"),
+        "a model call went out without a token"
+    );
+    gw.shutdown().await;
+}

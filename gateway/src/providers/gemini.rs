@@ -1,17 +1,22 @@
-//! Google's Gemini API backend: `BASE/models/MODEL:generateContent`,
-//! `:streamGenerateContent?alt=sse` and `:countTokens`, the key in `x-goog-api-key`
-//! (never in the URL, where access logs would keep it).
+//! Google's Gemini models as a backend, two ways in:
+//! - the Gemini API (`kind: gemini`): `BASE/models/MODEL:generateContent`,
+//!   `:streamGenerateContent?alt=sse` and `:countTokens`, the key in `x-goog-api-key`
+//!   (never in the URL, where access logs would keep it);
+//! - Vertex AI (`kind: vertex`): the same methods under
+//!   `BASE/projects/P/locations/L/publishers/google/models/MODEL`, with a service account's
+//!   access token as `Authorization: Bearer` ([`super::google_auth`]).
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::canonical::{ChatResponse, EventStream, GatewayError};
-use crate::config::ProviderConfig;
+use crate::config::{ProviderConfig, VertexAccess};
 use crate::dialects::gemini as wire;
 
 use super::endpoints::Pool;
+use super::google_auth::TokenSource;
 use super::http::{event_stream, read_body, send};
 use super::{Call, Provider};
 
@@ -40,8 +45,21 @@ impl Method {
     }
 }
 
+/// How calls are addressed and authorized.
+enum Access {
+    /// The key is in each endpoint's headers.
+    ApiKey,
+    Vertex {
+        /// `projects/P/locations/L/publishers/google`.
+        prefix: String,
+        /// `None` only in the offline catalog (`policy check`), which never calls.
+        tokens: Option<TokenSource>,
+    },
+}
+
 pub struct GeminiProvider {
     name: String,
+    access: Access,
     endpoints: Vec<Endpoint>,
     pool: Pool,
     client: reqwest::Client,
@@ -53,6 +71,51 @@ pub struct GeminiProvider {
 
 impl GeminiProvider {
     pub fn new(cfg: &ProviderConfig, client: reqwest::Client, max_sse_event_bytes: usize) -> Self {
+        Self::build(cfg, Access::ApiKey, None, client, max_sse_event_bytes)
+    }
+
+    /// A Vertex AI provider; fails on a service-account key that does not parse.
+    pub fn vertex(
+        cfg: &ProviderConfig,
+        access: VertexAccess,
+        client: reqwest::Client,
+        max_sse_event_bytes: usize,
+    ) -> Result<Self, String> {
+        let base = access.default_base_url();
+        let prefix = format!(
+            "projects/{}/locations/{}/publishers/google",
+            access.project, access.location
+        );
+        let tokens = Some(TokenSource::new(access.account)?);
+        Ok(Self::build(
+            cfg,
+            Access::Vertex { prefix, tokens },
+            Some(base),
+            client,
+            max_sse_event_bytes,
+        ))
+    }
+
+    /// A Vertex provider for the offline catalog: named and listed, never called.
+    pub fn vertex_offline(
+        cfg: &ProviderConfig,
+        client: reqwest::Client,
+        max_sse_event_bytes: usize,
+    ) -> Self {
+        let access = Access::Vertex {
+            prefix: String::new(),
+            tokens: None,
+        };
+        Self::build(cfg, access, None, client, max_sse_event_bytes)
+    }
+
+    fn build(
+        cfg: &ProviderConfig,
+        access: Access,
+        default_base: Option<String>,
+        client: reqwest::Client,
+        max_sse_event_bytes: usize,
+    ) -> Self {
         let resolved = cfg.resolved_endpoints();
         let endpoints = resolved
             .iter()
@@ -73,13 +136,17 @@ impl GeminiProvider {
                     }
                 }
                 Endpoint {
-                    base: e.base_url.clone(),
+                    base: match &default_base {
+                        Some(d) if e.base_url.is_empty() => d.clone(),
+                        _ => e.base_url.clone(),
+                    },
                     headers,
                 }
             })
             .collect();
         GeminiProvider {
             name: cfg.name.clone(),
+            access,
             endpoints,
             pool: Pool::new(&resolved),
             client,
@@ -90,7 +157,7 @@ impl GeminiProvider {
         }
     }
 
-    fn post(
+    async fn post(
         &self,
         endpoint: usize,
         call: &Call<'_>,
@@ -105,10 +172,33 @@ impl GeminiProvider {
             .upstream_model
             .strip_prefix("models/")
             .unwrap_or(call.upstream_model);
-        let url = format!("{}/models/{model}{}", endpoint.base, method.suffix());
+        let url = match &self.access {
+            Access::ApiKey => format!("{}/models/{model}{}", endpoint.base, method.suffix()),
+            Access::Vertex { prefix, .. } => {
+                format!(
+                    "{}/{prefix}/models/{model}{}",
+                    endpoint.base,
+                    method.suffix()
+                )
+            }
+        };
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::Internal(format!("cannot encode upstream request: {e}")))?;
         let mut headers = endpoint.headers.clone();
+        if let Access::Vertex { tokens, .. } = &self.access {
+            let tokens = tokens.as_ref().ok_or_else(|| {
+                GatewayError::Internal(format!("{}: built without credentials", self.name))
+            })?;
+            let token = tokens.token(&self.name, &self.client, self.timeout).await?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                GatewayError::BadGateway {
+                    provider: self.name.clone(),
+                    message: "the token endpoint returned an unusable token".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
         for (k, v) in &call.headers.extra {
             headers.insert(k.clone(), v.clone());
         }
@@ -123,7 +213,10 @@ impl Provider for GeminiProvider {
     }
 
     fn kind(&self) -> &'static str {
-        "gemini"
+        match self.access {
+            Access::ApiKey => "gemini",
+            Access::Vertex { .. } => "vertex",
+        }
     }
 
     fn is_external(&self) -> bool {
@@ -145,7 +238,7 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
             let body = wire::build_request(call.request);
-            let request = self.post(endpoint, &call, Method::Generate, body)?;
+            let request = self.post(endpoint, &call, Method::Generate, body).await?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             wire::parse_response(&body, call.upstream_model).map_err(|message| {
@@ -164,7 +257,7 @@ impl Provider for GeminiProvider {
     ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
             let body = wire::build_request(call.request);
-            let request = self.post(endpoint, &call, Method::Stream, body)?;
+            let request = self.post(endpoint, &call, Method::Stream, body).await?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             Ok(event_stream(
                 &self.name,
@@ -179,7 +272,9 @@ impl Provider for GeminiProvider {
     fn count_tokens<'a>(&'a self, call: Call<'a>) -> BoxFuture<'a, Result<u32, GatewayError>> {
         Box::pin(async move {
             let body = wire::build_count_tokens_request(call.request, call.upstream_model);
-            let request = self.post(self.pool.pick_any(), &call, Method::CountTokens, body)?;
+            let request = self
+                .post(self.pool.pick_any(), &call, Method::CountTokens, body)
+                .await?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             #[derive(serde::Deserialize)]

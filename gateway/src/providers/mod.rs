@@ -6,6 +6,7 @@ pub mod attempts;
 pub mod bedrock;
 pub mod endpoints;
 pub mod gemini;
+pub mod google_auth;
 pub mod health;
 mod http;
 pub mod local;
@@ -101,27 +102,39 @@ pub fn build(
     cfg: &ProviderConfig,
     max_sse_event_bytes: usize,
 ) -> anyhow::Result<Arc<dyn Provider>> {
-    build_with_env(cfg, max_sse_event_bytes, &|name| std::env::var(name).ok())
+    build_with_env(
+        cfg,
+        max_sse_event_bytes,
+        &|name| std::env::var(name).ok(),
+        false,
+    )
 }
 
 /// A provider for the offline catalog (`policy check` and friends): never called, so a
-/// Bedrock provider whose credentials live only in the serving environment still builds.
+/// Bedrock or Vertex provider whose credentials live only in the serving environment
+/// still builds.
 pub fn build_offline(
     cfg: &ProviderConfig,
     max_sse_event_bytes: usize,
 ) -> anyhow::Result<Arc<dyn Provider>> {
-    build_with_env(cfg, max_sse_event_bytes, &|name| {
-        Some(std::env::var(name).unwrap_or_else(|_| match name {
-            "AWS_REGION" => "us-east-1".into(),
-            _ => "offline-placeholder".into(),
-        }))
-    })
+    build_with_env(
+        cfg,
+        max_sse_event_bytes,
+        &|name| {
+            Some(std::env::var(name).unwrap_or_else(|_| match name {
+                "AWS_REGION" => "us-east-1".into(),
+                _ => "offline-placeholder".into(),
+            }))
+        },
+        true,
+    )
 }
 
 fn build_with_env(
     cfg: &ProviderConfig,
     max_sse_event_bytes: usize,
     env: &dyn Fn(&str) -> Option<String>,
+    offline: bool,
 ) -> anyhow::Result<Arc<dyn Provider>> {
     let client = http::client(cfg)?;
     Ok(match cfg.kind {
@@ -142,6 +155,23 @@ fn build_with_env(
             client,
             max_sse_event_bytes,
         )),
+        ProviderKind::Vertex if offline => Arc::new(gemini::GeminiProvider::vertex_offline(
+            cfg,
+            client,
+            max_sse_event_bytes,
+        )),
+        ProviderKind::Vertex => {
+            let access = cfg
+                .vertex
+                .clone()
+                .unwrap_or_default()
+                .resolve(env, &|path| std::fs::read_to_string(path))
+                .map_err(|m| anyhow::anyhow!("kind vertex {m}"))?;
+            Arc::new(
+                gemini::GeminiProvider::vertex(cfg, access, client, max_sse_event_bytes)
+                    .map_err(|m| anyhow::anyhow!("kind vertex: {m}"))?,
+            )
+        }
         ProviderKind::Bedrock => {
             let access = cfg
                 .bedrock

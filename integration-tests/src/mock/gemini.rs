@@ -11,10 +11,186 @@
 //! `parts`, a role other than `user` or `model`, a `functionResponse` without a name, and a
 //! stream request without `alt=sse` (Gemini would answer one JSON array, not events).
 //! Model-name triggers: `mock-429`, `mock-500`, `mock-503`, `mock-truncate`, `mock-slow-MS`.
+//!
+//! Vertex AI: the same methods under
+//! `/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`, authorized by
+//! `Authorization: Bearer` with a token from `POST /token`, Google's OAuth endpoint for
+//! the JWT bearer grant: the assertion must be an RS256 JWT signed with
+//! [`TEST_PRIVATE_KEY`], issued by [`TEST_SERVICE_ACCOUNT`] for the cloud-platform scope,
+//! its audience the endpoint and its lifetime at most an hour — as Google checks it.
 
 use axum::extract::Path;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::*;
+
+/// The test service account's e-mail.
+pub const TEST_SERVICE_ACCOUNT: &str = "switchyard-test@switchyard-test.iam.gserviceaccount.com";
+
+/// A throwaway RSA key made for these tests (`openssl genrsa 2048`); it signs nothing
+/// anywhere else.
+pub const TEST_PRIVATE_KEY: &str = concat!(
+    "-----BEGIN PRIVATE KEY-----\n",
+    "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDOWOodwCqlwTm6\n",
+    "sgYiQVKGFnga23wrDfDGzFx3DgG6bYh4KPqC2FZOmqUMnqcM/pm5RrVsomgZR/h2\n",
+    "9M03/iH2CfFzs374L24u4Qf9VDrdta/HvAYr9SzGmcRZTkGcbQJFYDadevVk/q2y\n",
+    "TqB9Yl/E2z9ECxrjKD2sKdhmftsuDmwTBhWnZ/fG+hdZtWC9OS3nllejplUXBevE\n",
+    "bZd+toYTc1MJNVs/yEUzBDpUsub7i+axblXan8tefnhlIRZT9PJ8pvXEtTt/kUo4\n",
+    "rmBxQcUA9RGoWR8PsbCOhJn05pcvsZl5W/Slqv/giNvC0+vfTdhzSZPyBGxjqaxZ\n",
+    "XDqmU+uhAgMBAAECggEADBzOCVcJaddw0xO2JnadKH/TJwhxPnnAA3tlhhuNYGsj\n",
+    "kqIdKmcWkeCkBZyeg7XCQkzzQ2A5Khq+bAUssre5OJ8WzEriDiGCnz/YXzd9iRws\n",
+    "KFZSKmxm53WJQBDG6y6+7mGacx4Pn5EPkyLoatPGeWDBUvYv6tum2x9Ns56IsShO\n",
+    "lgp5ayByqG2hyblPGfuK0JKCBHK3Sy4m9f+fVXiJ/aH9fqLbDGW0rExgHav2ps4b\n",
+    "U4LTOtTi7VACfOfMymoFRNhCVMrp8Ko7GRDjLJ+94Z57er4m/5/6hIFTlxytNEpX\n",
+    "KWPL1yywh0dfpEBPjTkl2aBURpCiuCqxZXgCW4RsjQKBgQDmuYh9UKDBNtOSJ2Un\n",
+    "WcaBfMpcNEP86HF94qLQF6txbHVYlJIx26TgH4lQe1gxsXnn+X3BbR5mFHBudzPx\n",
+    "sNa6iefgmeQ2mcSEoRSPyRm7kWazNu44Eej7fX6o+hCpxKmMYZ1tLoZuiya/rw+b\n",
+    "vqIHoiGfWmTxTr0pgQsAZF1bowKBgQDk870dhdWq9YvawAxtEybCPIa8Wl+iHul2\n",
+    "/Rp6Z0BaUFnvgCBawEDep3lJ7/l2wImAcNv3zYXNwJOKxFD7O1Hg+37JxJYk7xrY\n",
+    "Z59jjhOB294mdqHz2XOnIFbJn1FqIFTQfOVgVrMxtb9YU2Mrffzc8Xw1WROEWD2G\n",
+    "oJeC0tjP6wKBgBB0dvmJAI4HHPu1d49g5blibwQ4bgjhgwaZXUc+COoj9BKHNg38\n",
+    "PjwFw8NLqLSSlcEnmAJth9d76bDXK4s3M3lGUJVCJHaIbO2Ql2jRzNYFvq9VYZP6\n",
+    "IwWco6Xlf7672eO7KoEY6lmD7xWIpLJU3DVzKLa2ubBED1WgcGpsvgPFAoGBAIwk\n",
+    "EYcnq6DoigGM+k4todTU3ZgfLVh72WXnCTURTFe7xUEPST6jXVGsa1ZxmF4y/jdr\n",
+    "XYlx+Mv3a5hOEE+ngLfY2UPBnDHhVapOy0ZR6ejb3z/l773mRZ9v8Q+bAGeYgLHZ\n",
+    "MUHl7+umlwgGirZNeOD4w5GYA5VHuelVFUiTrPifAoGBANIsVcbyomMeSTdApJ6V\n",
+    "s62StKqSrRp62wWpas6yoSKuqDuZo3JkR3nYfxx4lNegwdhPwLB8A7YLU3fa6Lek\n",
+    "+PplJQBmh4ayuOsKKeEtW82dnI3TPXgI3cNAZQQwpJ0NGgXmieX3+zQapzxkk4O2\n",
+    "3wGD/9RcGoyNskQIRlx66A5V\n",
+    "-----END PRIVATE KEY-----\n"
+);
+
+const TEST_PUBLIC_KEY: &str = concat!(
+    "-----BEGIN PUBLIC KEY-----\n",
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAzljqHcAqpcE5urIGIkFS\n",
+    "hhZ4Gtt8Kw3wxsxcdw4Bum2IeCj6gthWTpqlDJ6nDP6ZuUa1bKJoGUf4dvTNN/4h\n",
+    "9gnxc7N++C9uLuEH/VQ63bWvx7wGK/UsxpnEWU5BnG0CRWA2nXr1ZP6tsk6gfWJf\n",
+    "xNs/RAsa4yg9rCnYZn7bLg5sEwYVp2f3xvoXWbVgvTkt55ZXo6ZVFwXrxG2XfraG\n",
+    "E3NTCTVbP8hFMwQ6VLLm+4vmsW5V2p/LXn54ZSEWU/TyfKb1xLU7f5FKOK5gcUHF\n",
+    "APURqFkfD7GwjoSZ9OaXL7GZeVv0par/4IjbwtPr303Yc0mT8gRsY6msWVw6plPr\n",
+    "oQIDAQAB\n",
+    "-----END PUBLIC KEY-----\n"
+);
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+fn oauth_error(error: &str, description: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": error, "error_description": description}),
+        &[],
+    )
+}
+
+/// `POST /token`: checks the assertion as Google does and issues a token.
+pub(super) async fn google_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let req = record(&shared, &method, &uri, &headers, raw.clone());
+    let form = url_form(&raw);
+    if form.get("grant_type").map(String::as_str) != Some(JWT_BEARER) {
+        return finish(
+            &shared,
+            &req,
+            oauth_error("unsupported_grant_type", "Invalid grant_type: "),
+        );
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return finish(
+            &shared,
+            &req,
+            oauth_error("invalid_request", "Missing required parameter: assertion"),
+        );
+    };
+    let key = DecodingKey::from_rsa_pem(TEST_PUBLIC_KEY.as_bytes()).expect("test public key");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[format!(
+        "http://{}/token",
+        headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+    )]);
+    validation.set_issuer(&[TEST_SERVICE_ACCOUNT]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
+    let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        Ok(d) => d.claims,
+        Err(e) => {
+            return finish(
+                &shared,
+                &req,
+                oauth_error("invalid_grant", &format!("Invalid JWT: {e}")),
+            )
+        }
+    };
+    let lifetime = claims["exp"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(claims["iat"].as_u64().unwrap_or(0));
+    if lifetime > 3600 {
+        return finish(&shared, &req, oauth_error("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe."));
+    }
+    if !claims["scope"].as_str().is_some_and(|s| {
+        s.split(' ')
+            .any(|s| s == "https://www.googleapis.com/auth/cloud-platform")
+    }) {
+        return finish(
+            &shared,
+            &req,
+            oauth_error(
+                "invalid_scope",
+                "Invalid OAuth scope or ID token audience provided.",
+            ),
+        );
+    }
+    let token = format!("ya29.mock-{}", req.seq);
+    shared.google_tokens.lock().unwrap().push(token.clone());
+    finish(
+        &shared,
+        &req,
+        json_response(
+            StatusCode::OK,
+            &json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            &[],
+        ),
+    )
+}
+
+fn url_form(raw: &[u8]) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+/// Vertex AI's model routes: a token the token endpoint issued, then as the Gemini API.
+pub(super) async fn vertex_call(
+    State(shared): State<Arc<Shared>>,
+    Path((_project, _location, target)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let req = record(&shared, &method, &uri, &headers, raw);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer "));
+    let known = token.is_some_and(|t| shared.google_tokens.lock().unwrap().iter().any(|k| k == t));
+    if !known {
+        return finish(
+            &shared,
+            &req,
+            google_error(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+            ),
+        );
+    }
+    serve(shared.clone(), req, &target, &uri).await
+}
 
 const TOP_FIELDS: &[&str] = &[
     "contents",
@@ -240,6 +416,12 @@ pub(super) async fn gemini_call(
         }
         Some(_) => {}
     }
+    serve(shared.clone(), req, &target, &uri).await
+}
+
+/// One model call after authorization, the same on both ways in.
+async fn serve(shared: Arc<Shared>, req: Req, target: &str, uri: &Uri) -> Response {
+    let done = |r: Response| finish(&shared, &req, r);
     let Some((model, call)) = target.rsplit_once(':') else {
         return done(google_error(
             StatusCode::NOT_FOUND,
