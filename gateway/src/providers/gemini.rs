@@ -53,7 +53,7 @@ enum Access {
         /// `projects/P/locations/L/publishers/google`.
         prefix: String,
         /// `None` only in the offline catalog (`policy check`), which never calls.
-        tokens: Option<TokenSource>,
+        tokens: Option<Box<TokenSource>>,
     },
 }
 
@@ -86,7 +86,7 @@ impl GeminiProvider {
             "projects/{}/locations/{}/publishers/google",
             access.project, access.location
         );
-        let tokens = Some(TokenSource::new(access.account)?);
+        let tokens = Some(Box::new(TokenSource::new(access.account)?));
         Ok(Self::build(
             cfg,
             Access::Vertex { prefix, tokens },
