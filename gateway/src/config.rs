@@ -271,7 +271,7 @@ pub struct VertexConfig {
 pub struct VertexAccess {
     pub project: String,
     pub location: String,
-    pub account: crate::providers::google_auth::ServiceAccount,
+    pub account: crate::providers::oauth::ServiceAccount,
 }
 
 impl VertexConfig {
@@ -289,7 +289,7 @@ impl VertexConfig {
             .ok_or("needs a service account: vertex.credentials_file or GOOGLE_APPLICATION_CREDENTIALS")?;
         let text = read(&path)
             .map_err(|e| format!("cannot read the service account {}: {e}", path.display()))?;
-        let account = crate::providers::google_auth::ServiceAccount::from_json(&text)
+        let account = crate::providers::oauth::ServiceAccount::from_json(&text)
             .map_err(|e| format!("service account {}: {e}", path.display()))?;
         let project = self
             .project
@@ -427,6 +427,81 @@ pub struct AzureConfig {
     /// access token as `Authorization: Bearer`).
     #[serde(default)]
     pub auth: AzureAuth,
+    /// With `auth: entra`: an app registration whose tokens the gateway fetches and renews
+    /// itself (client credentials). Without it, `api_key` is the token, as it is.
+    #[serde(default)]
+    pub entra: Option<EntraConfig>,
+}
+
+/// `azure.entra:`: an Entra ID application (service principal) with access to the
+/// resource (the Cognitive Services OpenAI User role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraConfig {
+    /// The directory (tenant) id; default `AZURE_TENANT_ID`.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// The application (client) id; default `AZURE_CLIENT_ID`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// The variable holding the client secret; default `AZURE_CLIENT_SECRET`.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// The login host, for sovereign clouds or a proxy.
+    #[serde(default = "default_entra_authority")]
+    pub authority: String,
+    /// What the token is for.
+    #[serde(default = "default_entra_scope")]
+    pub scope: String,
+}
+
+fn default_entra_authority() -> String {
+    "https://login.microsoftonline.com".into()
+}
+
+fn default_entra_scope() -> String {
+    "https://cognitiveservices.azure.com/.default".into()
+}
+
+/// An Entra application resolved at start-up: where to ask, and with what.
+#[derive(Debug, Clone)]
+pub struct EntraAccess {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scope: String,
+}
+
+impl EntraConfig {
+    pub fn resolve(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<EntraAccess, String> {
+        let var = |n: &str| var(n).filter(|v| !v.trim().is_empty());
+        let tenant = self
+            .tenant_id
+            .clone()
+            .or_else(|| var("AZURE_TENANT_ID"))
+            .ok_or("needs azure.entra.tenant_id or AZURE_TENANT_ID")?;
+        let client_id = self
+            .client_id
+            .clone()
+            .or_else(|| var("AZURE_CLIENT_ID"))
+            .ok_or("needs azure.entra.client_id or AZURE_CLIENT_ID")?;
+        let secret_var = self
+            .client_secret_env
+            .clone()
+            .unwrap_or_else(|| "AZURE_CLIENT_SECRET".into());
+        let client_secret = var(&secret_var)
+            .map(Secret::new)
+            .ok_or_else(|| format!("needs the client secret in ${secret_var}"))?;
+        Ok(EntraAccess {
+            token_url: format!(
+                "{}/{tenant}/oauth2/v2.0/token",
+                self.authority.trim_end_matches('/')
+            ),
+            client_id,
+            client_secret,
+            scope: self.scope.clone(),
+        })
+    }
 }
 
 impl Default for AzureConfig {
@@ -435,6 +510,7 @@ impl Default for AzureConfig {
             api_version: default_azure_api_version(),
             deployments: Default::default(),
             auth: AzureAuth::default(),
+            entra: None,
         }
     }
 }
@@ -885,6 +961,20 @@ impl Config {
                     p.name
                 )));
             }
+            if let Some(a) = p.azure.as_ref().filter(|a| a.entra.is_some()) {
+                if a.auth != AzureAuth::Entra {
+                    return Err(invalid(format!(
+                        "provider {:?}: azure.entra needs azure.auth: entra",
+                        p.name
+                    )));
+                }
+                if p.api_key.is_some() || p.api_key_env.is_some() {
+                    return Err(invalid(format!(
+                        "provider {:?}: with azure.entra the gateway fetches its own tokens; remove api_key",
+                        p.name
+                    )));
+                }
+            }
             if !azure && p.azure.is_some() {
                 return Err(invalid(format!(
                     "provider {:?}: `azure:` applies to kind azure_openai only",
@@ -992,6 +1082,75 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_identities_are_checked_where_they_are_configured() {
+        let azure = |auth: &str, key: &str| {
+            format!(
+                "providers:\n  - name: az\n    kind: azure_openai\n    base_url: https://r.openai.azure.com\n{key}    azure: {{ auth: {auth}, entra: {{ tenant_id: t, client_id: c }} }}\n"
+            )
+        };
+        let err = Config::from_yaml_str(&azure("api_key", "")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("azure.entra needs azure.auth: entra"),
+            "{err}"
+        );
+        let err = Config::from_yaml_str(&azure("entra", "    api_key: k\n")).unwrap_err();
+        assert!(err.to_string().contains("remove api_key"), "{err}");
+        assert!(Config::from_yaml_str(&azure("entra", "")).is_ok());
+        let env = |name: &str| (name == "S").then(|| "secret".to_string());
+        let entra = EntraConfig {
+            tenant_id: Some("t".into()),
+            client_id: None,
+            client_secret_env: Some("S".into()),
+            authority: "https://login.example/".into(),
+            scope: default_entra_scope(),
+        };
+        assert!(entra.resolve(&env).unwrap_err().contains("AZURE_CLIENT_ID"));
+        let e = EntraConfig {
+            client_id: Some("c".into()),
+            ..entra
+        }
+        .resolve(&env)
+        .expect("resolves");
+        assert_eq!(e.token_url, "https://login.example/t/oauth2/v2.0/token");
+
+        let vertex = "providers:\n  - name: v\n    kind: vertex\n    api_key: k\n";
+        let err = Config::from_yaml_str(vertex).unwrap_err();
+        assert!(err.to_string().contains("service account"), "{err}");
+        let wrong = "providers:\n  - name: g\n    kind: gemini\n    vertex: { project: p }\n";
+        let err = Config::from_yaml_str(wrong).unwrap_err();
+        assert!(
+            err.to_string().contains("applies to kind vertex only"),
+            "{err}"
+        );
+        let read = |_: &Path| {
+            Ok(r#"{"client_email": "a@b", "private_key": "k", "project_id": "p1"}"#.to_string())
+        };
+        let access = VertexConfig::default()
+            .resolve(
+                &|n: &str| (n == "GOOGLE_APPLICATION_CREDENTIALS").then(|| "/sa.json".into()),
+                &read,
+            )
+            .expect("resolves");
+        assert_eq!(
+            (access.project.as_str(), access.location.as_str()),
+            ("p1", "us-central1")
+        );
+        assert_eq!(
+            access.default_base_url(),
+            "https://us-central1-aiplatform.googleapis.com/v1"
+        );
+        let global = VertexAccess {
+            location: "global".into(),
+            ..access
+        };
+        assert_eq!(
+            global.default_base_url(),
+            "https://aiplatform.googleapis.com/v1"
+        );
+    }
 
     #[test]
     fn bedrock_credentials_come_from_the_file_or_the_standard_aws_variables() {

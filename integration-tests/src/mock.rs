@@ -10,6 +10,7 @@
 //! | `POST /openai/deployments/{d}/chat/completions?api-version=V` | Azure OpenAI | `api-key: <openai_key>` (or `Authorization: Bearer`); 404 without `api-version` |
 //! | `POST /v1beta/models/{model}:generateContent` (`:streamGenerateContent?alt=sse`, `:countTokens`) | Gemini | `x-goog-api-key: <gemini_key>` (see `mock/gemini.rs`) |
 //! | `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent` (and the others) | Vertex AI | `Authorization: Bearer <a token from POST /token>` |
+//! | `POST /{tenant}/oauth2/v2.0/token` | Entra ID | client credentials of [`MockConfig::entra_client`]; the token then works on the Azure routes |
 //! | `POST /token`                  | Google OAuth | the JWT bearer grant, signed with the test service account's key |
 //! | `GET /v1/models`               | either    | Anthropic list if `x-api-key`/`anthropic-version` is sent, OpenAI list otherwise |
 //!
@@ -112,6 +113,8 @@ pub struct MockConfig {
     pub anthropic_key: String,
     /// Accepted `x-goog-api-key` on the Gemini routes.
     pub gemini_key: String,
+    /// The Entra application the mock's token endpoint knows, and its secret.
+    pub entra_client: (String, String),
     /// Record requests (disable for load tests to keep memory flat).
     pub record: bool,
     /// A model-name trigger applied to every request, as if every model name contained
@@ -125,6 +128,7 @@ impl Default for MockConfig {
             openai_key: "sk-test".into(),
             anthropic_key: "sk-ant-test".into(),
             gemini_key: "gemini-test-key".into(),
+            entra_client: ("switchyard-test-app".into(), "entra-test-secret".into()),
             record: true,
             always: None,
         }
@@ -185,8 +189,9 @@ struct Shared {
     seq: AtomicU64,
     /// Requests a `mock-once-*` trigger already failed.
     failed_once: Mutex<std::collections::HashSet<String>>,
-    /// Access tokens the Google token endpoint issued (Vertex routes accept only these).
-    google_tokens: Mutex<Vec<String>>,
+    /// Access tokens the Google and Entra token endpoints issued (Vertex routes accept
+    /// only these; Azure routes accept these as bearer tokens too).
+    issued_tokens: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -273,7 +278,7 @@ impl MockUpstream {
             changed: Notify::new(),
             seq: AtomicU64::new(0),
             failed_once: Mutex::new(std::collections::HashSet::new()),
-            google_tokens: Mutex::new(Vec::new()),
+            issued_tokens: Mutex::new(Vec::new()),
         });
         let app = router(shared.clone());
         let listener = listener.tap_io(|tcp| {
@@ -404,6 +409,7 @@ fn router(shared: Arc<Shared>) -> Router {
             post(gemini::vertex_call),
         )
         .route("/token", post(gemini::google_token))
+        .route("/{tenant}/oauth2/v2.0/token", post(gemini::entra_token))
         .route("/v1/models", get(models))
         .fallback(fallback)
         .with_state(shared)
@@ -550,7 +556,9 @@ fn check(d: Dialect, shared: &Arc<Shared>, req: &Req) -> Result<Value, Response>
                         .and_then(|v| v.to_str().ok())
                         .and_then(|a| a.strip_prefix("Bearer "))
                 });
-            if key != Some(shared.cfg.openai_key.as_str()) {
+            let issued =
+                key.is_some_and(|k| shared.issued_tokens.lock().unwrap().iter().any(|t| t == k));
+            if key != Some(shared.cfg.openai_key.as_str()) && !issued {
                 let b = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
                 return Err(json_response(StatusCode::UNAUTHORIZED, &b, &[rid]));
             }

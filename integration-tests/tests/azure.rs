@@ -165,3 +165,91 @@ providers:
         "{err:#}"
     );
 }
+
+fn entra_yaml(mock: &MockUpstream, secret_var: &str) -> String {
+    format!(
+        r#"listen: "127.0.0.1:0"
+accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
+providers:
+  - name: azure
+    kind: azure_openai
+    base_url: "http://{addr}"
+    max_retries: 0
+    azure:
+      auth: entra
+      deployments: {{ gpt-4o: prod-gpt4o }}
+      entra:
+        tenant_id: contoso-tenant
+        client_id: switchyard-test-app
+        client_secret_env: {secret_var}
+        authority: "http://{addr}"
+"#,
+        db = temp_db_url(),
+        addr = mock.addr,
+    )
+}
+
+#[tokio::test]
+async fn an_entra_application_fetches_its_own_tokens_and_reuses_them() {
+    let mock = mock().await;
+    std::env::set_var("SWITCHYARD_TEST_ENTRA_SECRET", "entra-test-secret");
+    let gw = start_gateway(&entra_yaml(&mock, "SWITCHYARD_TEST_ENTRA_SECRET"))
+        .await
+        .expect("gateway");
+    for stream in [false, true, false] {
+        let (status, text) = chat(gw.addr, "gpt-4o", stream).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(text.contains("azure"), "{text}");
+    }
+    let tokens = mock.requests_to("/contoso-tenant/oauth2/v2.0/token");
+    assert_eq!(tokens.len(), 1, "one token for every call until it is due");
+    let form = String::from_utf8_lossy(&tokens[0].raw_body).into_owned();
+    for field in [
+        "grant_type=client_credentials",
+        "client_id=switchyard-test-app",
+        "scope=https%3A%2F%2Fcognitiveservices.azure.com%2F.default",
+    ] {
+        assert!(form.contains(field), "{form}");
+    }
+    let calls = mock.requests_to("/openai/deployments/prod-gpt4o/chat/completions");
+    assert_eq!(calls.len(), 3);
+    for c in &calls {
+        let bearer = c.header("authorization").expect("a bearer token");
+        assert!(
+            bearer.starts_with("Bearer eyJ0eXAiOiJKV1QifQ.mock-"),
+            "{bearer}"
+        );
+        assert!(c.header("api-key").is_none());
+        assert!(!bearer.contains("entra-test-secret"));
+    }
+    gw.shutdown().await;
+
+    // A wrong secret: Entra's refusal is a 502 naming the application and the AADSTS
+    // reason, and no call reaches the deployment.
+    mock.clear();
+    std::env::set_var("SWITCHYARD_TEST_ENTRA_WRONG", "not-the-secret");
+    let gw = start_gateway(&entra_yaml(&mock, "SWITCHYARD_TEST_ENTRA_WRONG"))
+        .await
+        .expect("gateway");
+    let (status, text) = chat(gw.addr, "gpt-4o", false).await;
+    assert_eq!(status, 502, "{text}");
+    assert!(
+        text.contains("switchyard-test-app") && text.contains("AADSTS7000215"),
+        "{text}"
+    );
+    assert!(mock
+        .requests()
+        .iter()
+        .all(|r| r.path.ends_with("/oauth2/v2.0/token")));
+    gw.shutdown().await;
+
+    // Without the secret in the environment the gateway does not start.
+    let err = start_gateway(&entra_yaml(&mock, "SWITCHYARD_TEST_ENTRA_UNSET"))
+        .await
+        .err()
+        .expect("no secret, no start");
+    assert!(
+        format!("{err:#}").contains("SWITCHYARD_TEST_ENTRA_UNSET"),
+        "{err:#}"
+    );
+}

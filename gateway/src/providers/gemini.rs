@@ -4,7 +4,7 @@
 //!   (never in the URL, where access logs would keep it);
 //! - Vertex AI (`kind: vertex`): the same methods under
 //!   `BASE/projects/P/locations/L/publishers/google/models/MODEL`, with a service account's
-//!   access token as `Authorization: Bearer` ([`super::google_auth`]).
+//!   access token as `Authorization: Bearer` ([`super::oauth`]).
 
 use std::time::Duration;
 
@@ -16,8 +16,8 @@ use crate::config::{ProviderConfig, VertexAccess};
 use crate::dialects::gemini as wire;
 
 use super::endpoints::Pool;
-use super::google_auth::TokenSource;
 use super::http::{event_stream, read_body, send};
+use super::oauth::TokenSource;
 use super::{Call, Provider};
 
 /// One endpoint: its base (`…/v1beta`) and headers, built once at start-up.
@@ -86,7 +86,7 @@ impl GeminiProvider {
             "projects/{}/locations/{}/publishers/google",
             access.project, access.location
         );
-        let tokens = Some(Box::new(TokenSource::new(access.account)?));
+        let tokens = Some(Box::new(TokenSource::service_account(access.account)?));
         Ok(Self::build(
             cfg,
             Access::Vertex { prefix, tokens },

@@ -6,10 +6,10 @@ pub mod attempts;
 pub mod bedrock;
 pub mod endpoints;
 pub mod gemini;
-pub mod google_auth;
 pub mod health;
 mod http;
 pub mod local;
+pub mod oauth;
 pub mod openai;
 pub mod resilience;
 
@@ -139,11 +139,21 @@ fn build_with_env(
     let client = http::client(cfg)?;
     Ok(match cfg.kind {
         ProviderKind::Openai | ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => {
-            Arc::new(openai::OpenAiProvider::new(
-                cfg,
-                client,
-                max_sse_event_bytes,
-            ))
+            let provider = openai::OpenAiProvider::new(cfg, client, max_sse_event_bytes);
+            match cfg.azure.as_ref().and_then(|a| a.entra.as_ref()) {
+                None => Arc::new(provider),
+                Some(entra) => {
+                    let e = entra
+                        .resolve(env)
+                        .map_err(|m| anyhow::anyhow!("azure.entra {m}"))?;
+                    Arc::new(provider.with_tokens(oauth::TokenSource::client_credentials(
+                        e.token_url,
+                        e.client_id,
+                        e.client_secret,
+                        e.scope,
+                    )))
+                }
+            }
         }
         ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
             cfg,

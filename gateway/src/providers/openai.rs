@@ -12,6 +12,7 @@ use crate::dialects::openai as wire;
 
 use super::endpoints::Pool;
 use super::http::{event_stream, read_body, send};
+use super::oauth::TokenSource;
 use super::{Call, Provider};
 use crate::canonical::EventStream;
 
@@ -32,6 +33,8 @@ enum Urls {
 
 pub struct OpenAiProvider {
     name: String,
+    /// Entra ID tokens the provider fetches itself (Azure with `azure.entra`).
+    tokens: Option<Box<TokenSource>>,
     kind: &'static str,
     endpoints: Vec<Endpoint>,
     urls: Urls,
@@ -86,6 +89,7 @@ impl OpenAiProvider {
             .collect();
         OpenAiProvider {
             name: cfg.name.clone(),
+            tokens: None,
             kind: match cfg.kind {
                 ProviderKind::Openai => "openai",
                 ProviderKind::AzureOpenai => "azure_openai",
@@ -102,7 +106,14 @@ impl OpenAiProvider {
         }
     }
 
-    fn post(
+    /// Azure with an Entra application: every call carries a token fetched and renewed
+    /// from it, replacing any configured key.
+    pub fn with_tokens(mut self, tokens: TokenSource) -> Self {
+        self.tokens = Some(Box::new(tokens));
+        self
+    }
+
+    async fn post(
         &self,
         endpoint: usize,
         call: &Call<'_>,
@@ -118,6 +129,18 @@ impl OpenAiProvider {
         let mut headers = endpoint.headers.clone();
         for (k, v) in &call.headers.extra {
             headers.insert(k.clone(), v.clone());
+        }
+        if let Some(tokens) = &self.tokens {
+            let token = tokens.token(&self.name, &self.client, self.timeout).await?;
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                GatewayError::BadGateway {
+                    provider: self.name.clone(),
+                    message: "the token endpoint returned an unusable token".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            headers.remove("api-key");
+            headers.insert(AUTHORIZATION, value);
         }
         crate::telemetry::inject_trace_headers(&mut headers);
         let url = match &self.urls {
@@ -174,7 +197,7 @@ impl Provider for OpenAiProvider {
         call: Call<'a>,
     ) -> BoxFuture<'a, Result<ChatResponse, GatewayError>> {
         Box::pin(async move {
-            let request = self.post(endpoint, &call, false)?;
+            let request = self.post(endpoint, &call, false).await?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             let body = read_body(&self.name, self.timeout, response).await?;
             wire::parse_response(&body).map_err(|message| GatewayError::BadGateway {
@@ -190,7 +213,7 @@ impl Provider for OpenAiProvider {
         call: Call<'a>,
     ) -> BoxFuture<'a, Result<EventStream, GatewayError>> {
         Box::pin(async move {
-            let request = self.post(endpoint, &call, true)?;
+            let request = self.post(endpoint, &call, true).await?;
             let response = send(&self.name, self.timeout, request, wire::parse_error).await?;
             Ok(event_stream(
                 &self.name,

@@ -148,7 +148,7 @@ pub(super) async fn google_token(
         );
     }
     let token = format!("ya29.mock-{}", req.seq);
-    shared.google_tokens.lock().unwrap().push(token.clone());
+    shared.issued_tokens.lock().unwrap().push(token.clone());
     finish(
         &shared,
         &req,
@@ -158,6 +158,62 @@ pub(super) async fn google_token(
             &[],
         ),
     )
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token`: Entra ID's client credentials grant, with its
+/// AADSTS errors.
+pub(super) async fn entra_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> Response {
+    let req = record(&shared, &method, &uri, &headers, raw.clone());
+    let form = url_form(&raw);
+    let field = |k: &str| form.get(k).map(String::as_str);
+    let (id, secret) = &shared.cfg.entra_client;
+    let refuse = |status: StatusCode, error: &str, description: &str| {
+        json_response(
+            status,
+            &json!({"error": error, "error_description": description, "error_codes": [7000215]}),
+            &[],
+        )
+    };
+    let resp = if field("grant_type") != Some("client_credentials") {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: The app requested an unsupported grant type.",
+        )
+    } else if field("client_id") != Some(id.as_str()) {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "AADSTS700016: Application was not found in the directory.",
+        )
+    } else if field("client_secret") != Some(secret.as_str()) {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "AADSTS7000215: Invalid client secret provided.",
+        )
+    } else if field("scope") != Some("https://cognitiveservices.azure.com/.default") {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "AADSTS70011: The provided value for the input parameter 'scope' is not valid.",
+        )
+    } else {
+        let token = format!("eyJ0eXAiOiJKV1QifQ.mock-{}", req.seq);
+        shared.issued_tokens.lock().unwrap().push(token.clone());
+        json_response(
+            StatusCode::OK,
+            &json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}),
+            &[],
+        )
+    };
+    finish(&shared, &req, resp)
 }
 
 fn url_form(raw: &[u8]) -> std::collections::HashMap<String, String> {
@@ -178,7 +234,7 @@ pub(super) async fn vertex_call(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|a| a.strip_prefix("Bearer "));
-    let known = token.is_some_and(|t| shared.google_tokens.lock().unwrap().iter().any(|k| k == t));
+    let known = token.is_some_and(|t| shared.issued_tokens.lock().unwrap().iter().any(|k| k == t));
     if !known {
         return finish(
             &shared,
