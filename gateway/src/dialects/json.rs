@@ -179,6 +179,23 @@ pub(crate) fn u32_at(v: &Value, key: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// An upstream's error status as a [`GatewayError::Upstream`], keeping its status, its
+/// message and `retry-after`: the `parse_error` of the OpenAI, Anthropic and Gemini
+/// backends, which nest the message alike.
+pub fn upstream_error(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<String>,
+    provider: &str,
+) -> GatewayError {
+    GatewayError::Upstream {
+        provider: provider.to_owned(),
+        status,
+        message: upstream_error_message(status, body),
+        retry_after,
+    }
+}
+
 /// The most useful message from an upstream error body. Both dialects nest it as
 /// `error.message`; other compatible servers use `message`, `error` or `detail`
 /// strings, or plain text.

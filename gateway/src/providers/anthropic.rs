@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::canonical::{ChatResponse, GatewayError};
 use crate::config::ProviderConfig;
 use crate::dialects::anthropic as wire;
 
 use super::endpoints::Pool;
-use super::http::{event_stream, read_body, send};
+use super::http::{event_stream, json_headers, read_body, send};
 use super::{Call, Provider};
 use crate::canonical::EventStream;
 
@@ -41,21 +41,11 @@ impl AnthropicProvider {
         let endpoints = resolved
             .iter()
             .map(|e| {
-                let mut headers = HeaderMap::new();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                if let Some(key) = &e.api_key {
-                    if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
-                        value.set_sensitive(true);
-                        headers.insert("x-api-key", value);
-                    }
-                }
-                for (k, v) in &cfg.headers {
-                    if let (Ok(k), Ok(v)) =
-                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
-                    {
-                        headers.insert(k, v);
-                    }
-                }
+                let key = e
+                    .api_key
+                    .as_ref()
+                    .map(|k| (HeaderName::from_static("x-api-key"), k.expose().to_owned()));
+                let headers = json_headers(cfg, key);
                 Endpoint {
                     messages_url: format!("{}/v1/messages", e.base_url),
                     count_tokens_url: format!("{}/v1/messages/count_tokens", e.base_url),

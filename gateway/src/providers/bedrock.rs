@@ -21,7 +21,7 @@ use crate::config::{BedrockAccess, ProviderConfig};
 use crate::dialects::bedrock as wire;
 
 use super::endpoints::Pool;
-use super::http::{read_body, send, timed_out, transport_error};
+use super::http::{configured_headers, read_body, send, timed_out, transport_error};
 use super::{Call, Provider};
 
 /// The SigV4 signing name of Bedrock Runtime.
@@ -63,13 +63,7 @@ impl BedrockProvider {
             .iter()
             .map(|e| {
                 let mut headers = HeaderMap::new();
-                for (k, v) in &cfg.headers {
-                    if let (Ok(k), Ok(v)) =
-                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
-                    {
-                        headers.insert(k, v);
-                    }
-                }
+                configured_headers(cfg, &mut headers);
                 Endpoint {
                     base: if e.base_url.is_empty() {
                         regional.clone()

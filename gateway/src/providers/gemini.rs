@@ -9,14 +9,14 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 
 use crate::canonical::{ChatResponse, EventStream, GatewayError};
 use crate::config::{ProviderConfig, VertexAccess};
 use crate::dialects::gemini as wire;
 
 use super::endpoints::Pool;
-use super::http::{event_stream, read_body, send};
+use super::http::{event_stream, json_headers, read_body, send};
 use super::oauth::TokenSource;
 use super::{Call, Provider};
 
@@ -120,21 +120,13 @@ impl GeminiProvider {
         let endpoints = resolved
             .iter()
             .map(|e| {
-                let mut headers = HeaderMap::new();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                if let Some(key) = &e.api_key {
-                    if let Ok(mut value) = HeaderValue::from_str(key.expose()) {
-                        value.set_sensitive(true);
-                        headers.insert("x-goog-api-key", value);
-                    }
-                }
-                for (k, v) in &cfg.headers {
-                    if let (Ok(k), Ok(v)) =
-                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
-                    {
-                        headers.insert(k, v);
-                    }
-                }
+                let key = e.api_key.as_ref().map(|k| {
+                    (
+                        HeaderName::from_static("x-goog-api-key"),
+                        k.expose().to_owned(),
+                    )
+                });
+                let headers = json_headers(cfg, key);
                 Endpoint {
                     base: match &default_base {
                         Some(d) if e.base_url.is_empty() => d.clone(),
@@ -189,14 +181,9 @@ impl GeminiProvider {
             let tokens = tokens.as_ref().ok_or_else(|| {
                 GatewayError::Internal(format!("{}: built without credentials", self.name))
             })?;
-            let token = tokens.token(&self.name, &self.client, self.timeout).await?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                GatewayError::BadGateway {
-                    provider: self.name.clone(),
-                    message: "the token endpoint returned an unusable token".into(),
-                }
-            })?;
-            value.set_sensitive(true);
+            let value = tokens
+                .authorization(&self.name, &self.client, self.timeout)
+                .await?;
             headers.insert(AUTHORIZATION, value);
         }
         for (k, v) in &call.headers.extra {

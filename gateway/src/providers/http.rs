@@ -11,6 +11,7 @@ use futures::StreamExt;
 use crate::canonical::{GatewayError, StreamEvent};
 use crate::config::ProviderConfig;
 use crate::dialects::sse::{SseEvent, SseParser};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use crate::canonical::EventStream;
 
@@ -23,6 +24,32 @@ pub(crate) fn client(cfg: &ProviderConfig) -> anyhow::Result<reqwest::Client> {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(1024)
         .build()?)
+}
+
+/// An endpoint's fixed headers for a JSON API: the content type, the key as `key` gives
+/// it (name and value, marked sensitive so it never reaches a log), then the provider's
+/// configured `headers:`, which may replace the key header (Azure's `api-key`…).
+pub(crate) fn json_headers(cfg: &ProviderConfig, key: Option<(HeaderName, String)>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some((name, value)) = key {
+        if let Ok(mut value) = HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+    }
+    configured_headers(cfg, &mut headers);
+    headers
+}
+
+/// The provider's `headers:` (names or values that are not valid HTTP are skipped; the
+/// config check reports them).
+pub(crate) fn configured_headers(cfg: &ProviderConfig, headers: &mut HeaderMap) {
+    for (k, v) in &cfg.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            headers.insert(k, v);
+        }
+    }
 }
 
 /// Decodes one provider's streaming wire format into canonical events.

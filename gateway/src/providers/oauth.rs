@@ -199,8 +199,26 @@ impl TokenSource {
         })
     }
 
+    /// `Authorization: Bearer TOKEN`, marked sensitive, with a valid token.
+    pub async fn authorization(
+        &self,
+        provider: &str,
+        client: &reqwest::Client,
+        timeout: Duration,
+    ) -> Result<http::HeaderValue, GatewayError> {
+        let token = self.token(provider, client, timeout).await?;
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            GatewayError::BadGateway {
+                provider: provider.to_owned(),
+                message: "the token endpoint returned an unusable token".into(),
+            }
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
     /// A valid access token, exchanged when the cached one is missing or stale.
-    pub async fn token(
+    async fn token(
         &self,
         provider: &str,
         client: &reqwest::Client,

@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 
 use crate::canonical::{ChatResponse, GatewayError};
 use crate::config::{AzureAuth, AzureConfig, ProviderConfig, ProviderKind};
 use crate::dialects::openai as wire;
 
 use super::endpoints::Pool;
-use super::http::{event_stream, read_body, send};
+use super::http::{event_stream, json_headers, read_body, send};
 use super::oauth::TokenSource;
 use super::{Call, Provider};
 use crate::canonical::EventStream;
@@ -57,27 +57,14 @@ impl OpenAiProvider {
         let endpoints = resolved
             .iter()
             .map(|e| {
-                let mut headers = HeaderMap::new();
-                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                if let Some(key) = &e.api_key {
-                    let (name, value) = if api_key_header {
-                        (HeaderName::from_static("api-key"), key.expose().to_string())
+                let key = e.api_key.as_ref().map(|key| {
+                    if api_key_header {
+                        (HeaderName::from_static("api-key"), key.expose().to_owned())
                     } else {
                         (AUTHORIZATION, format!("Bearer {}", key.expose()))
-                    };
-                    if let Ok(mut value) = HeaderValue::from_str(&value) {
-                        value.set_sensitive(true);
-                        headers.insert(name, value);
                     }
-                }
-                // After the key, so a configured header (Azure's `api-key`…) can replace it.
-                for (k, v) in &cfg.headers {
-                    if let (Ok(k), Ok(v)) =
-                        (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v))
-                    {
-                        headers.insert(k, v);
-                    }
-                }
+                });
+                let headers = json_headers(cfg, key);
                 Endpoint {
                     base: match &urls {
                         Urls::Chat => format!("{}/chat/completions", e.base_url),
@@ -131,14 +118,9 @@ impl OpenAiProvider {
             headers.insert(k.clone(), v.clone());
         }
         if let Some(tokens) = &self.tokens {
-            let token = tokens.token(&self.name, &self.client, self.timeout).await?;
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                GatewayError::BadGateway {
-                    provider: self.name.clone(),
-                    message: "the token endpoint returned an unusable token".into(),
-                }
-            })?;
-            value.set_sensitive(true);
+            let value = tokens
+                .authorization(&self.name, &self.client, self.timeout)
+                .await?;
             headers.remove("api-key");
             headers.insert(AUTHORIZATION, value);
         }

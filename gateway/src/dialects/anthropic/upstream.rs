@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 
 use super::client::tool_input;
 use crate::canonical::{
-    ChatRequest, ChatResponse, ContentPart, Dialect, GatewayError, ImageSource, Message,
-    ResponseFormat, Role, StopReason, StreamEvent, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentPart, Dialect, ImageSource, Message, ResponseFormat, Role,
+    StopReason, StreamEvent, ToolChoice, Usage,
 };
-use crate::dialects::json::{now_unix, u32_at, upstream_error_message};
+use crate::dialects::json::{now_unix, u32_at};
 use crate::dialects::sse::SseEvent;
 
 /// `max_tokens` for upstream requests whose client did not set one.
@@ -365,19 +365,8 @@ pub fn parse_response(body: &[u8]) -> Result<ChatResponse, String> {
     })
 }
 
-pub fn parse_error(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<String>,
-    provider: &str,
-) -> GatewayError {
-    GatewayError::Upstream {
-        provider: provider.to_owned(),
-        status,
-        message: upstream_error_message(status, body),
-        retry_after,
-    }
-}
+/// An upstream error status: its status and message, as every JSON dialect reports them.
+pub use crate::dialects::json::upstream_error as parse_error;
 
 /// The `content_block_delta` kinds with a canonical event.
 #[derive(Debug, Clone, Copy)]

@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 
 use super::client::call_part;
 use crate::canonical::{
-    ChatRequest, ChatResponse, ContentPart, GatewayError, ImageSource, ResponseFormat, Role,
-    StopReason, StreamEvent, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentPart, ImageSource, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolChoice, Usage,
 };
-use crate::dialects::json::{now_unix, u32_at, upstream_error_message};
+use crate::dialects::json::{now_unix, u32_at};
 use crate::dialects::sse::SseEvent;
 
 /// The request body (the model goes in the URL). System messages, wherever they sit,
@@ -300,19 +300,8 @@ pub fn parse_response(body: &[u8], requested_model: &str) -> Result<ChatResponse
     })
 }
 
-pub fn parse_error(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<String>,
-    provider: &str,
-) -> GatewayError {
-    GatewayError::Upstream {
-        provider: provider.to_owned(),
-        status,
-        message: upstream_error_message(status, body),
-        retry_after,
-    }
-}
+/// An upstream error status: its status and message, as every JSON dialect reports them.
+pub use crate::dialects::json::upstream_error as parse_error;
 
 /// `alt=sse` chunks to canonical events. Every chunk is a whole
 /// `GenerateContentResponse`: text parts continue the open text part, a function call

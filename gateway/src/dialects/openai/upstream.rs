@@ -7,10 +7,10 @@ use serde_json::{json, Map, Value};
 
 use super::client::{image_url, tool_call_json};
 use crate::canonical::{
-    ChatRequest, ChatResponse, ContentPart, Dialect, GatewayError, Message, ResponseFormat, Role,
-    StopReason, StreamEvent, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentPart, Dialect, Message, ResponseFormat, Role, StopReason,
+    StreamEvent, ToolChoice, Usage,
 };
-use crate::dialects::json::{now_unix, u32_at, upstream_error_message};
+use crate::dialects::json::{now_unix, u32_at};
 use crate::dialects::sse::SseEvent;
 
 // ---------------------------------------------------------------------------------
@@ -326,19 +326,8 @@ fn error_frame_message(err: &Value) -> String {
     }
 }
 
-pub fn parse_error(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<String>,
-    provider: &str,
-) -> GatewayError {
-    GatewayError::Upstream {
-        provider: provider.to_owned(),
-        status,
-        message: upstream_error_message(status, body),
-        retry_after,
-    }
-}
+/// An upstream error status: its status and message, as every JSON dialect reports them.
+pub use crate::dialects::json::upstream_error as parse_error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 enum OpenPart {
