@@ -206,6 +206,8 @@ async fn console_sign_in_through_a_real_provider() {
 accounting: {{ database_url: "{db}", flush_interval_ms: 50 }}
 auth: {{ admin_token_env: {ADMIN_VAR} }}
 policy_dir: "{dir}"
+# The edit below is reloaded from the console: the file watcher must not race it.
+policy_reload_ms: 3600000
 sso:
   issuer: "{issuer}"
   client_id: {CLIENT_ID}
